@@ -1,0 +1,154 @@
+"""Brokers ampmq can start itself: an embedded amqtt broker for ``ampmq run`` / ``make demo``, and a
+Mosquitto process on a free port (tests, benchmarks), optionally with users and an ACL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+class BrokerStartError(RuntimeError):
+    """A broker could not be started; the message says why."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return
+        time.sleep(0.02)
+    raise BrokerStartError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+@contextlib.asynccontextmanager
+async def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> AsyncIterator[str]:
+    """Run an amqtt broker in this event loop; yields its ``mqtt://`` URL."""
+    from amqtt.broker import Broker
+
+    port = port or free_port(host)
+    config: dict[str, Any] = {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}},
+        "sys_interval": 0,
+        "auth": {"allow-anonymous": True, "plugins": ["auth_anonymous"]},
+        "topic-check": {"enabled": False},
+    }
+    broker = Broker(config)
+    await broker.start()
+    try:
+        yield f"mqtt://{host}:{port}"
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(broker.shutdown(), 5)
+
+
+class Mosquitto:
+    """A ``mosquitto`` process on a free port with a generated config.
+
+    ``users`` maps user names to passwords (anonymous access is then off); ``acl`` lines follow
+    Mosquitto's acl_file syntax. ``restart()`` keeps the port, so clients can reconnect.
+    """
+
+    def __init__(
+        self,
+        binary: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        users: Mapping[str, str] | None = None,
+        acl: Sequence[str] | None = None,
+    ) -> None:
+        found = binary or shutil.which("mosquitto") or _sbin("mosquitto")
+        if not found:
+            raise BrokerStartError("no mosquitto binary on PATH (make test installs Debian's mosquitto)")
+        self.binary = found
+        self.host = host
+        self.port = port or free_port(host)
+        self.users = dict(users or {})
+        self.acl = list(acl or [])
+        self._dir = Path(tempfile.mkdtemp(prefix="ampmq-mosquitto-"))
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def url_for(self, user: str) -> str:
+        return f"mqtt://{user}:{self.users[user]}@{self.host}:{self.port}"
+
+    def _write_config(self) -> Path:
+        lines = [f"listener {self.port} {self.host}", "persistence false", "log_dest stderr",
+                 "log_type error", "log_type warning", "max_queued_messages 100000"]
+        if self.users:
+            pwfile = self._dir / "passwd"
+            pwfile.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
+            pwfile.chmod(0o600)
+            passwd_tool = shutil.which("mosquitto_passwd") or _sbin("mosquitto_passwd")
+            if not passwd_tool:
+                raise BrokerStartError("mosquitto_passwd is missing: cannot set up users")
+            subprocess.run([passwd_tool, "-U", str(pwfile)], check=True, capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {pwfile}"]
+        else:
+            lines.append("allow_anonymous true")
+        if self.acl:
+            aclfile = self._dir / "acl"
+            aclfile.write_text("\n".join(self.acl) + "\n")
+            lines.append(f"acl_file {aclfile}")
+        conf = self._dir / "mosquitto.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        return conf
+
+    def start(self) -> Mosquitto:
+        conf = self._write_config()
+        self._proc = subprocess.Popen(
+            [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            wait_for_port(self.host, self.port)
+        except BrokerStartError as exc:
+            self.stop()
+            raise BrokerStartError(f"mosquitto did not start: {exc}") from exc
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _sbin(name: str) -> str | None:
+    for folder in ("/usr/sbin", "/usr/local/sbin", "/usr/bin"):
+        path = Path(folder) / name
+        if path.exists():
+            return str(path)
+    return None

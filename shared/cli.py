@@ -1,0 +1,119 @@
+"""The ``ampmq`` command: run one service, all of them, or the allocator on a snapshot."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable
+
+from .broker import embedded_broker
+from .config import AmpmqConfig, ConfigError, load_config
+from .logsetup import setup_logging
+from .probe import Probe
+from .services import SERVICES, run_services
+
+log = logging.getLogger("ampmq")
+
+#: Extra subcommands registered by other modules: name -> (help, add_arguments, run).
+EXTRA_COMMANDS: dict[str, str] = {
+    "allocate": "services.allocator.cli",
+    "demo": "services.site_simulator.cli",
+}
+
+
+async def _show(url: str, root: str) -> None:
+    """Print every message published under the root, as ``mosquitto_sub -v`` would."""
+    async with Probe(url) as probe:
+        await probe.subscribe(f"{root}/#")
+        shown = 0
+        while True:
+            await asyncio.sleep(0.2)
+            for msg in probe.messages[shown:]:
+                print(f"{msg.topic} {msg.text}", flush=True)
+            shown = len(probe.messages)
+
+
+async def _run_all(config: AmpmqConfig, names: list[str], duration: float | None, show: bool = False) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if not config.mqtt_url:
+            url = await stack.enter_async_context(embedded_broker())
+            config = config.model_copy(update={"mqtt_url": url})
+            log.info("embedded broker on %s", url)
+        if show:
+            shower = asyncio.ensure_future(_show(config.mqtt_url, config.root))
+            stack.callback(shower.cancel)
+        task = asyncio.ensure_future(run_services(config, names))
+        try:
+            await asyncio.wait_for(asyncio.shield(task), duration) if duration else await task
+        except TimeoutError:
+            pass
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _service_main(name: str, config: AmpmqConfig) -> None:
+    if not config.mqtt_url:
+        config = config.model_copy(update={"mqtt_url": "mqtt://127.0.0.1:1883"})
+    asyncio.run(run_services(config, [name]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ampmq", description=__doc__)
+    parser.add_argument("--config", help="YAML config file (default: $AMPMQ_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="every service in one process (embedded broker unless AMPMQ_MQTT_URL)")
+    run.add_argument("--for", dest="duration", type=float, default=None, help="stop after N seconds")
+    run.add_argument("--only", nargs="*", choices=list(SERVICES), help="run only these services")
+    run.add_argument("--show", action="store_true", help="print every message published under the root")
+    for name in SERVICES:
+        sub.add_parser(name, help=f"run the {name} service")
+    for module in EXTRA_COMMANDS.values():
+        try:
+            register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] = (
+                __import__(module, fromlist=["register"]).register
+            )
+        except ImportError:
+            continue
+        register(sub)
+    if "demo" not in sub.choices:
+        demo = sub.add_parser("demo", help="run the suite for a few seconds and show what it publishes")
+        demo.add_argument("--for", dest="duration", type=float, default=8.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    try:
+        if args.command == "run":
+            asyncio.run(_run_all(config, args.only or list(SERVICES), args.duration, args.show))
+        elif args.command == "demo" and not hasattr(args, "handler"):
+            # Until the site simulator lands: the whole suite for a few seconds, and what it publishes.
+            asyncio.run(_run_all(config, list(SERVICES), args.duration, show=True))
+        elif args.command in SERVICES:
+            _service_main(args.command, config)
+        else:
+            handler: Callable[[argparse.Namespace, AmpmqConfig], int] = args.handler
+            return handler(args, config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def main_for(service: str) -> None:
+    """Entry point of ``python -m services.<name>``."""
+    sys.exit(main([*sys.argv[1:], service]))

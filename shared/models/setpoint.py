@@ -1,0 +1,76 @@
+"""What the allocator decides: one setpoint per load and one summary per site."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, Field
+
+from .base import Amps, LoadAmps, Message, Phase, PositiveWatts, Text, TopicId
+from .settings import Mode
+
+
+class Reason(StrEnum):
+    """Why a load got what it got."""
+
+    OK = "ok"  # got what it asked for
+    FUSE_LIMIT = "fuse_limit"
+    IMPORT_LIMIT = "import_limit"
+    CIRCUIT_LIMIT = "circuit_limit"
+    IMBALANCE_LIMIT = "imbalance_limit"
+    BELOW_MINIMUM = "below_minimum"
+    WAITING_FOR_SURPLUS = "waiting_for_surplus"
+    SURPLUS_LIMIT = "surplus_limit"
+    BATTERY_FIRST = "battery_first"
+    NO_EXCESS = "no_excess"
+    OFF = "off"
+    DISABLED = "disabled"
+    IDLE = "idle"
+    UNAVAILABLE = "unavailable"
+    STALE_DATA = "stale_data"
+    MIN_RUN = "min_run"
+    MIN_PAUSE = "min_pause"
+    GRACE = "grace"
+    RAMP = "ramp"
+    MUST_RUN = "must_run"
+
+
+class Setpoint(Message):
+    """Retained on ``<site>/load/<load>/setpoint``: what the load may draw until ``valid_until``."""
+
+    site: TopicId
+    load: TopicId
+    #: Per-leg current limit for continuous/EVSE/stepped loads; 0 means paused.
+    current: LoadAmps = 0.0
+    #: The site phases the current applies to.
+    phases: list[Phase] = Field(default_factory=list)
+    #: On/off loads: whether the relay may be on.
+    on: bool = False
+    #: What the load would get if it started (idle loads).
+    available: LoadAmps | None = None
+    power: PositiveWatts | None = None
+    mode: Mode
+    reason: Reason
+    message: Text = ""
+    valid_until: AwareDatetime
+    #: Anti-flicker memory, read back by any allocator instance.
+    active_since: AwareDatetime | None = None
+    paused_since: AwareDatetime | None = None
+
+
+class SiteDecision(Message):
+    """Retained on ``<site>/decision``: the pools and headroom the last decision used, and its memory."""
+
+    site: TopicId
+    #: Pool name (physical, surplus, excess) -> per-phase amps.
+    pools: dict[str, dict[Phase, Amps]] = Field(default_factory=dict)
+    headroom: dict[Phase, Amps] = Field(default_factory=dict)
+    #: Load id -> reason, for loads that got less than they asked for.
+    limited: dict[str, str] = Field(default_factory=dict)
+    stale: bool = False
+    message: Text = ""
+    #: Battery "full" latch of the excess hysteresis.
+    battery_full_latched: bool = False
+    #: Smoothed solar surplus (A per phase) carried between decisions.
+    surplus_ema: dict[Phase, Amps] = Field(default_factory=dict)
+

@@ -1,0 +1,194 @@
+"""Settings owned by the allocator: site-wide and per load. Retained state plus ``/set`` commands."""
+
+from __future__ import annotations
+
+from datetime import time
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, Strict, field_validator, model_validator
+
+from .base import (
+    Command,
+    Contract,
+    LoadAmps,
+    Message,
+    Percent,
+    Phase,
+    PositiveWatts,
+    Priority,
+    Seconds,
+    Text,
+    TopicId,
+    Volts,
+)
+
+
+class Mode(StrEnum):
+    """How a load may use power, most urgent first."""
+
+    STANDARD = "standard"  # all the physical power the connection allows
+    SOLAR_PRIORITY = "solar_priority"  # the minimum from anywhere, more from surplus
+    SOLAR_ONLY = "solar_only"  # surplus only
+    EXCESS = "excess"  # only truly excess power (export nobody can use or store)
+    OFF = "off"
+    CONTINUOUS = "continuous"  # on/off loads: always on (within the fuse)
+
+
+class Strategy(StrEnum):
+    """How the budget is shared among loads of one urgency class."""
+
+    PRIORITY = "priority"
+    SHARED = "shared"
+    SEQUENTIAL_STRICT = "sequential_strict"
+    SEQUENTIAL_OPTIMIZED = "sequential_optimized"
+
+
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+class Schedule(Contract):
+    """A weekly time window that switches the site or one load to a mode."""
+
+    days: list[Weekday] = Field(default_factory=lambda: list(Weekday), min_length=1)
+    start: time
+    end: time  # may be before start: the window runs past midnight
+    tz: Annotated[str, Strict(), Field(max_length=64)] = "UTC"
+    mode: Mode
+    load: TopicId | None = None  # None: the site's default mode
+
+
+class Circuit(Contract):
+    """A named sub-limit per phase (a 20 A garage feed behind the 25 A main); may sit in another."""
+
+    id: TopicId
+    limit: LoadAmps
+    parent: TopicId | None = None
+
+
+class BatterySettings(Contract):
+    min_soc: Percent = 10.0
+    target_soc: Percent = 80.0
+    max_charge_power: PositiveWatts | None = None
+    max_discharge_power: PositiveWatts | None = None
+    hysteresis: Percent = 3.0
+
+
+class InverterLimits(Contract):
+    """What a hybrid inverter can deliver on top of the grid (battery/solar to the house)."""
+
+    max_power: PositiveWatts
+    max_power_per_phase: PositiveWatts | None = None
+    symmetric: bool = True
+
+
+class Timers(Contract):
+    """Anti-flicker and cadence settings (seconds)."""
+
+    min_run: Seconds = 60.0
+    min_pause: Seconds = 120.0
+    grace: Seconds = 300.0
+    min_interval: Seconds = 1.0
+    refresh: Seconds = 10.0
+    stale_after: Seconds = 10.0
+    setpoint_lifetime: Seconds = 60.0
+    #: Largest increase per decision (A per phase); cuts are never ramped.
+    ramp_step: LoadAmps = 4.0
+    #: Exponential smoothing factor for solar-derived budgets (1 = no smoothing).
+    surplus_smoothing: Annotated[float, Strict(), Field(gt=0.0, le=1.0)] = 0.5
+    #: Changes of a surplus budget smaller than this (A) are ignored.
+    surplus_dead_band: LoadAmps = 0.5
+
+
+class SiteSettings(Message):
+    """The site's configuration as the allocator applies it; retained on ``<site>/settings``."""
+
+    site: TopicId
+    phases: list[Phase] = Field(default_factory=lambda: [Phase.A, Phase.B, Phase.C], min_length=1, max_length=3)
+    fuse_limit: LoadAmps = 25.0
+    #: Kept free below the fuse limit on every phase.
+    margin: LoadAmps = 1.0
+    voltage: Volts = 230.0
+    max_import_power: PositiveWatts | None = None
+    power_buffer: PositiveWatts = 0.0
+    inverter: InverterLimits | None = None
+    excess_export_threshold: PositiveWatts = 0.0
+    allow_grid_charging: bool = True
+    strategy: Strategy = Strategy.PRIORITY
+    mode: Mode = Mode.STANDARD
+    battery: BatterySettings | None = None
+    circuits: list[Circuit] = Field(default_factory=list, max_length=64)
+    imbalance_limit: LoadAmps | None = None
+    timers: Timers = Field(default_factory=Timers)
+    schedules: list[Schedule] = Field(default_factory=list, max_length=64)
+
+    @field_validator("phases")
+    @classmethod
+    def _unique(cls, value: list[Phase]) -> list[Phase]:
+        if len(set(value)) != len(value):
+            raise ValueError("phases repeats a phase")
+        return value
+
+    @model_validator(mode="after")
+    def _circuits_known(self) -> SiteSettings:
+        ids = {c.id for c in self.circuits}
+        for c in self.circuits:
+            if c.parent is not None and c.parent not in ids:
+                raise ValueError(f"circuit {c.id!r} names unknown parent {c.parent!r}")
+        if self.battery and self.battery.target_soc < self.battery.min_soc:
+            raise ValueError("battery target_soc is below min_soc")
+        return self
+
+
+class SiteSettingsSet(Command):
+    """A change to the site settings: only the fields given are changed."""
+
+    phases: list[Phase] | None = None
+    fuse_limit: LoadAmps | None = None
+    margin: LoadAmps | None = None
+    voltage: Volts | None = None
+    max_import_power: PositiveWatts | None = None
+    power_buffer: PositiveWatts | None = None
+    inverter: InverterLimits | None = None
+    excess_export_threshold: PositiveWatts | None = None
+    allow_grid_charging: bool | None = None
+    strategy: Strategy | None = None
+    mode: Mode | None = None
+    battery: BatterySettings | None = None
+    circuits: list[Circuit] | None = None
+    imbalance_limit: LoadAmps | None = None
+    timers: Timers | None = None
+    schedules: list[Schedule] | None = None
+
+
+class LoadSettings(Message):
+    """A load's user settings; retained on ``<site>/load/<load>/settings``."""
+
+    site: TopicId
+    load: TopicId
+    #: None: follow the site's mode.
+    mode: Mode | None = None
+    priority: Priority = 5
+    #: Overrides of the device's own range (only ever narrower).
+    min_current: LoadAmps | None = None
+    max_current: LoadAmps | None = None
+    enabled: bool = True
+    name: Text = ""
+
+
+class LoadSettingsSet(Command):
+    """A change to one load's settings: only the fields given are changed."""
+
+    mode: Mode | None = None
+    priority: Priority | None = None
+    min_current: LoadAmps | None = None
+    max_current: LoadAmps | None = None
+    enabled: bool | None = None
+    name: Text | None = None

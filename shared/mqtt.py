@@ -1,0 +1,362 @@
+"""The service runtime: one MQTT connection per service, typed routes, availability, error reports.
+
+A service declares its routes next to their handlers::
+
+    runtime = Runtime("allocator", config)
+
+    @runtime.route(runtime.topics.measurement_filter(), SiteMeasurement)
+    async def on_measurement(msg: Incoming[SiteMeasurement]) -> None: ...
+
+    await runtime.run()   # connects, publishes ``online``, reconnects with backoff, forever
+
+Every payload is validated by its model before a handler sees it. A payload that fails is not applied:
+the runtime publishes an :class:`ErrorReport` on the site's errors topic, logs it, and goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+from pydantic import BaseModel, ValidationError
+
+from .models import ErrorReport
+from .topics import TopicError, TopicRef, Topics
+
+log = logging.getLogger("ampmq.mqtt")
+
+ONLINE = "online"
+OFFLINE = "offline"
+M = TypeVar("M", bound=BaseModel)
+
+
+class BrokerUrlError(ValueError):
+    """The broker URL cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where the broker is, parsed from ``mqtt://user:password@host:port`` or ``mqtts://...``."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise BrokerUrlError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise BrokerUrlError(f"broker URL {url!r} names no host")
+        tls = parts.scheme in ("mqtts", "ssl")
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError as exc:
+            raise BrokerUrlError(f"broker URL {url!r}: {exc}") from exc
+        return cls(
+            host=parts.hostname,
+            port=port,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=tls,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def client(self, identifier: str, will: aiomqtt.Will | None = None, **kwargs: Any) -> aiomqtt.Client:
+        """An aiomqtt client for this address (not yet connected)."""
+        return aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self.username,
+            password=self.password,
+            identifier=identifier,
+            will=will,
+            tls_context=ssl.create_default_context() if self.tls else None,
+            **kwargs,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming(Generic[M]):
+    """A validated message handed to a route's handler."""
+
+    topic: str
+    ref: TopicRef | None
+    payload: M
+    retain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RawIncoming:
+    """A message for a route that takes raw bytes (a device's own protocol)."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+Handler = Callable[[Incoming[Any]], Awaitable[None]]
+RawHandler = Callable[[RawIncoming], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Route:
+    filter: str
+    model: type[BaseModel] | None
+    handler: Callable[[Any], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class RuntimeStats:
+    received: int = 0
+    rejected: int = 0
+    published: int = 0
+    dropped: int = 0
+    handler_errors: int = 0
+    connects: int = 0
+
+
+def client_identifier(service: str) -> str:
+    """A client id unique per process, so a standby instance never kicks the active one off."""
+    return f"ampmq-{service}-{socket.gethostname()[:20]}-{os.getpid()}"
+
+
+class Runtime:
+    """One service's MQTT connection with typed routes, Last Will availability and reconnect."""
+
+    def __init__(
+        self,
+        service: str,
+        broker: BrokerAddress | str,
+        topics: Topics | None = None,
+        *,
+        availability_topic: str | None = None,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        max_queued: int = 10_000,
+    ) -> None:
+        self.service = service
+        self.broker = BrokerAddress.parse(broker) if isinstance(broker, str) else broker
+        self.topics = topics or Topics()
+        self.availability_topic = availability_topic or self.topics.service_availability(service)
+        self.stats = RuntimeStats()
+        self._routes: list[_Route] = []
+        self._on_connect: list[Callable[[], Awaitable[None]]] = []
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._max_queued = max_queued
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.log = logging.getLogger(f"ampmq.{service}")
+
+    # -- declaring ---------------------------------------------------------------------------------
+    def route(self, topic_filter: str, model: type[M]) -> Callable[[Callable[[Incoming[M]], Awaitable[None]]], Any]:
+        """Declare a handler for messages on ``topic_filter`` validated by ``model``."""
+
+        def register(handler: Callable[[Incoming[M]], Awaitable[None]]) -> Callable[[Incoming[M]], Awaitable[None]]:
+            self._routes.append(_Route(topic_filter, model, handler))
+            if self._client is not None and self._connected.is_set():
+                self.spawn(self._client.subscribe(topic_filter, qos=1))
+            return handler
+
+        return register
+
+    def raw_route(self, topic_filter: str) -> Callable[[RawHandler], RawHandler]:
+        """Declare a handler that takes the raw payload (a device protocol parsed by the handler)."""
+
+        def register(handler: RawHandler) -> RawHandler:
+            self._routes.append(_Route(topic_filter, None, handler))
+            if self._client is not None and self._connected.is_set():
+                self.spawn(self._client.subscribe(topic_filter, qos=1))
+            return handler
+
+        return register
+
+    def on_connect(self, hook: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Run ``hook`` after every (re)connect, once subscriptions are in place."""
+        self._on_connect.append(hook)
+        return hook
+
+    # -- state -------------------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    # -- publishing --------------------------------------------------------------------------------
+    async def publish(
+        self, topic: str, payload: BaseModel | str | bytes | None, *, retain: bool = False, qos: int = 1
+    ) -> bool:
+        """Publish; a model is serialized as JSON. Returns False (and counts a drop) while offline."""
+        data: str | bytes
+        if payload is None:
+            data = b""
+        elif isinstance(payload, BaseModel):
+            data = payload.model_dump_json(exclude_none=False)
+        else:
+            data = payload
+        client = self._client
+        if client is None or not self._connected.is_set():
+            self.stats.dropped += 1
+            self.log.warning("not connected: dropped publish to %s", topic)
+            return False
+        try:
+            await client.publish(topic, data, qos=qos, retain=retain)
+        except aiomqtt.MqttError as exc:
+            self.stats.dropped += 1
+            self.log.warning("publish to %s failed: %s", topic, exc)
+            return False
+        self.stats.published += 1
+        return True
+
+    async def report_error(self, topic: str, error: str, message: str, payload: bytes | str = b"") -> None:
+        """Log a rejected input and publish an :class:`ErrorReport` on the errors topic it belongs to."""
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+        report = ErrorReport(service=self.service, topic=topic[:512], error=error, message=message[:1000],
+                             payload=text[:512])
+        self.log.warning("rejected %s: %s: %s", topic, error, message)
+        await self.publish(self.errors_topic_for(topic), report)
+
+    def errors_topic_for(self, topic: str) -> str:
+        try:
+            site = self.topics.parse(topic).site
+        except TopicError:
+            site = None
+        return self.topics.errors(site) if site else self.topics.service_errors(self.service)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background; its failure is logged, never lost."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.stats.handler_errors += 1
+            self.log.error("background task failed", exc_info=task.exception())
+
+    # -- running -----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Connect and serve forever; reconnect with exponential backoff, restoring subscriptions."""
+        delay = self._backoff_initial
+        will = aiomqtt.Will(self.availability_topic, OFFLINE, qos=1, retain=True)
+        while True:
+            connects_before = self.stats.connects
+            try:
+                async with self.broker.client(
+                    client_identifier(self.service), will=will, max_queued_incoming_messages=self._max_queued
+                ) as client:
+                    self._client = client
+                    await self._session(client)
+            except aiomqtt.MqttError as exc:
+                self.log.warning("broker %s: %s; reconnecting in %.1fs", self.broker.url, exc, delay)
+            finally:
+                self._connected.clear()
+                self._client = None
+            if self.stats.connects > connects_before:
+                delay = self._backoff_initial  # the last attempt got through: start the backoff anew
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._backoff_max)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        for topic_filter in dict.fromkeys(r.filter for r in self._routes):
+            await client.subscribe(topic_filter, qos=1)
+        self._connected.set()
+        self.stats.connects += 1
+        await client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        self.log.info("connected to %s as %s", self.broker.url, self.service)
+        for hook in self._on_connect:
+            self.spawn(hook())
+        try:
+            async for message in client.messages:
+                await self.dispatch(str(message.topic), cast(bytes, message.payload or b""), bool(message.retain))
+        except asyncio.CancelledError:
+            # A clean stop: say so ourselves, since the broker sends the Last Will only on a lost connection.
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                await asyncio.wait_for(client.publish(self.availability_topic, OFFLINE, qos=1, retain=True), 2)
+            raise
+
+    async def close(self) -> None:
+        """Mark the service offline (a clean stop) and cancel background work."""
+        if self._client is not None and self._connected.is_set():
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def dispatch(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """Validate and hand one message to every matching route."""
+        self.stats.received += 1
+        for route in self._routes:
+            if not aiomqtt.Topic(topic).matches(route.filter):
+                continue
+            if route.model is None:
+                await self._call(route, RawIncoming(topic, payload, retain), topic, payload)
+                continue
+            if not payload:
+                continue  # a cleared retained topic: nothing to apply
+            try:
+                model = route.model.model_validate_json(payload)
+            except ValidationError as exc:
+                self.stats.rejected += 1
+                await self.report_error(topic, "validation", _describe(exc), payload)
+                continue
+            try:
+                ref: TopicRef | None = self.topics.parse(topic)
+            except TopicError:
+                ref = None
+            await self._call(route, Incoming(topic, ref, model, retain), topic, payload)
+
+    async def _call(self, route: _Route, incoming: Any, topic: str, payload: bytes) -> None:
+        try:
+            await route.handler(incoming)
+        except (ValueError, TopicError) as exc:
+            self.stats.rejected += 1
+            await self.report_error(topic, "rejected", str(exc), payload)
+        except Exception as exc:  # a handler bug must not stop the service
+            self.stats.handler_errors += 1
+            self.log.exception("handler for %s failed", topic)
+            await self.report_error(topic, "handler_error", f"{type(exc).__name__}: {exc}", payload)
+
+
+def _describe(exc: ValidationError) -> str:
+    """A one-line account of what was wrong, naming each field."""
+    parts = []
+    for err in exc.errors(include_url=False)[:8]:
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+@contextlib.asynccontextmanager
+async def serving(runtime: Runtime, timeout: float = 10.0) -> Any:
+    """Run ``runtime`` in the background for the duration of the block, connected on entry."""
+    task = asyncio.get_running_loop().create_task(runtime.run())
+    try:
+        await runtime.wait_connected(timeout)
+        yield runtime
+    finally:
+        await runtime.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
