@@ -38,7 +38,7 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
 @contextlib.asynccontextmanager
 async def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> AsyncIterator[str]:
     """Run an amqtt broker in this event loop; yields its ``mqtt://`` URL."""
-    from amqtt.broker import Broker
+    from amqtt.broker import Broker  # type: ignore[import-untyped]
 
     port = port or free_port(host)
     config: dict[str, Any] = {

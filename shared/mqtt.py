@@ -23,7 +23,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -156,7 +156,7 @@ class Runtime:
         self.availability_topic = availability_topic or self.topics.service_availability(service)
         self.stats = RuntimeStats()
         self._routes: list[_Route] = []
-        self._on_connect: list[Callable[[], Awaitable[None]]] = []
+        self._on_connect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
         self._backoff_initial = backoff_initial
@@ -188,7 +188,9 @@ class Runtime:
 
         return register
 
-    def on_connect(self, hook: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    def on_connect(
+        self, hook: Callable[[], Coroutine[Any, Any, None]]
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
         """Run ``hook`` after every (re)connect, once subscriptions are in place."""
         self._on_connect.append(hook)
         return hook
@@ -289,7 +291,8 @@ class Runtime:
             self.spawn(hook())
         try:
             async for message in client.messages:
-                await self.dispatch(str(message.topic), cast(bytes, message.payload or b""), bool(message.retain))
+                raw = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
+                await self.dispatch(str(message.topic), raw, bool(message.retain))
         except asyncio.CancelledError:
             # A clean stop: say so ourselves, since the broker sends the Last Will only on a lost connection.
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):

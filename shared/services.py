@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import AmpmqConfig
@@ -17,7 +17,7 @@ log = logging.getLogger("ampmq")
 class Serve(Protocol):
     """Each service module exposes ``serve(config, clock)``: connect, run until cancelled."""
 
-    def __call__(self, config: AmpmqConfig, clock: Clock = ...) -> Awaitable[None]: ...
+    def __call__(self, config: AmpmqConfig, clock: Clock = ...) -> Coroutine[Any, Any, None]: ...
 
 
 #: Service id (as in topics and ``ampmq <id>``) -> module exposing ``serve``.
@@ -29,11 +29,11 @@ SERVICES: dict[str, str] = {
 }
 
 
-def serve_function(service: str) -> Callable[..., Awaitable[None]]:
+def serve_function(service: str) -> Callable[..., Coroutine[Any, Any, None]]:
     if service not in SERVICES:
         raise KeyError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
     module = importlib.import_module(SERVICES[service])
-    serve: Callable[..., Awaitable[None]] = module.serve
+    serve: Callable[..., Coroutine[Any, Any, None]] = module.serve
     return serve
 
 

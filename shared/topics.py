@@ -143,7 +143,8 @@ class Topics:
         if parts[0] == SERVICES_SEGMENT:
             if len(parts) < 3:
                 raise TopicError(f"{topic!r}: service topics are services/<service>/<leaf>")
-            return TopicRef(self.root, None, SERVICES_SEGMENT, check_id(parts[1], "service"), "/".join(parts[2:]))
+            service = check_id(parts[1], "service")
+            return TopicRef(self.root, None, SERVICES_SEGMENT, service, "/".join(parts[2:]))
         if len(parts) < 2:
             raise TopicError(f"{topic!r} names no kind")
         site = check_id(parts[0], "site")

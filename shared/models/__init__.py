@@ -40,6 +40,7 @@ from .measurement import (
     SiteMeasurement,
     VoltageReading,
 )
+from .setpoint import Reason, Setpoint, SiteDecision
 from .settings import (
     BatterySettings,
     Circuit,
@@ -54,7 +55,6 @@ from .settings import (
     Timers,
     Weekday,
 )
-from .setpoint import Reason, Setpoint, SiteDecision
 
 __all__ = [
     "DEFAULT_LEGS",

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, field_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 #: Current in amperes (per phase). Signed where a direction matters (grid: import positive).
 Amps = Annotated[float, Strict(), Field(ge=-1000.0, le=1000.0, allow_inf_nan=False)]

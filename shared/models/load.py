@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from .base import LoadAmps, Leg, Message, Percent, Phase, PositiveWatts, Text, TopicId, WattHours
+from .base import Leg, LoadAmps, Message, Percent, Phase, PositiveWatts, Text, TopicId, WattHours
 
 
 class LoadKind(StrEnum):
