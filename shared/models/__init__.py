@@ -1,5 +1,6 @@
 """Every payload of the ampmq contract, one pydantic model each, defined once."""
 
+from .allocation import Allocation, LoadDecision, LoadInput, LoadMemory, SiteMemory, Snapshot
 from .base import (
     SCHEMA_VERSION,
     Amps,
@@ -59,6 +60,7 @@ from .settings import (
 __all__ = [
     "DEFAULT_LEGS",
     "SCHEMA_VERSION",
+    "Allocation",
     "Amps",
     "BatterySettings",
     "ChargerBoot",
@@ -74,7 +76,10 @@ __all__ = [
     "InverterLimits",
     "Leg",
     "LoadAmps",
+    "LoadDecision",
+    "LoadInput",
     "LoadKind",
+    "LoadMemory",
     "LoadSettings",
     "LoadSettingsSet",
     "LoadState",
@@ -98,8 +103,10 @@ __all__ = [
     "Setpoint",
     "SiteDecision",
     "SiteMeasurement",
+    "SiteMemory",
     "SiteSettings",
     "SiteSettingsSet",
+    "Snapshot",
     "Strategy",
     "Timers",
     "TopicId",

@@ -1,0 +1,88 @@
+"""The allocator core's input and output: ``allocate(snapshot, now) -> Allocation``.
+
+The snapshot holds everything the decision depends on, including the memory carried between decisions
+(anti-flicker timers, battery latch, smoothed surplus). The service reads that memory back from the
+retained setpoints and decision it published, so any instance can take over.
+"""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime, Field
+
+from .base import Amps, Contract, LoadAmps, Phase, Text, TopicId
+from .load import LoadState
+from .measurement import SiteMeasurement
+from .setpoint import Reason
+from .settings import LoadSettings, Mode, SiteSettings
+
+
+class LoadMemory(Contract):
+    """What the last decision left for the next one about one load."""
+
+    #: The per-leg current last allocated (increases ramp from here; 0 = paused).
+    current: LoadAmps = 0.0
+    on: bool = False
+    active_since: AwareDatetime | None = None
+    paused_since: AwareDatetime | None = None
+
+
+class SiteMemory(Contract):
+    """What the last decision left for the next one about the site."""
+
+    battery_full_latched: bool = False
+    surplus_ema: dict[Phase, Amps] = Field(default_factory=dict)
+
+
+class LoadInput(Contract):
+    state: LoadState
+    #: None: the defaults of :class:`LoadSettings` (site mode, priority 5, enabled).
+    settings: LoadSettings | None = None
+    memory: LoadMemory = Field(default_factory=LoadMemory)
+
+
+class Snapshot(Contract):
+    """Everything one decision for one site depends on."""
+
+    settings: SiteSettings
+    #: None: no measurement yet (treated as stale).
+    measurement: SiteMeasurement | None = None
+    loads: list[LoadInput] = Field(default_factory=list, max_length=100_000)
+    memory: SiteMemory = Field(default_factory=SiteMemory)
+
+
+class LoadDecision(Contract):
+    load: TopicId
+    #: Per-leg current for continuous/EVSE/stepped loads; 0 = paused.
+    current: LoadAmps = 0.0
+    phases: list[Phase] = Field(default_factory=list)
+    on: bool = False
+    #: What an idle load would get if it started.
+    available: LoadAmps | None = None
+    #: The mode that applied (per-load override, schedule or site default).
+    mode: Mode
+    reason: Reason
+    message: Text = ""
+    memory: LoadMemory = Field(default_factory=LoadMemory)
+
+
+class Allocation(Contract):
+    """The decision for one site at one instant."""
+
+    site: TopicId
+    ts: AwareDatetime
+    decisions: list[LoadDecision] = Field(default_factory=list)
+    #: Pool name (physical, surplus, excess) -> per-phase amps available to loads.
+    pools: dict[str, dict[Phase, Amps]] = Field(default_factory=dict)
+    #: Per phase: what is left below limit - margin after the allocation.
+    headroom: dict[Phase, Amps] = Field(default_factory=dict)
+    #: Per phase: the house's own consumption (grid reading minus the loads' draw).
+    house: dict[Phase, Amps] = Field(default_factory=dict)
+    stale: bool = False
+    message: Text = ""
+    memory: SiteMemory = Field(default_factory=SiteMemory)
+
+    def decision(self, load: str) -> LoadDecision:
+        for d in self.decisions:
+            if d.load == load:
+                return d
+        raise KeyError(load)
