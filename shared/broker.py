@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import shutil
 import socket
 import subprocess
@@ -91,8 +92,9 @@ class Mosquitto:
         return f"mqtt://{user}:{self.users[user]}@{self.host}:{self.port}"
 
     def _write_config(self) -> Path:
-        lines = [f"listener {self.port} {self.host}", "persistence false", "log_dest stderr",
-                 "log_type error", "log_type warning", "max_queued_messages 100000"]
+        # As root, mosquitto would drop to the "mosquitto" user and lose access to our private folder.
+        lines = [f"user {getpass.getuser()}", f"listener {self.port} {self.host}", "persistence false",
+                 "log_dest stderr", "log_type error", "log_type warning", "max_queued_messages 100000"]
         if self.users:
             pwfile = self._dir / "passwd"
             pwfile.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))

@@ -1,0 +1,157 @@
+"""The service runtime against a real Mosquitto: routes, error reports, availability, reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.broker import Mosquitto
+from shared.models import ErrorReport, LoadSettingsSet, SiteMeasurement
+from shared.mqtt import OFFLINE, ONLINE, BrokerAddress, BrokerUrlError, Incoming, Runtime, serving
+from shared.probe import Probe
+from shared.topics import Topics
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_broker_urls() -> None:
+    a = BrokerAddress.parse("mqtts://user:p%40ss@broker.local")
+    assert (a.host, a.port, a.username, a.password, a.tls) == ("broker.local", 8883, "user", "p@ss", True)
+    assert BrokerAddress.parse("mqtt://127.0.0.1:1884").port == 1884
+    for bad in ("http://x", "mqtt://", "mqtt://h:99999"):
+        with pytest.raises(BrokerUrlError):
+            BrokerAddress.parse(bad)
+
+
+async def test_valid_payload_reaches_handler_and_bad_ones_are_reported(mqtt_url: str, probe: Probe,
+                                                                       site_id: str) -> None:
+    topics = Topics()
+    runtime = Runtime("test-svc", mqtt_url, topics)
+    got: list[LoadSettingsSet] = []
+
+    @runtime.route(topics.load_settings_set("+", "+"), LoadSettingsSet)
+    async def on_set(msg: Incoming[LoadSettingsSet]) -> None:
+        assert msg.ref is not None and msg.ref.site == site_id
+        got.append(msg.payload)
+
+    await probe.subscribe(topics.errors(site_id))
+    async with serving(runtime):
+        target = topics.load_settings_set(site_id, "ev")
+        bad_payloads = ["{not json", '{"priority": "2"}', '{"max_current": NaN}', '{"colour": "red"}']
+        for bad in bad_payloads:
+            await probe.publish(target, bad)
+        await probe.publish(target, '{"priority": 3}')
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.02)
+        assert [s.priority for s in got] == [3], "the valid command after the bad ones is applied, once"
+        for i in range(len(bad_payloads)):
+            await probe.expect(topics.errors(site_id), where=lambda m, i=i: len(probe.on(topics.errors(site_id))) > i)
+        reports = [m.model(ErrorReport) for m in probe.on(topics.errors(site_id))]
+        assert len(reports) == len(bad_payloads)
+        assert all(r.service == "test-svc" and r.topic == target and r.error == "validation" for r in reports)
+        assert "priority" in reports[1].message and "colour" in reports[3].message
+        assert runtime.stats.rejected == len(bad_payloads)
+
+
+async def test_handler_exception_is_reported_and_service_goes_on(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    topics = Topics()
+    runtime = Runtime("test-svc", mqtt_url, topics)
+    seen: list[str] = []
+
+    @runtime.route(topics.measurement(site_id), SiteMeasurement)
+    async def on_measurement(msg: Incoming[SiteMeasurement]) -> None:
+        if msg.payload.notes == ["boom"]:
+            raise RuntimeError("bug in handler")
+        seen.append(msg.payload.site)
+
+    await probe.subscribe(topics.errors(site_id))
+    async with serving(runtime):
+        await probe.publish(topics.measurement(site_id), SiteMeasurement(site=site_id, notes=["boom"]))
+        report = (await probe.expect(topics.errors(site_id))).model(ErrorReport)
+        assert report.error == "handler_error" and "bug in handler" in report.message
+        await probe.publish(topics.measurement(site_id), SiteMeasurement(site=site_id))
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+        assert seen == [site_id]
+
+
+async def test_availability_online_then_offline_on_clean_stop(mqtt_url: str, probe: Probe) -> None:
+    runtime = Runtime("avail-clean", mqtt_url)
+    topic = runtime.availability_topic
+    await probe.subscribe(topic)
+    task = asyncio.create_task(runtime.run())
+    await probe.expect(topic, where=lambda m: m.text == ONLINE)
+    mark = probe.mark()
+    task.cancel()
+    await probe.expect(topic, where=lambda m: m.text == OFFLINE, after=mark)
+
+
+async def test_sigkill_turns_availability_offline_through_last_will(mqtt_url: str, probe: Probe) -> None:
+    topics = Topics()
+    topic = topics.service_availability("allocator")
+    await probe.subscribe(topic)
+    env = {**os.environ, "AMPMQ_MQTT_URL": mqtt_url}
+    proc = subprocess.Popen([sys.executable, "-m", "services.allocator"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        mark = probe.mark()
+        await probe.expect(topic, where=lambda m: m.text == ONLINE, after=mark, timeout=20)
+        mark = probe.mark()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(5)
+        # Mosquitto sends the will when it notices the dead socket (at once for a closed TCP connection).
+        await probe.expect(topic, where=lambda m: m.text == OFFLINE, after=mark, timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+async def test_reconnects_and_restores_subscriptions_after_broker_restart(own_mosquitto: type[Mosquitto]) -> None:
+    broker = own_mosquitto().start()
+    topics = Topics()
+    runtime = Runtime("reconnect", broker.url, topics, backoff_initial=0.05, backoff_max=0.2)
+    seen: list[str] = []
+
+    @runtime.route(topics.measurement_filter(), SiteMeasurement)
+    async def on_measurement(msg: Incoming[SiteMeasurement]) -> None:
+        seen.append(msg.payload.site)
+
+    async with serving(runtime):
+        broker.restart()
+        await runtime.wait_connected(10)
+        for _ in range(200):
+            if runtime.stats.connects >= 2 and runtime.connected:
+                break
+            await asyncio.sleep(0.02)
+        assert runtime.stats.connects >= 2
+        async with Probe(broker.url) as p:
+            await p.subscribe(runtime.availability_topic)
+            await p.expect(runtime.availability_topic, where=lambda m: m.text == ONLINE)
+            await p.publish(topics.measurement("after-restart"), SiteMeasurement(site="after-restart"))
+            for _ in range(200):
+                if seen:
+                    break
+                await asyncio.sleep(0.02)
+    assert seen == ["after-restart"]
+
+
+async def test_broker_with_users_refuses_wrong_password(own_mosquitto: type[Mosquitto]) -> None:
+    broker = own_mosquitto(users={"allocator": "s3cret"}).start()
+    ok = Runtime("allocator", broker.url_for("allocator"))
+    async with serving(ok):
+        assert ok.connected
+    bad = Runtime("allocator", f"mqtt://allocator:wrong@{broker.host}:{broker.port}", backoff_initial=0.05)
+    task = asyncio.create_task(bad.run())
+    await asyncio.sleep(0.5)
+    assert not bad.connected
+    task.cancel()
