@@ -117,3 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 def main_for(service: str) -> None:
     """Entry point of ``python -m services.<name>``."""
     sys.exit(main([*sys.argv[1:], service]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
