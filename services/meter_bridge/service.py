@@ -1,4 +1,4 @@
-"""The meter bridge service (skeleton until the meter-bridge issue lands)."""
+"""The meter bridge service: real meters in, one normalized site measurement per site out."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from shared.config import AmpmqConfig
 from shared.mqtt import Runtime
 from shared.topics import Topics
 
+from .bridge import MeterBridge
+from .config import MeterBridgeConfig
+
+SERVICE = "meter-bridge"
+
 
 async def serve(config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK) -> None:
-    runtime = Runtime("meter-bridge", config.broker_url(), Topics(config.root))
+    section = config.section("meter_bridge", MeterBridgeConfig)
+    runtime = Runtime(SERVICE, config.broker_url(), Topics(config.root))
+    MeterBridge(section, runtime, clock).install()
     await runtime.run()

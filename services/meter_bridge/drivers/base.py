@@ -1,0 +1,81 @@
+"""The two kinds of driver: MQTT drivers parse messages the runtime hands them; task drivers run
+their own loop (poll a device, read a stream) and emit samples until the device fails them."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from typing import Any, Protocol
+
+from ..config import SourceBase
+from ..sample import Sample
+
+
+class Sink(Protocol):
+    """Where a task driver hands what it read; ``origin`` says where from (a URL, ``tcp://host:port``)."""
+
+    async def sample(self, sample: Sample, origin: str) -> None: ...
+
+    async def reject(self, origin: str, code: str, message: str, payload: str = "") -> None: ...
+
+
+class DeviceDataError(ValueError):
+    """A device message that cannot be read (malformed JSON, missing fields); reported, not applied."""
+
+    code = "device_data"
+
+
+class DeviceGone(ConnectionError):
+    """The device cannot be reached or stopped talking; the supervisor restarts the driver."""
+
+
+class MqttDriver(ABC):
+    """A device that publishes on MQTT: the bridge subscribes to ``filters`` and calls ``parse``."""
+
+    def __init__(self, source: SourceBase) -> None:
+        self.source = source
+
+    @property
+    @abstractmethod
+    def filters(self) -> list[str]:
+        """The topic filters the device publishes on."""
+
+    @abstractmethod
+    def parse(self, topic: str, payload: bytes) -> Sample | None:
+        """The sample in one message; None when the message holds nothing for us (another component)."""
+
+
+class TaskDriver(ABC):
+    """A device the bridge must go and ask: ``run`` loops until the device fails it (then raises)."""
+
+    def __init__(self, source: SourceBase) -> None:
+        self.source = source
+
+    @abstractmethod
+    async def run(self, sink: Sink) -> None:
+        """Read the device forever, emitting each sample; raise when the device is gone."""
+
+
+def load_json(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DeviceDataError(f"not JSON: {exc}") from exc
+
+
+def number(value: Any, what: str) -> float:
+    """A JSON value as a float: numbers and numeric strings; bools and the rest are errors."""
+    if isinstance(value, bool) or value is None:
+        raise DeviceDataError(f"{what}: {value!r} is not a number")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise DeviceDataError(f"{what}: {value!r} is not a number")
+
+
+def optional_number(obj: dict[str, Any], key: str, what: str) -> float | None:
+    return number(obj[key], f"{what}.{key}") if obj.get(key) is not None else None

@@ -1,0 +1,150 @@
+"""From a device's reading to measurement fields: phase mapping, polarity, units and what can be derived.
+
+Rules (``docs/meters.md`` says the same for users):
+
+* Grid currents are import positive. A current takes the sign of the same phase's power when the
+  device gives both (meters report current unsigned and power signed); ``invert`` flips both.
+* A phase with power but no current gets current = power / voltage, with the measured voltage of that
+  phase if there is one (and it is above 50 V), else the site's nominal voltage; the sign is kept and
+  the value is marked derived.
+* A grid total without per-phase values is split by the source's ``split`` policy (noted in the
+  measurement): ``worst_case`` puts the whole import on every phase and credits no export,
+  ``even`` divides it over the site's phases, ``none`` leaves the currents out.
+* Grid power is the device's total, else the sum of the per-phase powers, else Σ current x voltage (derived).
+* A solar or battery source's generic power (total, else sum of phases) feeds ``solar_power`` /
+  ``battery_power``; battery power is published discharge positive (``battery_sign`` per source).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shared.models.base import Phase
+
+from .config import FieldName, SourceBase
+from .sample import Sample
+
+MIN_USABLE_VOLTAGE = 50.0
+
+
+@dataclass(frozen=True, slots=True)
+class FieldKey:
+    """One slot of the measurement: a field, and for per-phase fields its phase."""
+
+    field: FieldName
+    phase: Phase | None = None
+
+    def __str__(self) -> str:
+        return f"{self.field}.{self.phase.value}" if self.phase else self.field
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    key: FieldKey
+    value: float
+    derived: bool = False
+
+
+@dataclass(slots=True)
+class Normalized:
+    updates: list[Update] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def get(self, key: FieldKey) -> Update | None:
+        return next((u for u in self.updates if u.key == key), None)
+
+
+def _sign_like(magnitude: float, reference: float) -> float:
+    if reference < 0:
+        return -abs(magnitude)
+    if reference > 0:
+        return abs(magnitude)
+    return magnitude
+
+
+def normalize(
+    source: SourceBase, sample: Sample, *, nominal_voltage: float, site_phases: list[Phase]
+) -> Normalized:
+    """Turn ``sample`` of ``source`` into measurement updates (not yet checked for plausibility)."""
+    out = Normalized()
+    polarity = -1.0 if source.invert else 1.0
+
+    def add(name: FieldName, value: float, phase: Phase | None = None, derived: bool = False) -> None:
+        if source.feeds_field(name):
+            out.updates.append(Update(FieldKey(name, phase), value, derived))
+
+    def site_phase(device_phase: int) -> Phase | None:
+        return source.phase_map.get(device_phase)
+
+    # Per-phase voltages (any role: a voltage is a voltage).
+    voltages: dict[int, float] = dict(sample.voltage)
+    for device_phase, volts in sorted(sample.voltage.items()):
+        mapped = site_phase(device_phase)
+        if mapped is not None and source.role == "grid":
+            add("voltage", volts, mapped)
+
+    def volts_for(device_phase: int) -> tuple[float, bool]:
+        measured = voltages.get(device_phase)
+        if measured is not None and measured >= MIN_USABLE_VOLTAGE:
+            return measured, True
+        return nominal_voltage, False
+
+    phase_powers = {p: polarity * w for p, w in sample.power.items()}
+    total = polarity * sample.total_power if sample.total_power is not None else None
+    role_power: float | None = total
+    role_power_derived = False
+    if role_power is None and phase_powers:
+        role_power = sum(phase_powers.values())
+
+    if source.role == "grid":
+        currents: dict[int, tuple[float, bool]] = {}
+        for device_phase, amps in sample.current.items():
+            power = phase_powers.get(device_phase)
+            signed = _sign_like(amps, power) if power is not None else amps
+            currents[device_phase] = (polarity * signed if power is None else signed, False)
+        for device_phase, watts in phase_powers.items():
+            if device_phase not in currents:
+                volts, _ = volts_for(device_phase)
+                currents[device_phase] = (watts / volts, True)
+        for device_phase, (amps, derived) in sorted(currents.items()):
+            mapped = site_phase(device_phase)
+            if mapped is not None:
+                add("grid_current", amps, mapped, derived)
+        if role_power is None and currents:
+            role_power = sum(a * volts_for(p)[0] for p, (a, _) in currents.items())
+            role_power_derived = True
+        if not currents and total is not None and source.feeds_field("grid_current"):
+            _split(source, total, nominal_voltage, site_phases, out)
+        if role_power is not None:
+            add("grid_power", role_power, derived=role_power_derived)
+    elif source.role == "solar" and role_power is not None:
+        add("solar_power", role_power)
+    elif source.role == "battery" and role_power is not None:
+        add("battery_power", _battery(source, role_power / polarity))
+
+    if sample.solar_power is not None:
+        add("solar_power", sample.solar_power)
+    if sample.battery_power is not None:
+        add("battery_power", _battery(source, sample.battery_power))
+    if sample.battery_soc is not None:
+        add("battery_soc", sample.battery_soc)
+    return out
+
+
+def _battery(source: SourceBase, watts: float) -> float:
+    return -watts if source.battery_sign == "charge_positive" else watts
+
+
+def _split(source: SourceBase, total: float, nominal_voltage: float, phases: list[Phase], out: Normalized) -> None:
+    if source.split == "none":
+        return
+    names = ",".join(p.value for p in phases)
+    if source.split == "even":
+        amps = total / len(phases) / nominal_voltage
+        note = f"{source.id}: grid power split evenly over {names} at {nominal_voltage:g} V"
+    else:  # worst_case
+        amps = max(total, 0.0) / nominal_voltage
+        note = f"{source.id}: grid power taken as worst case on each of {names} at {nominal_voltage:g} V"
+    for phase in phases:
+        out.updates.append(Update(FieldKey("grid_current", phase), amps, derived=True))
+    out.notes.append(note)

@@ -1,0 +1,96 @@
+"""One site's current picture: the latest accepted value of every field, each with its time and source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.models.base import Phase
+from shared.models.measurement import CurrentReading, PercentReading, PowerReading, SiteMeasurement, VoltageReading
+
+from .config import SiteConfig
+from .normalizer import FieldKey, Normalized
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    value: float
+    ts: datetime
+    arrived: float  # clock.monotonic() when it arrived
+    source: str
+    derived: bool
+
+
+@dataclass(slots=True)
+class SiteState:
+    site: str
+    config: SiteConfig
+    entries: dict[FieldKey, Entry] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+
+    def apply(self, source: str, normalized: Normalized, ts: datetime, now: float) -> None:
+        for update in normalized.updates:
+            current = self.entries.get(update.key)
+            if (
+                update.derived
+                and current is not None
+                and not current.derived
+                and current.source == source
+                and now - current.arrived <= self.config.stale_after
+            ):
+                continue  # a fresh measured value of this source beats one derived from its other values
+            self.entries[update.key] = Entry(update.value, ts, now, source, update.derived)
+        if normalized.notes:
+            self.notes[source] = list(normalized.notes)
+        elif any(u.key.field == "grid_current" and not u.derived for u in normalized.updates):
+            self.notes.pop(source, None)
+
+    def expire(self, now: float) -> list[FieldKey]:
+        """Drop every field older than ``stale_after``; return what was dropped."""
+        dropped = [k for k, e in self.entries.items() if now - e.arrived > self.config.stale_after]
+        for key in dropped:
+            del self.entries[key]
+        live_sources = {e.source for e in self.entries.values()}
+        for source in list(self.notes):
+            if source not in live_sources:
+                del self.notes[source]
+        return dropped
+
+    def measurement(self, ts: datetime) -> SiteMeasurement:
+        def reading(key: FieldKey) -> Entry | None:
+            return self.entries.get(key)
+
+        currents: dict[Phase, CurrentReading] = {}
+        voltages: dict[Phase, VoltageReading] = {}
+        for phase in Phase:
+            if (e := reading(FieldKey("grid_current", phase))) is not None:
+                currents[phase] = CurrentReading(value=e.value, ts=e.ts, source=e.source, derived=e.derived)
+            if (e := reading(FieldKey("voltage", phase))) is not None:
+                voltages[phase] = VoltageReading(value=e.value, ts=e.ts, source=e.source, derived=e.derived)
+
+        def power(name: str) -> PowerReading | None:
+            e = reading(FieldKey(name))  # type: ignore[arg-type]
+            return None if e is None else PowerReading(value=e.value, ts=e.ts, source=e.source, derived=e.derived)
+
+        notes = [note for source in sorted(self.notes) for note in self.notes[source]]
+        grid_power = power("grid_power")
+        solar_power = power("solar_power")
+        if solar_power is None and grid_power is not None and not self.config.has_solar_source():
+            solar_power = PowerReading(
+                value=max(0.0, -grid_power.value), ts=grid_power.ts, source=grid_power.source, derived=True
+            )
+            notes.append("solar_power derived from grid export (a lower bound: no solar source configured)")
+        soc = reading(FieldKey("battery_soc"))
+        return SiteMeasurement(
+            site=self.site,
+            ts=ts,
+            grid_current=currents,
+            voltage=voltages,
+            grid_power=grid_power,
+            solar_power=solar_power,
+            battery_soc=None if soc is None else PercentReading(
+                value=soc.value, ts=soc.ts, source=soc.source, derived=soc.derived
+            ),
+            battery_power=power("battery_power"),
+            notes=notes,
+        )

@@ -1,0 +1,104 @@
+"""Trust: what is not plausible is rejected, what is old is dropped.
+
+* **Plausibility** (:class:`PlausibilityGate`): a reading with a non-finite value, a value beyond the
+  site's physical range, or a jump larger than the configured step from the same source's last accepted
+  value is rejected whole: nothing of it is applied, and the bridge reports it on the site's errors topic.
+  A jump is a glitch only if it does not persist: a second reading that confirms the new level (within
+  one step of the rejected value) is accepted, so a real load change is never locked out.
+* **Staleness** (:class:`Freshness`): every field remembers when it arrived; once older than
+  ``stale_after`` it is dropped from the measurement (never frozen), and the measurement is republished.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .config import Plausibility
+from .normalizer import FieldKey, Update
+from .sample import Sample
+
+
+class Implausible(ValueError):
+    """A reading that must not be applied; the message says which value and why."""
+
+
+_POWER_FIELDS = ("grid_power", "solar_power", "battery_power")
+
+
+@dataclass(slots=True)
+class PlausibilityGate:
+    """Checks one source's readings against the site's rules; remembers its last accepted values."""
+
+    rules: Plausibility
+    _last: dict[FieldKey, float] = field(default_factory=dict)
+    _pending_jump: dict[FieldKey, float] = field(default_factory=dict)
+
+    def check_sample(self, sample: Sample) -> None:
+        bad = sample.non_finite()
+        if bad:
+            raise Implausible(f"non-finite value in {', '.join(bad)}")
+        if sample.is_empty():
+            raise Implausible("the reading holds no value this source can use")
+
+    def check_updates(self, updates: list[Update]) -> None:
+        """Raise :class:`Implausible` for the first value out of range or jumping; else remember them."""
+        rules = self.rules
+        confirmed: list[FieldKey] = []
+        for update in updates:
+            value, key = update.value, update.key
+            if not math.isfinite(value):
+                raise Implausible(f"{key}: non-finite value {value}")
+            if key.field == "grid_current" and abs(value) > rules.max_current:
+                raise Implausible(f"{key}: {value:.1f} A is beyond the plausible ±{rules.max_current:g} A")
+            if key.field == "voltage" and not rules.min_voltage <= value <= rules.max_voltage:
+                raise Implausible(
+                    f"{key}: {value:.1f} V is outside the plausible {rules.min_voltage:g}-{rules.max_voltage:g} V"
+                )
+            if key.field in _POWER_FIELDS and abs(value) > rules.max_power:
+                raise Implausible(f"{key}: {value:.0f} W is beyond the plausible ±{rules.max_power:g} W")
+            if key.field == "battery_soc" and not 0.0 <= value <= 100.0:
+                raise Implausible(f"{key}: {value:g} % is not a state of charge")
+            step = self._step_for(key)
+            last = self._last.get(key)
+            if step is not None and last is not None and abs(value - last) > step:
+                pending = self._pending_jump.get(key)
+                if pending is not None and abs(value - pending) <= step:
+                    confirmed.append(key)  # the new level held: a real change, not a glitch
+                    continue
+                self._pending_jump[key] = value
+                raise Implausible(f"{key}: jump from {last:.1f} to {value:.1f} exceeds the allowed step {step:g}")
+        for update in updates:
+            self._last[update.key] = update.value
+        for key in confirmed:
+            self._pending_jump.pop(key, None)
+        for update in updates:
+            self._pending_jump.pop(update.key, None)
+
+    def _step_for(self, key: FieldKey) -> float | None:
+        if key.field == "grid_current":
+            return self.rules.max_current_step
+        if key.field in _POWER_FIELDS:
+            return self.rules.max_power_step
+        return None
+
+
+@dataclass(slots=True)
+class Freshness:
+    """When each source last delivered, and whether it counts as alive."""
+
+    stale_after: float
+    _last_seen: dict[str, float] = field(default_factory=dict)
+
+    def seen(self, source: str, now: float) -> None:
+        self._last_seen[source] = now
+
+    def is_stale(self, arrived: float, now: float) -> bool:
+        return now - arrived > self.stale_after
+
+    def gone_silent(self, now: float) -> list[str]:
+        """Sources whose last delivery is older than ``stale_after`` (each reported once, then forgotten)."""
+        silent = [s for s, t in self._last_seen.items() if self.is_stale(t, now)]
+        for source in silent:
+            del self._last_seen[source]
+        return silent

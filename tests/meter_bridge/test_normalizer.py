@@ -1,0 +1,80 @@
+"""Normalization rules: phase mapping, polarity, current from power, total split, battery sign."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.meter_bridge.config import MeterBridgeConfig, SourceBase
+from services.meter_bridge.normalizer import FieldKey, normalize
+from services.meter_bridge.sample import Sample
+from shared.models.base import Phase
+
+ABC = [Phase.A, Phase.B, Phase.C]
+
+
+def source(**options: Any) -> SourceBase:
+    raw = {"id": "m", "driver": "shelly", "prefix": "x", **options}
+    site = MeterBridgeConfig.model_validate({"sites": {"s": {"sources": [raw]}}}).sites["s"]
+    return site.sources[0]
+
+
+def values(sample: Sample, **options: Any) -> dict[str, tuple[float, bool]]:
+    out = normalize(source(**options), sample, nominal_voltage=230.0, site_phases=ABC)
+    return {str(u.key): (round(u.value, 3), u.derived) for u in out.updates}
+
+
+def test_unsigned_current_takes_the_sign_of_its_phase_power() -> None:
+    got = values(Sample(current={1: 4.0, 2: 2.0}, power={1: 900.0, 2: -450.0}))
+    assert got["grid_current.A"] == (4.0, False)
+    assert got["grid_current.B"] == (-2.0, False)
+    assert got["grid_power"] == (450.0, False)
+
+
+def test_phase_map_and_inversion() -> None:
+    got = values(Sample(current={1: 4.0, 2: 2.0, 3: 1.0}, power={1: 900.0, 2: -450.0, 3: 200.0}),
+                 phase_map={1: "C", 2: "A", 3: "B"}, invert=True)
+    assert got["grid_current.C"] == (-4.0, False)
+    assert got["grid_current.A"] == (2.0, False)
+    assert got["grid_current.B"] == (-1.0, False)
+    assert got["grid_power"] == (-650.0, False)
+
+
+def test_current_from_power_uses_measured_voltage_else_nominal() -> None:
+    got = values(Sample(power={1: 2400.0, 2: -1150.0}, voltage={1: 240.0}))
+    assert got["grid_current.A"] == (10.0, True)
+    assert got["grid_current.B"] == (-5.0, True)  # nominal 230 V, sign kept
+    assert got["voltage.A"] == (240.0, False)
+
+
+def test_total_only_worst_case_puts_import_on_every_phase_and_says_so() -> None:
+    out = normalize(source(), Sample(total_power=4600.0), nominal_voltage=230.0, site_phases=ABC)
+    assert {str(u.key): u.value for u in out.updates if u.key.field == "grid_current"} == {
+        "grid_current.A": 20.0, "grid_current.B": 20.0, "grid_current.C": 20.0}
+    assert all(u.derived for u in out.updates if u.key.field == "grid_current")
+    assert out.notes and "worst case" in out.notes[0]
+    export = normalize(source(), Sample(total_power=-4600.0), nominal_voltage=230.0, site_phases=ABC)
+    assert {u.value for u in export.updates if u.key.field == "grid_current"} == {0.0}
+
+
+def test_total_only_even_split() -> None:
+    out = normalize(source(split="even"), Sample(total_power=-6900.0), nominal_voltage=230.0, site_phases=ABC)
+    assert out.get(FieldKey("grid_current", Phase.C)) is not None
+    assert [round(u.value, 3) for u in out.updates if u.key.field == "grid_current"] == [-10.0, -10.0, -10.0]
+    assert "evenly" in out.notes[0]
+
+
+@pytest.mark.parametrize(("sign", "expected"), [("discharge_positive", 1500.0), ("charge_positive", -1500.0)])
+def test_battery_sign_convention(sign: str, expected: float) -> None:
+    got = values(Sample(total_power=1500.0, battery_soc=40.0), role="battery", battery_sign=sign)
+    assert got["battery_power"] == (expected, False)
+    assert got["battery_soc"] == (40.0, False)
+    assert "grid_power" not in got
+
+
+def test_solar_role_and_feeds_filter() -> None:
+    got = values(Sample(power={1: 1000.0, 2: 1100.0}), role="solar")
+    assert got == {"solar_power": (2100.0, False)}
+    only_current = values(Sample(current={1: 3.0}, power={1: 700.0}, voltage={1: 230.0}), feeds=["grid_current"])
+    assert set(only_current) == {"grid_current.A"}
