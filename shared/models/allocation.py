@@ -24,6 +24,10 @@ class LoadMemory(Contract):
     on: bool = False
     active_since: AwareDatetime | None = None
     paused_since: AwareDatetime | None = None
+    #: Since when the load's surplus (or excess) has been short of its minimum while it runs (grace timer).
+    short_since: AwareDatetime | None = None
+    #: The mode the last decision applied (a user's mode change overrides the anti-flicker timers).
+    mode: Mode | None = None
 
 
 class SiteMemory(Contract):

@@ -1,0 +1,45 @@
+"""The allocator core: ``allocate(snapshot, now) -> Allocation``, a pure function of a site snapshot.
+
+No I/O, no clock reads, no globals: the same snapshot and ``now`` give the same allocation. Modules:
+:mod:`.views` (loads flattened), :mod:`.ordering`, :mod:`.pools` (house load, freshness, physical / surplus /
+excess pools, battery latch), :mod:`.budget` (hard limits: fuse per phase, max import, circuits, imbalance),
+:mod:`.strategies` (modes and the four strategies), :mod:`.stability` (smoothing and anti-flicker timers),
+:mod:`.safety` (final fit into the hard limits), :mod:`.explain` (reasons, sentences, table),
+:mod:`.allocate` (the steps in order).
+
+Decisions on points the issue leaves open:
+
+* **Safety invariant.** Per phase ``house + Σ allocations ≤ fuse_limit − margin`` and per circuit
+  ``Σ member allocations (+ draw of members not counted on) ≤ circuit.limit − margin``, where
+  ``house = grid − Σ draw`` of the loads that get a setpoint. Faulted/unavailable loads are not counted on:
+  their draw stays in the house load (and on their circuits) and they get 0.
+* **Inverter limits** never add to the fuse budget (the fuse is at the grid connection; the invariant is
+  measured there). They cap the battery's contribution to the surplus pool instead.
+* **Surplus and excess are power pools** netted over the phases (as meters net them), consumed in leg-amps;
+  fuses, circuits and the imbalance limit are per phase. Every allocation lowers the solar pools.
+* **allow_grid_charging=False**: Standard and Solar Priority loads may not take grid import at all — they
+  behave as Solar Only (keeping their urgency for ordering). Continuous on/off loads and must-run loads are
+  exempt.
+* **Continuous** on a load that is not on/off behaves as Standard.
+* **must_run** runs whatever the mode (even Off), before every mode, within the hard limits; a load disabled
+  in its settings stays at 0 even when it must run.
+* **Stale data** (no measurement, a site phase without a grid reading or one older than
+  ``timers.stale_after``): loads whose mode may take grid power for their minimum (Standard, Continuous,
+  Solar Priority, must-run) get their minimum when every phase they use has a fresh reading and it fits there
+  (and no max-import or imbalance limit depends on an unknown phase); everyone else 0; reason stale_data.
+  Timers do not hold anything on stale data. Readings from the future count as fresh.
+* **Battery**: SOC unknown on a battery site → battery first (Solar Only gets nothing, Solar Priority its
+  minimum, no excess). Battery discharge above target counts as surplus only when ``max_discharge_power`` is
+  set. The full latch sets at 100 % and releases below ``100 − hysteresis``.
+* **Finishing** loads are treated like idle ones: 0, with an ``available`` figure.
+* **Excess "at least the minimum"**: while any excess is left, the next Excess load may take its minimum
+  even where the excess is smaller (within the hard limits); the rest follows the excess.
+* Circuits are applied as limits during the allocation itself (same ordering), so budget a circuit cannot
+  use goes to the next load; a load naming a circuit the site does not define is limited by the main fuse only.
+* The imbalance limit bounds ``max − min`` of ``house + allocations`` over the site's phases; an allocation
+  never widens a spread beyond it (a house that is already beyond it is not the allocator's to fix).
+"""
+
+from .allocate import allocate
+
+__all__ = ["allocate"]

@@ -1,0 +1,147 @@
+"""``allocate(snapshot, now) -> Allocation``: the whole decision for one site, as a pure function.
+
+Steps: flatten the loads (:mod:`.views`); house load, freshness and pools (:mod:`.pools`); the competing loads
+in order (:mod:`.ordering`) share the budget by the site's strategy (:mod:`.strategies`) — or, with stale data,
+get only a safe minimum; the timers turn raw amounts into targets (:mod:`.stability`); the safety refit fits
+the targets into the hard limits on a fresh budget (:mod:`.safety`); idle loads get their ``available``
+figure; every load gets a reason and a sentence (:mod:`.explain`). See the package docstring for the rules
+this module decides.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.models.allocation import Allocation, LoadDecision, SiteMemory, Snapshot
+from shared.models.load import LoadStatus
+from shared.models.setpoint import Reason
+from shared.models.settings import Mode, SiteSettings
+
+from .budget import Budget
+from .explain import final_reason, sentence
+from .ordering import in_order
+from .pools import Pools, clamp, compute_pools, report
+from .safety import refit
+from .stability import apply_timers, fresh_memory, next_memory
+from .strategies import EXCESS, GRID, SOLAR, SOLAR_PRIORITY, STRATEGIES, room_for
+from .views import EPS, LoadView, build_views
+
+
+def pool_of(load: LoadView, settings: SiteSettings) -> str:
+    """Which pool the load's mode draws on (``allow_grid_charging=False``: Standard and Solar Priority
+    behave as Solar Only; must-run and Continuous loads are exempt)."""
+    mode = load.mode
+    if load.must_run or mode is Mode.CONTINUOUS:
+        return GRID
+    if mode is Mode.STANDARD:
+        return GRID if settings.allow_grid_charging else SOLAR
+    if mode is Mode.SOLAR_PRIORITY:
+        return SOLAR_PRIORITY if settings.allow_grid_charging else SOLAR
+    if mode is Mode.SOLAR_ONLY:
+        return SOLAR
+    return EXCESS
+
+
+def _stale_minimums(loads: list[LoadView], budget: Budget, pools: Pools, settings: SiteSettings) -> None:
+    """Unknown data: a safe minimum only where it is known to fit (all its phases measured, no limit unknown)."""
+    known = pools.known
+    all_known = len(known) == len(pools.phases)
+    unknown_limits = settings.max_import_power is not None or (
+        settings.imbalance_limit is not None and len(pools.phases) > 1 and not all_known
+    )
+    for load in loads:
+        load.reason = Reason.STALE_DATA
+        load.amount = 0.0
+        if unknown_limits or load.pool not in (GRID, SOLAR_PRIORITY):
+            continue
+        if any(p not in known for p, _ in load.weights):
+            continue
+        room = budget.hard_room(load)[0]
+        if room + EPS >= load.floor:
+            budget.take(load, load.floor)
+            load.amount = load.floor
+
+
+def _idle_reason(load: LoadView) -> Reason | None:
+    """The reason of a load that does not compete for the budget (None: it competes)."""
+    if not load.enabled:
+        return Reason.DISABLED
+    if load.unfit is not None or load.status in (LoadStatus.FAULTED, LoadStatus.UNAVAILABLE):
+        return Reason.UNAVAILABLE
+    if load.status in (LoadStatus.IDLE, LoadStatus.FINISHING):
+        return Reason.IDLE
+    if load.mode is Mode.OFF and not load.must_run:
+        return Reason.OFF
+    return None
+
+
+def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
+    """The decision for one site at ``now``: pure, deterministic, within every hard limit."""
+    settings = snapshot.settings
+    views = build_views(settings, snapshot.loads)
+    pools = compute_pools(settings, snapshot.measurement, views, snapshot.memory, now)
+    for view in views:
+        view.pool = pool_of(view, settings)
+    competing = in_order([v for v in views if v.wants_power])
+    if pools.stale:
+        final = Budget.start(settings, pools, views)
+        _stale_minimums(competing, final, pools, settings)
+    else:
+        budget = Budget.start(settings, pools, views)
+        STRATEGIES[settings.strategy](competing, budget, pools)
+        apply_timers(competing, now, settings.timers)
+        final = Budget.start(settings, pools, views)
+        refit(competing, final)
+
+    decisions: list[LoadDecision] = []
+    running = paused = 0
+    for view in views:
+        idle_reason = _idle_reason(view)
+        if idle_reason is None:
+            amount = view.amount
+            reason = Reason.STALE_DATA if pools.stale else final_reason(view, amount)
+            memory = next_memory(view, amount, now)
+            if amount > EPS:
+                running += 1
+            else:
+                paused += 1
+        else:
+            amount = 0.0
+            reason = idle_reason
+            if idle_reason is Reason.IDLE and not pools.stale and (view.mode is not Mode.OFF or view.must_run):
+                view.amount = 0.0
+                room = room_for(view, final, pools)[0]
+                view.available = view.quantize(room) if room + EPS >= view.floor else 0.0
+            stopped = idle_reason in (Reason.DISABLED, Reason.OFF)
+            memory = next_memory(view, 0.0, now) if stopped else fresh_memory(view)
+        decisions.append(
+            LoadDecision.model_construct(
+                load=view.id,
+                current=amount,
+                phases=[p for p, _ in view.weights],
+                on=amount > EPS,
+                available=view.available,
+                mode=view.mode,
+                reason=reason,
+                message=sentence(view, reason, amount, pools.stale_why),
+                memory=memory,
+            )
+        )
+    if pools.stale:
+        message = f"stale data ({pools.stale_why}): safe minimums only"
+    else:
+        message = f"{running} running, {paused} paused, {len(views) - running - paused} not competing"
+    return Allocation.model_construct(
+        site=settings.site,
+        ts=now,
+        decisions=decisions,
+        pools=report(pools),
+        headroom={p: clamp(v) for p, v in final.phase_left.items()},
+        house={p: clamp(v) for p, v in pools.house.items()},
+        stale=pools.stale,
+        message=message,
+        memory=SiteMemory.model_construct(
+            battery_full_latched=pools.latched,
+            surplus_ema={p: clamp(v) for p, v in pools.surplus_ema.items()},
+        ),
+    )

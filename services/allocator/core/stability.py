@@ -1,0 +1,121 @@
+"""Anti-flicker: smoothing of the surplus pool and the timers applied after the raw allocation.
+
+Driven only by the memory the previous decision left (:class:`LoadMemory`, :class:`SiteMemory`), the site's
+:class:`Timers` and ``now``:
+
+* **smoothing** — the per-phase solar surplus is an exponential moving average (factor
+  ``surplus_smoothing``; 1 = none); a change smaller than ``surplus_dead_band`` keeps the previous value.
+* **min_run** — a running load that the raw allocation pauses for lack of surplus/excess (reasons
+  waiting_for_surplus, surplus_limit, battery_first, no_excess) keeps its minimum until it has run
+  ``min_run`` seconds since it (re)started.
+* **grace** — after that, the same load keeps its minimum for ``grace`` seconds after the surplus first fell
+  short (``LoadMemory.short_since``), then pauses.
+* **min_pause** — a paused load does not restart before ``min_pause`` seconds since it paused.
+* **ramp** — an increase is at most ``ramp_step`` A per decision (a paused load starts at its minimum; a
+  stepped load may always go up one step; on/off loads switch whole); cuts are immediate.
+
+A user's mode change (``LoadMemory.mode`` differs from the mode now) or ``must_run`` overrides min_run,
+grace and min_pause; a fault, an unavailable device, stale data, Off and disabled are never held. Holds take
+from the grid: they are *wishes* — the safety refit (:mod:`.safety`) fits them after every load that is not
+held, within the hard limits only, so a hold never pushes a phase or a circuit over its limit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.models.allocation import LoadMemory
+from shared.models.base import Phase
+from shared.models.load import LoadKind
+from shared.models.setpoint import Reason
+from shared.models.settings import Timers
+
+from .views import EPS, LoadView
+
+#: Raw reasons that mean "paused for lack of solar surplus or excess" (the only pauses timers may hold).
+SURPLUS_REASONS = frozenset({Reason.SURPLUS_LIMIT, Reason.WAITING_FOR_SURPLUS, Reason.BATTERY_FIRST, Reason.NO_EXCESS})
+INF = float("inf")
+
+
+def smooth_surplus(
+    raw: dict[Phase, float], previous: dict[Phase, float], alpha: float, dead_band: float
+) -> dict[Phase, float]:
+    """Exponential moving average per phase with a dead band; a phase without history starts at its raw value."""
+    out: dict[Phase, float] = {}
+    for p, value in raw.items():
+        old = previous.get(p)
+        if old is None:
+            out[p] = value
+            continue
+        new = alpha * value + (1.0 - alpha) * old
+        out[p] = old if abs(new - old) < dead_band else new
+    return out
+
+
+def _seconds(now: datetime, since: datetime | None) -> float:
+    return INF if since is None else (now - since).total_seconds()
+
+
+def apply_timers(loads: list[LoadView], now: datetime, timers: Timers) -> None:
+    """Turn each competing load's raw ``amount`` into its ``target`` (held, blocked or ramped)."""
+    for load in loads:
+        raw = load.amount
+        load.raw = raw
+        target = raw
+        mem = load.memory
+        running = mem.current > EPS or mem.on
+        override = load.must_run or (mem.mode is not None and mem.mode is not load.mode)
+        if running and raw <= EPS and load.reason in SURPLUS_REASONS and not override:
+            since = mem.short_since or now
+            if _seconds(now, mem.active_since) < timers.min_run:
+                target, load.hold, load.reason, load.short_since = load.floor, True, Reason.MIN_RUN, since
+            elif _seconds(now, since) < timers.grace:
+                target, load.hold, load.reason, load.short_since = load.floor, True, Reason.GRACE, since
+        elif (
+            not running
+            and raw > EPS
+            and not override
+            and mem.paused_since is not None
+            and _seconds(now, mem.paused_since) < timers.min_pause
+        ):
+            target, load.reason = 0.0, Reason.MIN_PAUSE
+        if target > EPS and load.kind is not LoadKind.ONOFF:
+            start = mem.current if running else 0.0
+            cap = max(start + timers.ramp_step, load.floor)
+            if load.steps:
+                above = [s for s in load.steps if s > start + EPS]
+                if above:
+                    cap = max(cap, above[0])
+            if target > cap + EPS:
+                target = load.quantize(cap)
+                load.reason = Reason.RAMP
+        load.target = target
+
+
+def next_memory(load: LoadView, amount: float, now: datetime) -> LoadMemory:
+    """What this decision leaves for the next one about the load."""
+    mem = load.memory
+    running = mem.current > EPS or mem.on
+    on = amount > EPS
+    if on:
+        active_since = mem.active_since if running and mem.active_since is not None else now
+        paused_since = None
+    elif running:
+        active_since, paused_since = None, now
+    else:
+        active_since, paused_since = None, mem.paused_since
+    return LoadMemory.model_construct(
+        current=amount,
+        on=on,
+        active_since=active_since,
+        paused_since=paused_since,
+        short_since=load.short_since if on else None,
+        mode=load.mode,
+    )
+
+
+def fresh_memory(load: LoadView) -> LoadMemory:
+    """Memory of a load that is not competing (idle, faulted, unavailable): the timers start over."""
+    return LoadMemory.model_construct(
+        current=0.0, on=False, active_since=None, paused_since=None, short_since=None, mode=load.mode
+    )

@@ -1,0 +1,180 @@
+"""The allocator's working view of one load: its validated input flattened into plain numbers.
+
+Built once per decision from :class:`~shared.models.allocation.LoadInput`; the strategies, the stability
+rules and the safety refit work on these views (plain slotted objects, no pydantic in the hot path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.models.allocation import LoadInput, LoadMemory
+from shared.models.base import Phase
+from shared.models.load import LoadKind, LoadStatus
+from shared.models.setpoint import Reason
+from shared.models.settings import Mode, SiteSettings
+
+from .ordering import urgency_of
+
+#: Float tolerance for "fits" comparisons (amps).
+EPS = 1e-9
+
+
+@dataclass(slots=True)
+class LoadView:
+    """One load as the decision sees it. ``amount`` is the per-leg current allocated so far."""
+
+    index: int
+    id: str
+    kind: LoadKind
+    #: Site phases the load draws on now, in leg order (a phase twice if two legs share it).
+    phases: tuple[Phase, ...]
+    #: Site phase -> number of the load's legs on it.
+    weights: tuple[tuple[Phase, int], ...]
+    #: Number of legs in use (the load's per-leg current times this is its share of a power pool).
+    legs: int
+    minimum: float
+    maximum: float
+    #: Allowed per-leg currents (stepped loads: the steps; on/off loads: the one "on" current). Empty: continuous.
+    steps: tuple[float, ...]
+    mode: Mode
+    urgency: int
+    priority: int
+    status: LoadStatus
+    must_run: bool
+    enabled: bool
+    #: The load's circuit and its ancestors, innermost first (only circuits the site defines).
+    circuits: tuple[str, ...]
+    memory: LoadMemory
+    #: What the load draws now, per site phase.
+    draw: dict[Phase, float]
+    #: Set when the load cannot run at all (phase outside the site, empty current range): the sentence.
+    unfit: str | None = None
+    amount: float = 0.0
+    reason: Reason = Reason.OK
+    #: What the binding limit was: (subject, value) for the sentence.
+    subject: str = ""
+    room: float = 0.0
+    available: float | None = None
+    #: Stability: the raw amount before the timers, and whether the amount is a timer hold.
+    raw: float = 0.0
+    hold: bool = False
+    target: float = 0.0
+    #: Grace timer: since when the surplus has been short while the load runs.
+    short_since: datetime | None = None
+    #: Which pool the load's mode draws on (see :mod:`.strategies`).
+    pool: str = "grid"
+
+    @property
+    def floor(self) -> float:
+        """The smallest non-zero amount the load can take."""
+        return self.steps[0] if self.steps else self.minimum
+
+    @property
+    def wants_power(self) -> bool:
+        """Active (or finishing is not), enabled, not off, able to run: it competes for the budget."""
+        return (
+            self.enabled
+            and self.unfit is None
+            and self.status is LoadStatus.ACTIVE
+            and (self.mode is not Mode.OFF or self.must_run)
+        )
+
+    def quantize(self, amount: float) -> float:
+        """The largest amount the load can take that is not above ``amount`` (0 if below its floor)."""
+        if amount > self.maximum:
+            amount = self.maximum
+        if self.steps:
+            best = 0.0
+            for step in self.steps:
+                if step <= amount + EPS:
+                    best = step
+                else:
+                    break
+            return best
+        if amount + EPS < self.minimum or amount <= EPS:
+            return 0.0
+        return max(amount, self.minimum)
+
+
+def circuit_chain(circuit: str | None, parents: dict[str, str | None]) -> tuple[str, ...]:
+    """The circuit and its ancestors, innermost first; unknown circuits are ignored, cycles cut."""
+    chain: list[str] = []
+    while circuit is not None and circuit in parents and circuit not in chain:
+        chain.append(circuit)
+        circuit = parents[circuit]
+    return tuple(chain)
+
+
+def build_views(settings: SiteSettings, loads: list[LoadInput]) -> list[LoadView]:
+    """Flatten every load input into a :class:`LoadView` (effective mode, range, steps, circuits)."""
+    parents = {c.id: c.parent for c in settings.circuits}
+    site_phases = set(settings.phases)
+    voltage = settings.voltage
+    views: list[LoadView] = []
+    for index, item in enumerate(loads):
+        state = item.state
+        ls = item.settings
+        mode = ls.mode if ls is not None and ls.mode is not None else settings.mode
+        phases = tuple(state.site_phases())
+        counts: dict[Phase, int] = {}
+        for p in phases:
+            counts[p] = counts.get(p, 0) + 1
+        legs = len(phases)
+        unfit: str | None = None
+        lo = state.min_current
+        hi = state.max_current
+        if ls is not None:
+            if ls.min_current is not None and ls.min_current > lo:
+                lo = ls.min_current
+            if ls.max_current is not None and ls.max_current < hi:
+                hi = ls.max_current
+        steps: tuple[float, ...] = ()
+        if state.kind is LoadKind.ONOFF:
+            rated = state.rated_power
+            on_current = rated / (voltage * legs) if rated and voltage > 0 else state.max_current
+            if ls is not None and ls.max_current is not None and on_current > ls.max_current + EPS:
+                unfit = f"its on current {on_current:.1f} A is above its {ls.max_current:.1f} A maximum setting"
+            lo = hi = on_current
+            steps = (on_current,)
+        elif state.kind is LoadKind.STEPPED:
+            if ls is None or ls.max_current is None:
+                hi = max(hi, max(state.steps))
+            steps = tuple(sorted({s for s in state.steps if s > 0 and lo - EPS <= s <= hi + EPS}))
+            if not steps:
+                unfit = f"none of its steps lies between {lo:.1f} A and {hi:.1f} A"
+            else:
+                lo, hi = steps[0], steps[-1]
+        if unfit is None and hi + EPS < lo:
+            unfit = f"its maximum {hi:.1f} A is below its minimum {lo:.1f} A"
+        outside = [p.value for p in counts if p not in site_phases]
+        if outside:
+            unfit = f"it is wired to phase {', '.join(outside)}, which the site does not have"
+        if unfit is None and hi <= 0:
+            unfit = "its maximum current is 0 A"
+        must_run = state.must_run
+        views.append(
+            LoadView(
+                index=index,
+                id=state.load,
+                kind=state.kind,
+                phases=phases,
+                weights=tuple(counts.items()),
+                legs=legs,
+                minimum=lo,
+                maximum=max(hi, 0.0),
+                steps=steps,
+                mode=mode,
+                urgency=urgency_of(mode, must_run),
+                priority=ls.priority if ls is not None else 5,
+                status=state.status,
+                must_run=must_run,
+                enabled=ls.enabled if ls is not None else True,
+                circuits=circuit_chain(state.circuit, parents),
+                memory=item.memory,
+                draw=state.draw,
+                unfit=unfit,
+            )
+        )
+    return views
