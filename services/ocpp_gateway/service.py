@@ -1,20 +1,38 @@
-"""The OCPP gateway service (skeleton until the gateway issue lands): validates charger commands."""
+"""The OCPP gateway service: ``serve(config, clock)`` runs the central system until cancelled."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.config import AmpmqConfig
-from shared.models import OcppCommand
-from shared.mqtt import Incoming, Runtime
-from shared.topics import Leaf, Topics
+from shared.mqtt import Runtime
+from shared.topics import Topics
+
+from .config import GatewayConfig
+from .gateway import Gateway
+
+SERVICE = "ocpp-gateway"
+
+
+def gateway_for(config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK) -> Gateway:
+    """The gateway of ``config`` with its own MQTT runtime (not yet running)."""
+    settings = config.section("ocpp_gateway", GatewayConfig)
+    runtime = Runtime(SERVICE, config.broker_url(), Topics(config.root))
+    return Gateway(settings, runtime, clock)
 
 
 async def serve(config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK) -> None:
-    topics = Topics(config.root)
-    runtime = Runtime("ocpp-gateway", config.broker_url(), topics)
-
-    @runtime.route(topics.charger_filter(f"{Leaf.CMD}/+"), OcppCommand)
-    async def on_command(msg: Incoming[OcppCommand]) -> None:
-        raise ValueError(f"charger {msg.ref.id if msg.ref else '?'} is not connected")
-
-    await runtime.run()
+    gateway = gateway_for(config, clock)
+    mqtt = asyncio.get_running_loop().create_task(gateway.runtime.run(), name="ocpp-gateway-mqtt")
+    try:
+        with contextlib.suppress(TimeoutError):
+            await gateway.runtime.wait_connected(10)  # chargers are served even while the broker is away
+        async with gateway.running():
+            await mqtt
+    finally:
+        await gateway.runtime.close()
+        mqtt.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await mqtt

@@ -51,6 +51,8 @@ class ConnectorStatus(Message):
     charger: TopicId
     connector: Annotated[int, Strict(), Field(ge=0, le=64)]
     evse: Annotated[int, Strict(), Field(ge=0, le=64)] | None = None
+    #: 2.0.1: the connector's id within its EVSE (the topic's ``<n>`` and ``connector`` are the EVSE id).
+    connector_id: Annotated[int, Strict(), Field(ge=0, le=64)] | None = None
     status: ShortText
     charging_state: ShortText | None = None
     error_code: ShortText | None = None

@@ -1,0 +1,94 @@
+"""The way out to MQTT: one bounded queue for everything the gateway publishes.
+
+OCPP handlers only enqueue, so a charger gets its answer without waiting for the broker. One worker
+publishes in order (several publishes are in flight at once, but they reach the MQTT client in queue
+order, so a retained topic's last value is the charger's last value). When the queue is full,
+``put`` waits: the chargers' websockets are read more slowly, and nothing grows without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.models import ErrorReport
+from shared.mqtt import Runtime
+
+log = logging.getLogger("ampmq.ocpp-gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    payload: BaseModel | str
+    retain: bool
+
+
+class Outbox:
+    """A bounded, ordered publish queue in front of the service's MQTT runtime."""
+
+    def __init__(self, runtime: Runtime, size: int = 10_000, in_flight: int = 64) -> None:
+        self.runtime = runtime
+        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=size)
+        self._slots = asyncio.Semaphore(in_flight)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.dropped = 0
+        self.reported = 0
+
+    async def put(self, topic: str, payload: BaseModel | str, *, retain: bool = False) -> None:
+        """Queue a publish; waits while the queue is full (backpressure on the caller)."""
+        await self._queue.put(Outgoing(topic, payload, retain))
+
+    def put_nowait(self, topic: str, payload: BaseModel | str, *, retain: bool = False) -> bool:
+        """Queue a publish without waiting; a full queue drops it (counted and logged)."""
+        try:
+            self._queue.put_nowait(Outgoing(topic, payload, retain))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning("outbox full: dropped publish to %s", topic)
+            return False
+        return True
+
+    def report(self, site: str | None, error: str, message: str, payload: str | bytes = b"", topic: str = "") -> None:
+        """Log an error and queue an :class:`ErrorReport` on the site's (or the service's) errors topic."""
+        topics = self.runtime.topics
+        errors_topic = topics.errors(site) if site else topics.service_errors(self.runtime.service)
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+        log.warning("%s: %s", error, message)
+        self.reported += 1
+        report = ErrorReport(service=self.runtime.service, topic=(topic or errors_topic)[:512], error=error[:64],
+                             message=message[:1000], payload=text[:512])
+        self.put_nowait(errors_topic, report)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def run(self) -> None:
+        """Publish queued messages forever, in order, with a bounded number in flight."""
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await self._queue.get()
+            await self._slots.acquire()
+            task = loop.create_task(self._publish(item))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self, item: Outgoing) -> None:
+        try:
+            await self.runtime.publish(item.topic, item.payload, retain=item.retain)
+        except Exception:  # the runtime reports broker trouble itself; never lose the worker
+            log.exception("publish to %s failed", item.topic)
+        finally:
+            self._slots.release()
+            self._queue.task_done()
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait until everything queued so far is published (or ``timeout`` passes)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)

@@ -1,0 +1,82 @@
+"""Charger passwords (OCPP security profile 1), stored only as salted scrypt hashes.
+
+A hash looks like ``scrypt$16384$8$1$<salt, base64>$<key, base64>``: the cost parameters travel with it,
+so they can be raised later without breaking stored hashes. Make one with::
+
+    python -m services.ocpp_gateway.passwords            # asks for the password
+    python -m services.ocpp_gateway.passwords 'secret'   # or takes it as an argument
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import hmac
+import secrets
+import sys
+
+SCHEME = "scrypt"
+DEFAULT_N = 2**14
+DEFAULT_R = 8
+DEFAULT_P = 1
+_KEY_LEN = 32
+_MAX_N = 2**20
+
+
+class PasswordHashError(ValueError):
+    """A stored password hash cannot be read."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=_KEY_LEN,
+                          maxmem=256 * 1024 * 1024)
+
+
+def hash_password(password: str, *, n: int = DEFAULT_N, r: int = DEFAULT_R, p: int = DEFAULT_P) -> str:
+    """A salted scrypt hash of ``password`` to put in the config as a charger's ``password_hash``."""
+    if not password:
+        raise ValueError("a charger password must not be empty")
+    salt = secrets.token_bytes(16)
+    return f"{SCHEME}${n}${r}${p}${_b64(salt)}${_b64(_scrypt(password, salt, n, r, p))}"
+
+
+def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
+    """Split a stored hash into its parameters; raise :class:`PasswordHashError` if it is not one of ours."""
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != SCHEME:
+        raise PasswordHashError("a password hash is 'scrypt$N$r$p$salt$key' (make one with "
+                                "python -m services.ocpp_gateway.passwords)")
+    try:
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        salt, key = base64.b64decode(parts[4], validate=True), base64.b64decode(parts[5], validate=True)
+    except ValueError as exc:
+        raise PasswordHashError(f"password hash is damaged: {exc}") from exc
+    if n < 2 or n > _MAX_N or n & (n - 1) or not 1 <= r <= 64 or not 1 <= p <= 16 or len(key) != _KEY_LEN:
+        raise PasswordHashError("password hash has parameters out of range")
+    return n, r, p, salt, key
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches the stored hash (constant-time comparison)."""
+    n, r, p, salt, key = parse_hash(stored)
+    return hmac.compare_digest(_scrypt(password, salt, n, r, p), key)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    password = args[0] if args else getpass.getpass("charger password: ")
+    try:
+        print(hash_password(password))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,316 @@
+"""One connected charger: the OCPP-J framing both versions share, and the way back to MQTT.
+
+:class:`ChargerSession` extends the ``ocpp`` library's ``ChargePoint``: the version modules
+(:mod:`.v16`, :mod:`.v201`) declare their ``@on(Action...)`` handlers on top of it. Here:
+
+* every frame is checked before the library routes it: a frame that is not OCPP-J gets a CALLERROR
+  (``RpcFrameworkError`` / ``MessageTypeNotSupported`` in 2.0.1, ``FormationViolation`` / ``GenericError``
+  in 1.6, message id ``-1`` when none can be read), a CALL the library rejects (unknown action, schema
+  violation, handler failure) gets the library's CALLERROR, and each of these is reported on the errors topic;
+* commands from MQTT go out with :meth:`ChargerSession.request`: validated against the version's schema
+  first, one outstanding CALL at a time (OCPP-J), each with its own timeout, failed at once when the
+  charger goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import itertools
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from ocpp.charge_point import ChargePoint
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, CallError, CallResult, MessageType, unpack, validate_payload
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from shared.clock import Clock
+from shared.models import ChargerEvent, ConnectorMeter, ConnectorStatus, OcppVersion
+from shared.topics import Topics, slugify
+
+from .config import GatewayConfig
+from .handshake import Admission
+from .meter import connector_meter
+from .outbox import Outbox
+
+log = logging.getLogger("ampmq.ocpp-gateway.session")
+#: The ocpp library logs every frame at INFO; that is our DEBUG.
+frames_log = logging.getLogger("ampmq.ocpp-gateway.frames")
+frames_log.setLevel(logging.WARNING)
+
+#: OCPP 1.6J spells two error codes differently (errata v1.0 section 5).
+_V16_CODES = {"FormatViolation": "FormationViolation", "OccurenceConstraintViolation": "OccurrenceConstraintViolation"}
+MAX_REMEMBERED_TRANSACTIONS = 64
+
+
+class ChargerOffline(Exception):
+    """The charger is not connected (or went away while a command waited)."""
+
+
+class CallErrorReceived(Exception):
+    """The charger answered a command with a CALLERROR."""
+
+    def __init__(self, code: str, description: str, details: Any) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.details = details
+
+
+class InvalidResponse(Exception):
+    """The charger's answer to a command does not follow the schema."""
+
+    def __init__(self, message: str, payload: Any) -> None:
+        super().__init__(message)
+        self.payload = payload
+
+
+@dataclass(slots=True)
+class ChargerMemory:
+    """What the gateway remembers about a charger across its reconnects."""
+
+    #: transaction id -> connector (a 1.6 StopTransaction names no connector).
+    transactions: dict[str, int] = field(default_factory=dict)
+    #: connector -> last status published (2.0.1 adds the charging state from TransactionEvent).
+    status: dict[int, ConnectorStatus] = field(default_factory=dict)
+
+    def remember_transaction(self, transaction_id: str, connector: int) -> None:
+        self.transactions[transaction_id] = connector
+        while len(self.transactions) > MAX_REMEMBERED_TRANSACTIONS:
+            del self.transactions[next(iter(self.transactions))]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayContext:
+    """What every session shares: config, topics, the outbox and the clock."""
+
+    config: GatewayConfig
+    topics: Topics
+    outbox: Outbox
+    clock: Clock
+    #: 1.6 transaction ids (integers the central system hands out), rising across restarts.
+    transaction_ids: Iterator[int] = field(default_factory=lambda: itertools.count(int(time.time()) % 1_000_000_000))
+
+
+def ocpp_time(moment: datetime) -> str:
+    """RFC 3339 UTC with milliseconds, as OCPP expects: ``2026-12-01T01:02:03.456Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class ChargerSession(ChargePoint):
+    """A charger on its websocket; subclasses add the version's ``@on`` handlers."""
+
+    version: ClassVar[OcppVersion]
+    _ocpp_version: str
+
+    def __init__(self, admission: Admission, connection: ServerConnection, ctx: GatewayContext,
+                 memory: ChargerMemory) -> None:
+        super().__init__(admission.ocpp_id, connection, response_timeout=ctx.config.call_timeout,
+                         logger=frames_log)
+        self.admission = admission
+        self.site = admission.site
+        self.charger = admission.charger
+        self.ctx = ctx
+        self.memory = memory
+        self.connection = connection
+        self.closed = False
+        self.waiting_commands = 0
+        self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
+        #: The camelCase payload of the CALL being handled (the library hands handlers snake_case).
+        self.current_payload: Mapping[str, Any] = {}
+
+    # -- the reading loop ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Read and route frames until the websocket closes (``ConnectionClosed`` ends it)."""
+        async for frame in self.connection:
+            await self.route_message(frame)
+
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        if isinstance(raw_msg, bytes):
+            await self._frame_error(None, "binary frame (OCPP-J uses text frames)", raw_msg)
+            return
+        problem, unique_id, answer = _frame_problem(raw_msg)
+        if problem is not None:
+            if answer:
+                await self._frame_error(unique_id, problem, raw_msg, unknown_type=problem.startswith("message type"))
+            else:  # a broken CALLRESULT/CALLERROR is never answered with a CALLERROR
+                self.report("malformed_frame", problem, raw_msg)
+            return
+        try:
+            msg = unpack(raw_msg)
+        except OCPPError as exc:
+            await self._frame_error(unique_id, str(exc), raw_msg)
+            return
+        if msg.message_type_id == MessageType.Call:
+            self.current_payload = msg.payload
+            try:
+                await self._handle_call(msg)
+            except OCPPError as error:
+                self.report("call_rejected", f"{msg.action}: {error.code}: {error.description} {error.details}",
+                            raw_msg)
+                await self._send_error(msg.unique_id, error.code, error.description, error.details or {})
+            finally:
+                self.current_payload = {}
+            return
+        future = self._pending.pop(msg.unique_id, None)
+        if future is None or future.done():
+            self.report("unexpected_response", f"answer to no outstanding call (id {msg.unique_id!r})", raw_msg)
+            return
+        future.set_result(msg)
+
+    async def _frame_error(self, unique_id: str | None, problem: str, raw: str | bytes,
+                           *, unknown_type: bool = False) -> None:
+        self.report("malformed_frame", problem, raw)
+        if self.version == OcppVersion.V16:
+            code = "GenericError" if unknown_type else "FormationViolation"
+        else:
+            code = "MessageTypeNotSupported" if unknown_type else "RpcFrameworkError"
+        await self._send_error(unique_id or "-1", code, problem[:200], {})
+
+    async def _send_error(self, unique_id: str, code: str, description: str, details: Any) -> None:
+        if self.version == OcppVersion.V16:
+            code = _V16_CODES.get(code, code)
+        if not isinstance(details, dict):
+            details = {"cause": str(details)}
+        frame = CallError(unique_id, code, description, _jsonable(details)).to_json()
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(frame)
+
+    # -- commands to the charger --------------------------------------------------------------------
+    async def request(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one CALL and return the charger's answer.
+
+        Raises ``OCPPError`` (schema violation, before anything is sent), ``ChargerOffline``,
+        ``TimeoutError``, :class:`CallErrorReceived` or :class:`InvalidResponse`.
+        """
+        unique_id = str(uuid.uuid4())
+        await validate_payload(Call(unique_id, action, copy.deepcopy(payload)), self._ocpp_version)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            async with self._call_lock:  # one outstanding CALL per charger (OCPP-J)
+                if self.closed:
+                    raise ChargerOffline(f"charger {self.charger} is offline")
+                future: asyncio.Future[CallResult | CallError] = loop.create_future()
+                self._pending[unique_id] = future
+                try:
+                    await self._send(Call(unique_id, action, payload).to_json())
+                    answer = await future
+                except ConnectionClosed as exc:
+                    raise ChargerOffline(f"charger {self.charger} went away") from exc
+                finally:
+                    self._pending.pop(unique_id, None)
+        if isinstance(answer, CallError):
+            raise CallErrorReceived(str(answer.error_code), str(answer.error_description), answer.error_details)
+        if not isinstance(answer.payload, dict):
+            raise InvalidResponse("the answer is not a JSON object", answer.payload)
+        try:
+            await validate_payload(CallResult(unique_id, copy.deepcopy(answer.payload), action), self._ocpp_version)
+        except OCPPError as exc:
+            raise InvalidResponse(f"{exc.code}: {exc.details or exc.description}", answer.payload) from exc
+        return answer.payload
+
+    def close(self) -> None:
+        """The websocket is gone: fail every command still waiting for an answer."""
+        self.closed = True
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ChargerOffline(f"charger {self.charger} went away"))
+        self._pending.clear()
+
+    # -- towards MQTT -------------------------------------------------------------------------------
+    @property
+    def topics(self) -> Topics:
+        return self.ctx.topics
+
+    def now(self) -> datetime:
+        return self.ctx.clock.now()
+
+    async def publish(self, topic: str, model: Any, *, retain: bool = True) -> None:
+        await self.ctx.outbox.put(topic, model, retain=retain)
+
+    def report(self, error: str, message: str, payload: str | bytes = b"") -> None:
+        self.ctx.outbox.report(self.site, error, f"charger {self.admission.ocpp_id}: {message}", payload,
+                               topic=self.topics.charger_availability(self.site, self.charger))
+
+    async def event(self, name: str, data: Mapping[str, Any] | None = None) -> None:
+        """Publish a ChargerEvent (not retained) named after the OCPP action, e.g. ``firmware-status-notification``."""
+        slug = slugify(_kebab(name))
+        payload = _jsonable(dict(data if data is not None else self.current_payload))
+        await self.publish(self.topics.charger_event(self.site, self.charger, slug),
+                           ChargerEvent(site=self.site, charger=self.charger, name=name, data=payload, ts=self.now()),
+                           retain=False)
+
+    async def publish_meter(self, connector: int, meter_value: Any, transaction_id: str | None = None
+                            ) -> ConnectorMeter | None:
+        meter, problems = connector_meter(self.site, self.charger, connector, meter_value or [], self.now(),
+                                          transaction_id)
+        for problem in problems:
+            self.report("meter_value", f"connector {connector}: {problem}")
+        if meter is not None:
+            await self.publish(self.topics.connector_meter(self.site, self.charger, connector), meter)
+        return meter
+
+    async def publish_status(self, status: ConnectorStatus) -> None:
+        self.memory.status[status.connector] = status
+        await self.publish(self.topics.connector_status(self.site, self.charger, status.connector), status)
+
+    def id_tag_status(self, id_tag: str | None) -> str:
+        """Authorize policy: ``Accepted`` or ``Invalid``."""
+        config = self.ctx.config
+        if config.authorize == "accept_all" or (id_tag is not None and id_tag in config.id_tags):
+            return "Accepted"
+        return "Invalid"
+
+
+def _kebab(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
+            out.append("-")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe copy (Decimals become floats)."""
+    return json.loads(json.dumps(value, default=float))
+
+
+def _frame_problem(raw: str) -> tuple[str | None, str | None, bool]:
+    """What is wrong with an OCPP-J frame at the RPC level, its message id when readable, and whether
+    the problem is answered with a CALLERROR (not when the frame is a broken CALLRESULT or CALLERROR)."""
+    try:
+        frame = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        return "not valid JSON", None, True
+    if not isinstance(frame, list) or not frame:
+        return "an OCPP-J message is a JSON array", None, True
+    message_type = frame[0]
+    unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else None
+    if isinstance(message_type, bool) or not isinstance(message_type, int):
+        return "message type id must be a number", unique_id, True
+    if message_type not in (MessageType.Call, MessageType.CallResult, MessageType.CallError):
+        return f"message type {message_type} is not supported", unique_id, True
+    answer = message_type == MessageType.Call
+    if unique_id is None:
+        return "message id must be a string", None, answer
+    if len(unique_id) > 36:
+        return "message id is longer than 36 characters", unique_id, answer
+    expected = {MessageType.Call: 4, MessageType.CallResult: 3, MessageType.CallError: 5}[message_type]
+    if len(frame) != expected:
+        return f"message type {message_type} has {expected} elements, not {len(frame)}", unique_id, answer
+    if message_type == MessageType.Call:
+        if not isinstance(frame[2], str):
+            return "action must be a string", unique_id, True
+        if not isinstance(frame[3], dict):
+            return "payload must be a JSON object", unique_id, True
+    return None, unique_id, answer

@@ -1,0 +1,105 @@
+"""Gateway tests: the gateway in-process on a free port, the real Mosquitto, real OCPP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call_result as result16
+from ocpp.v16.enums import Action as Action16
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call_result as result201
+from ocpp.v201.enums import Action as Action201
+from websockets.asyncio.client import ClientConnection, connect
+
+from services.ocpp_gateway.config import GatewayConfig
+from services.ocpp_gateway.gateway import Gateway
+from shared.mqtt import Runtime, serving
+from shared.topics import Topics
+
+GatewayFactory = Callable[..., contextlib.AbstractAsyncContextManager[Gateway]]
+
+
+@pytest.fixture
+def topics() -> Topics:
+    return Topics()
+
+
+@pytest.fixture
+def run_gateway(mqtt_url: str) -> GatewayFactory:
+    """``async with run_gateway(chargers={...}, ...) as gateway``: a gateway on a free port, connected to MQTT."""
+
+    @contextlib.asynccontextmanager
+    async def factory(**settings: Any) -> AsyncIterator[Gateway]:
+        settings.setdefault("host", "127.0.0.1")
+        settings.setdefault("port", 0)
+        config = GatewayConfig.model_validate(settings)
+        runtime = Runtime("ocpp-gateway", mqtt_url, Topics())
+        gateway = Gateway(config, runtime)
+        async with serving(runtime), gateway.running():
+            yield gateway
+
+    return factory
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+class Client16(ChargePoint16):
+    """A 1.6 charge point (the ocpp library's client side) that accepts what it is told and records it."""
+
+    def __init__(self, cp_id: str, connection: ClientConnection) -> None:
+        super().__init__(cp_id, connection, response_timeout=10)
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.answer_status = "Accepted"
+
+    @on(Action16.set_charging_profile)
+    def on_set_charging_profile(self, **kw: Any) -> result16.SetChargingProfile:
+        self.received.append(("SetChargingProfile", kw))
+        return result16.SetChargingProfile(status=self.answer_status)
+
+    @on(Action16.get_configuration)
+    def on_get_configuration(self, **kw: Any) -> result16.GetConfiguration:
+        self.received.append(("GetConfiguration", kw))
+        return result16.GetConfiguration(configuration_key=[{"key": "HeartbeatInterval", "readonly": False,
+                                                             "value": "300"}])
+
+
+class Client201(ChargePoint201):
+    """A 2.0.1 charging station (the ocpp library's client side)."""
+
+    def __init__(self, cp_id: str, connection: ClientConnection) -> None:
+        super().__init__(cp_id, connection, response_timeout=10)
+        self.received: list[tuple[str, dict[str, Any]]] = []
+
+    @on(Action201.set_charging_profile)
+    def on_set_charging_profile(self, **kw: Any) -> result201.SetChargingProfile:
+        self.received.append(("SetChargingProfile", kw))
+        return result201.SetChargingProfile(status="Accepted")
+
+
+@contextlib.asynccontextmanager
+async def charger(gateway: Gateway, cp_id: str, version: str = "1.6", *, password: str | None = None,
+                  subprotocols: list[str] | None = None) -> AsyncIterator[Any]:
+    """A connected client charge point with its reading loop running."""
+    offered = subprotocols if subprotocols is not None else [f"ocpp{version}"]
+    headers = basic_auth(cp_id, password) if password is not None else None
+    ws = await connect(f"{gateway.url}/ocpp/{cp_id}", subprotocols=offered or None,  # type: ignore[arg-type]
+                       additional_headers=headers, open_timeout=5)
+    client: Any = Client16(cp_id, ws) if version == "1.6" else Client201(cp_id, ws)
+    reader = asyncio.get_running_loop().create_task(client.start())
+    try:
+        yield client
+    finally:
+        reader.cancel()
+        await ws.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
