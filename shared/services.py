@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from .clock import SYSTEM_CLOCK, Clock
-from .config import AmpmqConfig
+from .config import AmpmqConfig, ConfigError
 
 log = logging.getLogger("ampmq")
 
@@ -37,8 +37,26 @@ def serve_function(service: str) -> Callable[..., Coroutine[Any, Any, None]]:
     return serve
 
 
+async def supervise(name: str, config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK, backoff_max: float = 30.0) -> None:
+    """Run one service; restart it with backoff when it crashes. A bad config stops it for good."""
+    delay = 1.0
+    while True:
+        started = clock.monotonic()
+        try:
+            await serve_function(name)(config, clock)
+            return
+        except ConfigError:
+            raise
+        except Exception:
+            log.exception("service %s crashed; restarting in %.0fs", name, delay)
+        if clock.monotonic() - started > 60:
+            delay = 1.0
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, backoff_max)
+
+
 async def run_services(config: AmpmqConfig, names: list[str], clock: Clock = SYSTEM_CLOCK) -> None:
-    """Run the named services in this process until one fails or all are cancelled."""
+    """Run the named services in this process, each supervised, until cancelled."""
     async with asyncio.TaskGroup() as group:
         for name in names:
-            group.create_task(serve_function(name)(config, clock), name=name)
+            group.create_task(supervise(name, config, clock), name=name)
