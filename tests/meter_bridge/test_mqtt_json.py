@@ -1,0 +1,60 @@
+"""The generic MQTT JSON driver, and plausibility through the bridge: NaN and 10 000 A are rejected."""
+
+from __future__ import annotations
+
+from shared.probe import Probe
+
+from .conftest import TOPICS, currents, measurement, payload, running_bridge
+
+
+def json_source(site_id: str) -> dict[str, object]:
+    return {
+        "id": "ha", "driver": "mqtt_json",
+        "values": [
+            {"topic": f"home/{site_id}/grid", "path": "phases.0.amps", "unit": "A", "phase": 1},
+            {"topic": f"home/{site_id}/grid", "path": "phases.1.amps", "unit": "A", "phase": 2},
+            {"topic": f"home/{site_id}/grid", "path": "total", "unit": "kW"},
+            {"topic": f"home/{site_id}/pv", "unit": "W", "quantity": "solar_power"},
+            {"topic": f"home/{site_id}/soc", "unit": "%"},
+        ],
+    }
+
+
+async def test_json_paths_units_and_raw_payloads(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    await probe.subscribe(TOPICS.measurement(site_id))
+    async with running_bridge(mqtt_url, {site_id: {"sources": [json_source(site_id)]}}):
+        await probe.publish(f"home/{site_id}/grid", payload({"phases": [{"amps": 6.5}, {"amps": -1.5}], "total": 1.2}))
+        await probe.publish(f"home/{site_id}/pv", "2400")
+        await probe.publish(f"home/{site_id}/soc", "81.5")
+        msg = await probe.expect(
+            TOPICS.measurement(site_id),
+            where=lambda m: measurement(m).battery_soc is not None and measurement(m).solar_power is not None,
+        )
+        m = measurement(msg)
+        assert currents(msg) == {"A": 6.5, "B": -1.5}
+        assert m.grid_power is not None and m.grid_power.value == 1200.0
+        assert m.solar_power is not None and m.solar_power.value == 2400.0 and not m.solar_power.derived
+        assert m.battery_soc is not None and m.battery_soc.value == 81.5 and m.battery_soc.source == "ha"
+
+
+async def test_nan_and_ten_thousand_amps_are_rejected_and_not_applied(
+    mqtt_url: str, probe: Probe, site_id: str
+) -> None:
+    await probe.subscribe(TOPICS.measurement(site_id))
+    await probe.subscribe(TOPICS.errors(site_id))
+    source = {"id": "ha", "driver": "mqtt_json",
+              "values": [{"topic": f"home/{site_id}/l1", "unit": "A", "phase": 1}]}
+    async with running_bridge(mqtt_url, {site_id: {"sources": [source]}}):
+        await probe.publish(f"home/{site_id}/l1", "12.0")
+        await probe.expect(TOPICS.measurement(site_id), where=lambda m: currents(m) == {"A": 12.0})
+        mark = probe.mark()
+        await probe.publish(f"home/{site_id}/l1", "NaN")
+        err = (await probe.expect(TOPICS.errors(site_id), after=mark)).json()
+        assert err["error"] == "implausible" and "non-finite" in err["message"] and err["topic"] == f"home/{site_id}/l1"
+        await probe.publish(f"home/{site_id}/l1", "10000")
+        err = (await probe.expect(TOPICS.errors(site_id), after=mark, where=lambda m: "10000" in m.text)).json()
+        assert err["error"] == "implausible" and "beyond the plausible" in err["message"]
+        await probe.publish(f"home/{site_id}/l1", "13.0")  # a good value afterwards goes through
+        await probe.expect(TOPICS.measurement(site_id), after=mark, where=lambda m: currents(m) == {"A": 13.0})
+        published = [currents(m) for m in probe.on(TOPICS.measurement(site_id), after=mark)]
+        assert all(c == {"A": 13.0} for c in published), published  # neither NaN nor 10 000 A was applied

@@ -1,0 +1,96 @@
+"""Shelly Gen2 (status and NotifyStatus) and Gen1 payloads through a real broker into the measurement."""
+
+from __future__ import annotations
+
+from shared.probe import Probe
+
+from .conftest import TOPICS, currents, measurement, payload, running_bridge
+
+PRO3EM_STATUS = {
+    "id": 0, "a_current": 4.0, "a_voltage": 230.0, "a_act_power": 900.0, "a_aprt_power": 920.0,
+    "b_current": 2.0, "b_voltage": 231.0, "b_act_power": -460.0, "b_aprt_power": 462.0,
+    "c_current": 1.0, "c_voltage": 229.0, "c_act_power": 220.0, "c_aprt_power": 229.0,
+    "n_current": None, "total_current": 7.0, "total_act_power": 660.0, "total_aprt_power": 1611.0,
+}
+
+
+async def test_gen2_status_em0_gives_signed_currents_voltage_and_power(
+    mqtt_url: str, probe: Probe, site_id: str
+) -> None:
+    await probe.subscribe(TOPICS.measurement(site_id))
+    prefix = f"shellypro3em-{site_id}"
+    sites = {site_id: {"sources": [{"id": "grid", "driver": "shelly", "prefix": prefix}]}}
+    async with running_bridge(mqtt_url, sites):
+        await probe.publish(f"{prefix}/status/em:0", payload(PRO3EM_STATUS))
+        msg = await probe.expect(TOPICS.measurement(site_id))
+        m = measurement(msg)
+        assert currents(msg) == {"A": 4.0, "B": -2.0, "C": 1.0}
+        assert {p.value: r.value for p, r in m.voltage.items()} == {"A": 230.0, "B": 231.0, "C": 229.0}
+        assert m.grid_power is not None and m.grid_power.value == 660.0
+        assert all(r.source == "grid" and not r.derived for r in m.grid_current.values())
+        # no solar source: solar is derived from export (none here)
+        assert m.solar_power is not None and m.solar_power.derived and m.solar_power.value == 0.0
+    async with Probe(mqtt_url) as late:  # retained: a consumer that comes later still gets it
+        await late.subscribe(TOPICS.measurement(site_id))
+        retained = await late.expect(TOPICS.measurement(site_id))
+        assert retained.retain and currents(retained) == {"A": 4.0, "B": -2.0, "C": 1.0}
+
+
+async def test_gen2_notify_status_with_phase_map_and_inversion(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    await probe.subscribe(TOPICS.measurement(site_id))
+    prefix = f"shellypro3em-{site_id}"
+    source = {"id": "grid", "driver": "shelly", "prefix": prefix, "invert": True, "phase_map": {1: "B", 2: "C", 3: "A"}}
+    async with running_bridge(mqtt_url, {site_id: {"sources": [source]}}):
+        notify = {"src": prefix, "dst": f"{prefix}/events", "method": "NotifyStatus",
+                  "params": {"ts": 1700000000.1, "em:0": {"id": 0, "a_current": 5.0, "a_act_power": -1150.0,
+                                                          "b_current": 1.0, "b_act_power": 230.0}}}
+        await probe.publish(f"{prefix}/events/rpc", payload(notify))
+        msg = await probe.expect(TOPICS.measurement(site_id))
+        # device a (export 1150 W) -> site B, inverted -> import 5 A; device b -> site C, inverted -> -1 A
+        assert currents(msg) == {"B": 5.0, "C": -1.0}
+        m = measurement(msg)
+        assert m.grid_power is not None and m.grid_power.value == 920.0
+
+
+async def test_pro_em_channel_em1_feeds_one_phase(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    await probe.subscribe(TOPICS.measurement(site_id))
+    prefix = f"shellyproem50-{site_id}"
+    source = {"id": "grid", "driver": "shelly", "prefix": prefix, "phase_map": {1: "A"}}
+    async with running_bridge(mqtt_url, {site_id: {"sources": [source], "phases": ["A"]}}):
+        await probe.publish(f"{prefix}/status/em1:0", payload({"id": 0, "current": 8.0, "voltage": 232.0,
+                                                                "act_power": -1800.0}))
+        msg = await probe.expect(TOPICS.measurement(site_id))
+        assert currents(msg) == {"A": -8.0}
+        m = measurement(msg)
+        assert m.solar_power is not None and m.solar_power.value == 1800.0 and m.solar_power.derived
+        assert any("derived from grid export" in n for n in m.notes)
+
+
+async def test_gen1_emeter_topics(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    await probe.subscribe(TOPICS.measurement(site_id))
+    prefix = f"shellies/shellyem3-{site_id}"
+    async with running_bridge(mqtt_url, {site_id: {"sources": [
+        {"id": "grid", "driver": "shelly", "prefix": prefix, "generation": 1}]}}):
+        await probe.publish(f"{prefix}/emeter/1/power", "-690.5")
+        await probe.publish(f"{prefix}/emeter/1/current", "3.0")
+        await probe.publish(f"{prefix}/emeter/1/voltage", "230.2")
+        msg = await probe.expect(
+            TOPICS.measurement(site_id), where=lambda m: currents(m).get("B") == -3.0 and bool(measurement(m).voltage)
+        )
+        m = measurement(msg)
+        assert not m.grid_current[next(iter(m.grid_current))].derived
+        assert m.voltage[next(iter(m.voltage))].value == 230.2
+
+
+async def test_malformed_shelly_payload_is_reported_on_the_site_errors_topic(
+    mqtt_url: str, probe: Probe, site_id: str
+) -> None:
+    await probe.subscribe(TOPICS.errors(site_id))
+    prefix = f"shellypro3em-{site_id}"
+    async with running_bridge(mqtt_url, {site_id: {"sources": [{"id": "grid", "driver": "shelly", "prefix": prefix}]}}):
+        await probe.publish(f"{prefix}/status/em:0", "{not json")
+        err = (await probe.expect(TOPICS.errors(site_id))).json()
+        assert err["error"] == "device_data" and err["topic"] == f"{prefix}/status/em:0"
+        await probe.publish(f"{prefix}/status/em:0", payload({"a_current": "lots"}))
+        err = (await probe.expect(TOPICS.errors(site_id), where=lambda m: "lots" in m.text)).json()
+        assert "a_current" in err["message"]
