@@ -108,7 +108,7 @@ async def modbus_server(blocks: dict[int, list[int]], device_id: int = 1) -> Asy
             await asyncio.sleep(0.02)
         yield port
     finally:
-        await server.shutdown()
+        await server.shutdown()  # type: ignore[no-untyped-call]
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
