@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from ocpp.charge_point import ChargePoint
@@ -50,6 +51,7 @@ frames_log.setLevel(logging.WARNING)
 #: OCPP 1.6J spells two error codes differently (errata v1.0 section 5).
 _V16_CODES = {"FormatViolation": "FormationViolation", "OccurenceConstraintViolation": "OccurrenceConstraintViolation"}
 MAX_REMEMBERED_TRANSACTIONS = 64
+_UNSUPPORTED = "is not supported"
 
 
 class ChargerOffline(Exception):
@@ -141,7 +143,7 @@ class ChargerSession(ChargePoint):
         problem, unique_id, answer = _frame_problem(raw_msg)
         if problem is not None:
             if answer:
-                await self._frame_error(unique_id, problem, raw_msg, unknown_type=problem.startswith("message type"))
+                await self._frame_error(unique_id, problem, raw_msg, unknown_type=problem.endswith(_UNSUPPORTED))
             else:  # a broken CALLRESULT/CALLERROR is never answered with a CALLERROR
                 self.report("malformed_frame", problem, raw_msg)
             return
@@ -181,6 +183,7 @@ class ChargerSession(ChargePoint):
             code = _V16_CODES.get(code, code)
         if not isinstance(details, dict):
             details = {"cause": str(details)}
+        details = {k: v for k, v in details.items() if k != "ocpp_message"}  # never echo the whole frame
         frame = CallError(unique_id, code, description, _jsonable(details)).to_json()
         with contextlib.suppress(ConnectionClosed):
             await self._send(frame)
@@ -281,8 +284,8 @@ def _kebab(name: str) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    """A JSON-safe copy (Decimals become floats)."""
-    return json.loads(json.dumps(value, default=float))
+    """A JSON-safe copy (Decimals become floats, anything else its text)."""
+    return json.loads(json.dumps(value, default=lambda o: float(o) if isinstance(o, Decimal) else str(o)))
 
 
 def _frame_problem(raw: str) -> tuple[str | None, str | None, bool]:
@@ -299,7 +302,7 @@ def _frame_problem(raw: str) -> tuple[str | None, str | None, bool]:
     if isinstance(message_type, bool) or not isinstance(message_type, int):
         return "message type id must be a number", unique_id, True
     if message_type not in (MessageType.Call, MessageType.CallResult, MessageType.CallError):
-        return f"message type {message_type} is not supported", unique_id, True
+        return f"message type {message_type} {_UNSUPPORTED}", unique_id, True
     answer = message_type == MessageType.Call
     if unique_id is None:
         return "message id must be a string", None, answer

@@ -17,6 +17,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from services.ocpp_gateway.config import GatewayConfig
 from services.ocpp_gateway.gateway import Gateway
@@ -103,3 +104,8 @@ async def charger(gateway: Gateway, cp_id: str, version: str = "1.6", *, passwor
         await ws.close()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
+
+
+def raw_charger(gateway: Gateway, cp_id: str, subprotocol: str = "ocpp1.6") -> connect:
+    """A bare websocket to the gateway, for frames no OCPP library would send."""
+    return connect(f"{gateway.url}/{cp_id}", subprotocols=[Subprotocol(subprotocol)], open_timeout=5)

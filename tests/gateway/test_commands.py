@@ -1,0 +1,113 @@
+"""The command channel: schema checked before sending, and every failure answered on the result topic."""
+
+from __future__ import annotations
+
+import json
+
+from shared.models import ErrorReport, OcppCommand, OcppResult
+from shared.probe import Probe
+from shared.topics import Topics
+
+from .conftest import GatewayFactory, charger, raw_charger
+from .test_flow import PROFILE_16
+
+
+async def _result(probe: Probe, topics: Topics, site: str, cp: str, action: str, mark: int) -> OcppResult:
+    return (await probe.expect(topics.charger_result(site, cp, action), after=mark)).model(OcppResult)
+
+
+async def test_schema_invalid_command_never_reaches_the_charger(
+    run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
+) -> None:
+    await probe.subscribe(topics.site_all(site_id))
+    async with run_gateway(chargers={"CP1": {"site": site_id}}) as gateway, charger(gateway, "CP1") as cp:
+        await probe.expect(topics.charger_availability(site_id, "cp1"), where=lambda m: m.text == "online")
+        bad = {"connectorId": 1, "csChargingProfiles": {"chargingProfileId": 1}}  # most of the profile missing
+        mark = probe.mark()
+        await probe.publish(topics.charger_command(site_id, "cp1", "SetChargingProfile"),
+                            OcppCommand(request_id="bad-1", payload=bad))
+        result = await _result(probe, topics, site_id, "cp1", "SetChargingProfile", mark)
+        assert (result.ok, result.error, result.request_id) == (False, "schema", "bad-1")
+        report = await probe.expect(topics.errors(site_id), after=mark, where=lambda m: m.json()["error"] == "schema")
+        assert report.model(ErrorReport).service == "ocpp-gateway"
+        # a valid command afterwards is the first thing the charger ever receives
+        mark = probe.mark()
+        await probe.publish(topics.charger_command(site_id, "cp1", "SetChargingProfile"),
+                            OcppCommand(request_id="good-1", payload=PROFILE_16))
+        assert (await _result(probe, topics, site_id, "cp1", "SetChargingProfile", mark)).ok
+        assert [name for name, _ in cp.received] == ["SetChargingProfile"]
+        assert cp.received[0][1]["cs_charging_profiles"]["charging_profile_id"] == 7
+
+
+async def test_offline_unknown_action_rejected_and_invalid_command(
+    run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
+) -> None:
+    await probe.subscribe(topics.site_all(site_id))
+    async with run_gateway(chargers={"CP1": {"site": site_id}, "CP2": {"site": site_id}}) as gateway:
+        mark = probe.mark()
+        await probe.publish(topics.charger_command(site_id, "cp2", "Reset"),
+                            OcppCommand(request_id="o-1", payload={"type": "Soft"}))
+        offline = await _result(probe, topics, site_id, "cp2", "Reset", mark)
+        assert (offline.ok, offline.error) == (False, "offline")
+
+        async with charger(gateway, "CP1") as cp:
+            await probe.expect(topics.charger_availability(site_id, "cp1"), where=lambda m: m.text == "online")
+            mark = probe.mark()
+            await probe.publish(topics.charger_command(site_id, "cp1", "BootNotification"),
+                                OcppCommand(request_id="u-1", payload={}))
+            unknown = await _result(probe, topics, site_id, "cp1", "BootNotification", mark)
+            assert (unknown.ok, unknown.error) == (False, "unknown_action")
+            # 2.0.1's name for remote start is not a 1.6 action
+            await probe.publish(topics.charger_command(site_id, "cp1", "RequestStartTransaction"),
+                                OcppCommand(request_id="u-2", payload={}))
+            assert (await _result(probe, topics, site_id, "cp1", "RequestStartTransaction", mark)).error == \
+                "unknown_action"
+
+            cp.answer_status = "Rejected"
+            mark = probe.mark()
+            await probe.publish(topics.charger_command(site_id, "cp1", "SetChargingProfile"),
+                                OcppCommand(request_id="rj-1", payload=PROFILE_16))
+            rejected = await _result(probe, topics, site_id, "cp1", "SetChargingProfile", mark)
+            assert (rejected.ok, rejected.error, rejected.response) == (False, "rejected", {"status": "Rejected"})
+
+            # a charger without a handler answers NotImplemented: a call_error result
+            mark = probe.mark()
+            await probe.publish(topics.charger_command(site_id, "cp1", "Reset"),
+                                OcppCommand(request_id="ce-1", payload={"type": "Soft"}))
+            call_error = await _result(probe, topics, site_id, "cp1", "Reset", mark)
+            assert (call_error.ok, call_error.error) == (False, "call_error")
+            assert call_error.response is not None and call_error.response["errorCode"] == "NotImplemented"
+
+            mark = probe.mark()
+            await probe.publish(topics.charger_command(site_id, "cp1", "GetConfiguration"),
+                                OcppCommand(request_id="gc-1", payload={"key": ["HeartbeatInterval"]}))
+            config = await _result(probe, topics, site_id, "cp1", "GetConfiguration", mark)
+            assert config.ok and config.response == {"configurationKey": [
+                {"key": "HeartbeatInterval", "readonly": False, "value": "300"}]}
+
+            # a command payload that is not an OcppCommand is reported, not executed
+            mark = probe.mark()
+            await probe.publish(topics.charger_command(site_id, "cp1", "Reset"), {"payload": {"type": "Hard"}})
+            report = await probe.expect(topics.errors(site_id), after=mark)
+            assert report.model(ErrorReport).error == "validation"
+
+
+async def test_silent_charger_times_out_and_other_commands_still_run(
+    run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
+) -> None:
+    await probe.subscribe(topics.site_all(site_id))
+    chargers = {"MUTE": {"site": site_id}, "CP1": {"site": site_id}}
+    async with run_gateway(chargers=chargers) as gateway, charger(gateway, "CP1") as cp, \
+            raw_charger(gateway, "MUTE") as mute:
+            await probe.expect(topics.charger_availability(site_id, "cp1"), where=lambda m: m.text == "online")
+            mark = probe.mark()
+            await probe.publish(topics.charger_command(site_id, "mute", "Reset"),
+                                OcppCommand(request_id="t-1", payload={"type": "Soft"}, timeout=0.5))
+            await probe.publish(topics.charger_command(site_id, "cp1", "SetChargingProfile"),
+                                OcppCommand(request_id="t-2", payload=PROFILE_16))
+            assert (await _result(probe, topics, site_id, "cp1", "SetChargingProfile", mark)).ok
+            timed_out = await _result(probe, topics, site_id, "mute", "Reset", mark)
+            assert (timed_out.ok, timed_out.error) == (False, "timeout")
+            sent = json.loads(await mute.recv())
+            assert sent[0] == 2 and sent[2] == "Reset" and sent[3] == {"type": "Soft"}
+            assert cp.received
