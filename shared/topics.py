@@ -8,6 +8,7 @@ The tree (``ampmq`` is the configurable root, ``<site>`` a site id)::
     ampmq/<site>/meter/<source>/availability        retained  online|offline       meter_bridge
     ampmq/<site>/settings                           retained  SiteSettings         allocator
     ampmq/<site>/settings/set                       command   SiteSettingsSet      -> allocator
+    ampmq/<site>/settings/set/<field>               command   one field, raw value -> allocator
     ampmq/<site>/decision                           retained  SiteDecision         allocator
     ampmq/<site>/errors                             event     ErrorReport          any service
     ampmq/<site>/load/<load>/state                  retained  LoadState            load_adapters
@@ -15,6 +16,7 @@ The tree (``ampmq`` is the configurable root, ``<site>`` a site id)::
     ampmq/<site>/load/<load>/setpoint               retained  Setpoint             allocator
     ampmq/<site>/load/<load>/settings               retained  LoadSettings         allocator
     ampmq/<site>/load/<load>/settings/set           command   LoadSettingsSet      -> allocator
+    ampmq/<site>/load/<load>/settings/set/<field>   command   one field, raw value -> allocator
     ampmq/<site>/charger/<cp>/availability          retained  online|offline       ocpp_gateway
     ampmq/<site>/charger/<cp>/boot                  retained  ChargerBoot          ocpp_gateway
     ampmq/<site>/charger/<cp>/heartbeat             retained  ChargerHeartbeat     ocpp_gateway
@@ -178,6 +180,10 @@ class Topics:
     def site_settings_set(self, site: str) -> str:
         return self.build(site, Kind.SETTINGS, None, Leaf.SET)
 
+    def site_settings_set_field(self, site: str, field: str) -> str:
+        """``.../settings/set/<field>``: set one field with a bare value (``mosquitto_pub -m solar_only``)."""
+        return f"{self.site_settings_set(site)}/{field}"
+
     def decision(self, site: str) -> str:
         return self.build(site, Kind.DECISION)
 
@@ -202,6 +208,10 @@ class Topics:
 
     def load_settings_set(self, site: str, load: str) -> str:
         return self.load(site, load, Leaf.SETTINGS_SET)
+
+    def load_settings_set_field(self, site: str, load: str, field: str) -> str:
+        """``.../load/<load>/settings/set/<field>``: set one field with a bare value."""
+        return f"{self.load_settings_set(site, load)}/{field}"
 
     # -- chargers (OCPP gateway) ---------------------------------------------------------------------
     def charger(self, site: str, cp: str, leaf: str) -> str:

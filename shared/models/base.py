@@ -6,9 +6,10 @@ rejected) and held to physical ranges. Timestamps are timezone-aware and seriali
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, field_validator
 
@@ -84,6 +85,22 @@ class Command(Contract):
 
     #: Optional request id, echoed in the state or result that answers the command (zigbee2mqtt style).
     transaction: Annotated[str, Strict(), Field(max_length=64)] | None = None
+
+    @classmethod
+    def from_field(cls, field: str, raw: bytes) -> Self:
+        """A command that sets one field, from a ``.../set/<field>`` payload (zigbee2mqtt style).
+
+        The payload is JSON when it parses as JSON (``16``, ``true``, ``null``, ``"eco"``), else plain text
+        (``solar_only``). Raises ``ValueError`` for an unknown field and ``ValidationError`` for a bad value.
+        """
+        if field == "transaction" or field not in cls.model_fields:
+            raise ValueError(f"{field!r} is not a field of {cls.__name__}")
+        text = raw.decode("utf-8", "replace").strip()
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        return cls.model_validate_json(json.dumps({field: value}))
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -128,6 +128,8 @@ class SiteSettings(Message):
     imbalance_limit: LoadAmps | None = None
     timers: Timers = Field(default_factory=Timers)
     schedules: list[Schedule] = Field(default_factory=list, max_length=64)
+    #: The ``transaction`` id of the ``/set`` these settings answer (zigbee2mqtt style), if any.
+    transaction: Annotated[str, Strict(), Field(max_length=64)] | None = None
 
     @field_validator("phases")
     @classmethod
@@ -181,6 +183,8 @@ class LoadSettings(Message):
     max_current: LoadAmps | None = None
     enabled: bool = True
     name: Text = ""
+    #: The ``transaction`` id of the ``/set`` these settings answer (zigbee2mqtt style), if any.
+    transaction: Annotated[str, Strict(), Field(max_length=64)] | None = None
 
 
 class LoadSettingsSet(Command):

@@ -85,3 +85,15 @@ def test_site_settings_cross_checks() -> None:
         SiteSettings.model_validate({"site": "home", "battery": {"min_soc": 50.0, "target_soc": 20.0}})
     with pytest.raises(ValidationError):
         SiteSettings.model_validate({"site": "home", "phases": ["A", "A"]})
+
+
+def test_single_field_commands_take_bare_or_json_values() -> None:
+    assert LoadSettingsSet.from_field("mode", b"solar_only").mode is Mode.SOLAR_ONLY
+    assert LoadSettingsSet.from_field("max_current", b"16").max_current == 16.0
+    assert LoadSettingsSet.from_field("mode", b"null").mode is None
+    assert LoadSettingsSet.from_field("enabled", b"false").enabled is False
+    with pytest.raises(ValueError, match="not a field"):
+        LoadSettingsSet.from_field("colour", b"red")
+    for field, raw in [("max_current", b"NaN"), ("max_current", b"sixteen"), ("priority", b"0"), ("mode", b"turbo")]:
+        with pytest.raises(ValidationError):
+            LoadSettingsSet.from_field(field, raw)

@@ -61,3 +61,9 @@ def test_root_is_configurable_and_checked() -> None:
                                             ("abc", "abc")])
 def test_slugify(raw: str, slug: str) -> None:
     assert slugify(raw) == slug
+
+
+def test_single_field_set_topics() -> None:
+    ref = T.parse(T.load_settings_set_field("home", "ev", "mode"))
+    assert (ref.kind, ref.id, ref.leaf) == (Kind.LOAD, "ev", "settings/set/mode")
+    assert T.parse(T.site_settings_set_field("home", "fuse_limit")).leaf == "set/fuse_limit"
