@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench mosquitto venv clean
+.PHONY: demo test lint bench mosquitto venv clean js-deps
 
 venv: $(STAMP)
 
@@ -27,7 +27,17 @@ mosquitto:
 	    echo "make test needs mosquitto on PATH (or MQTT_URL): install your system's mosquitto package"; exit 1; \
 	  fi; }
 
-test: $(STAMP) mosquitto
+# The independent OCPP client (npm ocpp-rpc) the gateway tests drive: node >= 18 and npm are required.
+JS_DEPS := tests/js/node_modules/.package-lock.json
+
+$(JS_DEPS): tests/js/package.json tests/js/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make test needs node >= 18 and npm for the OCPP test client in tests/js"; exit 1; }
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(JS_DEPS)
+
+js-deps: $(JS_DEPS)
+
+test: $(STAMP) mosquitto $(JS_DEPS)
 	$(PY) -m pytest
 
 demo: $(STAMP)
