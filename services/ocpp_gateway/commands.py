@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import OCPPError  # type: ignore[import-untyped]
 
 from shared.models import OcppCommand, OcppResult, OcppVersion
 

@@ -63,7 +63,7 @@ class Gateway:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("the gateway is not listening")
-        port: int = self._server.sockets[0].getsockname()[1]
+        port: int = next(iter(self._server.sockets)).getsockname()[1]
         return port
 
     @property

@@ -28,9 +28,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from ocpp.charge_point import ChargePoint
-from ocpp.exceptions import OCPPError
-from ocpp.messages import Call, CallError, CallResult, MessageType, unpack, validate_payload
+from ocpp.charge_point import ChargePoint  # type: ignore[import-untyped]
+from ocpp.exceptions import OCPPError  # type: ignore[import-untyped]
+from ocpp.messages import Call, CallError, CallResult, MessageType, unpack, validate_payload  # type: ignore[import-untyped]
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -108,7 +108,7 @@ def ocpp_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-class ChargerSession(ChargePoint):
+class ChargerSession(ChargePoint):  # type: ignore[misc]
     """A charger on its websocket; subclasses add the version's ``@on`` handlers."""
 
     version: ClassVar[OcppVersion]

@@ -1,20 +1,21 @@
+# mypy: disable-error-code="untyped-decorator"
 """OCPP 1.6J: what a 1.6 charger says, answered and published on its topics."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint as V16ChargePoint
+from ocpp.routing import on  # type: ignore[import-untyped]
+from ocpp.v16 import ChargePoint as V16ChargePoint  # type: ignore[import-untyped]
 from ocpp.v16 import call_result
-from ocpp.v16.enums import Action, RegistrationStatus
+from ocpp.v16.enums import Action, RegistrationStatus  # type: ignore[import-untyped]
 
 from shared.models import ChargerBoot, ChargerHeartbeat, ConnectorStatus, OcppVersion, TransactionState
 
 from .session import ChargerSession, ocpp_time
 
 
-class ChargePoint16(ChargerSession, V16ChargePoint):
+class ChargePoint16(ChargerSession, V16ChargePoint):  # type: ignore[misc]
     version = OcppVersion.V16
 
     @on(Action.boot_notification)

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="untyped-decorator"
 """OCPP 2.0.1: what a 2.0.1 charging station says, answered and published on its topics.
 
 Topic numbering: ``connector/<n>`` is the **EVSE id** (what 2.0.1 charging profiles target, and what a 1.6
@@ -8,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocpp.routing import on
-from ocpp.v201 import ChargePoint as V201ChargePoint
+from ocpp.routing import on  # type: ignore[import-untyped]
+from ocpp.v201 import ChargePoint as V201ChargePoint  # type: ignore[import-untyped]
 from ocpp.v201 import call_result
-from ocpp.v201.enums import Action, RegistrationStatusEnumType
+from ocpp.v201.enums import Action, RegistrationStatusEnumType  # type: ignore[import-untyped]
 
 from shared.models import ChargerBoot, ChargerHeartbeat, ConnectorStatus, OcppVersion, TransactionState
 
@@ -20,7 +21,7 @@ from .session import ChargerSession, ocpp_time
 _EVENT_STATE = {"Started": "started", "Updated": "updated", "Ended": "ended"}
 
 
-class ChargePoint201(ChargerSession, V201ChargePoint):
+class ChargePoint201(ChargerSession, V201ChargePoint):  # type: ignore[misc]
     version = OcppVersion.V201
 
     @on(Action.boot_notification)
@@ -77,7 +78,7 @@ class ChargePoint201(ChargerSession, V201ChargePoint):
         energy = meter.energy_wh if meter is not None else None
         await self.publish(self.topics.connector_transaction(self.site, self.charger, connector), TransactionState(
             site=self.site, charger=self.charger, connector=connector, transaction_id=transaction_id,
-            state=_EVENT_STATE.get(event_type, "updated"), id_tag=id_token,  # type: ignore[arg-type]
+            state=_EVENT_STATE.get(event_type, "updated"), id_tag=id_token,
             meter_start_wh=energy if event_type == "Started" else None,
             meter_stop_wh=energy if event_type == "Ended" else None,
             reason=transaction_info.get("stopped_reason") or kw.get("trigger_reason"), ts=self.now()))
