@@ -1,0 +1,375 @@
+"""The common base every load adapter implements.
+
+An adapter maps one device to the generic load contract:
+
+* config → :class:`LoadState` out, retained on ``topics.load_state(site, load)``, with the device's
+  availability (``online``/``offline``) retained on ``topics.load_availability(site, load)``;
+* :class:`Setpoint` in on ``topics.setpoint(site, load)`` → device commands (:meth:`LoadAdapter.apply`);
+* device silent for ``silent_after`` seconds → state ``unavailable`` (the allocator stops counting on it);
+* a setpoint past its ``valid_until`` → the adapter falls back to its safe state on its own
+  (``apply(None)``), whether the allocator, the broker link or anything else went away;
+* a command the device rejects → :meth:`LoadAdapter.report` on the site's errors topic, and a retry
+  paced by :class:`Backoff`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import Field, model_validator
+
+from shared.clock import Clock
+from shared.config import SectionModel
+from shared.models import ErrorReport, Leg, LoadState, LoadStatus, Phase, Reason, Setpoint
+from shared.models.load import DEFAULT_LEGS
+from shared.mqtt import OFFLINE, ONLINE, Incoming, Runtime
+from shared.topics import ID_PATTERN
+
+SERVICE = "load-adapters"
+
+#: Setpoint reasons that cut for safety: an adapter never holds a load on against them (minimum on
+#: times are device comfort, the fuse comes first).
+SAFETY_REASONS = frozenset(
+    {Reason.FUSE_LIMIT, Reason.CIRCUIT_LIMIT, Reason.IMPORT_LIMIT, Reason.IMBALANCE_LIMIT, Reason.STALE_DATA}
+)
+
+LoadId = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
+PositiveSeconds = Annotated[float, Field(gt=0.0, le=86_400.0)]
+NonNegativeSeconds = Annotated[float, Field(ge=0.0, le=86_400.0)]
+
+
+class LoadConfig(SectionModel):
+    """What every load's config has; each adapter type adds its device options."""
+
+    site: LoadId
+    id: LoadId
+    name: str = ""
+    #: How the load's legs are wired to the site's phases.
+    legs: dict[Leg, Phase] = Field(default_factory=lambda: dict(DEFAULT_LEGS))
+    #: The legs the load draws on (a 1-phase plug on L1: ``[L1]``).
+    phases: list[Leg] = Field(default_factory=lambda: [Leg.L1], min_length=1, max_length=3)
+    voltage: float = Field(default=230.0, gt=0.0, le=1000.0)
+    circuit: LoadId | None = None
+    #: No word from the device for this long → unavailable.
+    silent_after: PositiveSeconds = 90.0
+    #: The state is re-published at least this often, so its ``ts`` shows it is alive.
+    state_interval: PositiveSeconds = 10.0
+    #: How often the adapter checks silence, expiry and pending commands.
+    tick: PositiveSeconds = 1.0
+    #: How long a command may go unconfirmed before it counts as rejected.
+    confirm_timeout: PositiveSeconds = 5.0
+    #: Retry pacing after a rejected or unconfirmed command.
+    retry_initial: PositiveSeconds = 2.0
+    retry_max: PositiveSeconds = 60.0
+    #: After start, how long to wait for a retained setpoint before applying the safe state.
+    startup_grace: NonNegativeSeconds = 3.0
+
+    @model_validator(mode="after")
+    def _phases_wired(self) -> LoadConfig:
+        missing = [leg for leg in self.phases if leg not in self.legs]
+        if missing:
+            raise ValueError(f"phases {[str(m) for m in missing]} are not wired in legs")
+        if len(set(self.phases)) != len(self.phases):
+            raise ValueError("phases repeats a leg")
+        return self
+
+
+C = TypeVar("C", bound=LoadConfig)
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Exponential retry delays: ``initial``, ×2 each failure, capped at ``maximum``; ``reset`` on success."""
+
+    initial: float
+    maximum: float
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        delay: float = min(self.maximum, self.initial * 2.0 ** min(self.failures, 30))
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+@dataclass(slots=True)
+class RollingMean:
+    """The mean of the samples taken within the last ``window`` seconds (measured power while on)."""
+
+    window: float
+    samples: deque[tuple[float, float]] = field(default_factory=deque)
+
+    def add(self, t: float, value: float) -> None:
+        self.samples.append((t, value))
+        self.trim(t)
+
+    def trim(self, now: float) -> None:
+        while self.samples and self.samples[0][0] < now - self.window:
+            self.samples.popleft()
+
+    @property
+    def mean(self) -> float | None:
+        if not self.samples:
+            return None
+        return sum(v for _, v in self.samples) / len(self.samples)
+
+
+class ValueConfig(SectionModel):
+    """A number read from any MQTT topic: the plain payload, or a field of a JSON payload."""
+
+    topic: str = Field(min_length=1)
+    #: Dotted path into a JSON payload (``ENERGY.Power``, ``params.temperature:0.tC``); none: the payload is a number.
+    field: str | None = None
+    scale: float = 1.0
+
+
+def extract_number(payload: bytes, path: str | None) -> float:
+    """The number at ``path`` in a JSON payload (or the payload itself); ValueError when there is none."""
+    text = payload.decode("utf-8", "replace").strip()
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"payload is not a number or JSON: {text[:60]!r}") from exc
+    if path:
+        for key in path.split("."):
+            if isinstance(data, dict) and key in data:
+                data = data[key]
+            elif isinstance(data, list) and key.isdigit() and int(key) < len(data):
+                data = data[int(key)]
+            else:
+                raise ValueError(f"payload has no field {path!r}")
+    if isinstance(data, bool) or not isinstance(data, int | float):
+        raise ValueError(f"{path or 'payload'} is not a number: {str(data)[:60]!r}")
+    value = float(data)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{path or 'payload'} is not finite")
+    return value
+
+
+def json_object(payload: bytes) -> dict[str, Any]:
+    """A JSON object payload, or ValueError."""
+    try:
+        data = json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"payload is not JSON: {payload[:60]!r}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("payload is not a JSON object")
+    return data
+
+
+class LoadAdapter(ABC, Generic[C]):
+    """One controllable load: its device in, the load contract out."""
+
+    def __init__(self, config: C, runtime: Runtime, clock: Clock) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.clock = clock
+        self.topics = runtime.topics
+        self.site = config.site
+        self.load = config.id
+        self.log = logging.getLogger(f"ampmq.load-adapters.{config.site}.{config.id}")
+        #: The setpoint in force (None: none received, or it expired and the safe state applies).
+        self.setpoint: Setpoint | None = None
+        self.last_seen: float | None = None
+        self._available: bool | None = None
+        self._last_state: dict[str, Any] | None = None
+        self._last_state_at = -1e18
+        self._started = clock.monotonic()
+        self._fallback_applied = False
+        self._wake = asyncio.Event()
+
+    # -- what each adapter type provides -----------------------------------------------------------
+    @abstractmethod
+    def routes(self) -> None:
+        """Declare the device's topics on ``self.runtime``."""
+
+    @abstractmethod
+    def build_state(self) -> LoadState:
+        """The load's state as the device reports it (the base marks it unavailable when silent)."""
+
+    @abstractmethod
+    async def apply(self, setpoint: Setpoint | None) -> None:
+        """Drive the device to ``setpoint``; ``None``: the safe state (no valid setpoint)."""
+
+    async def tick(self) -> None:
+        """Periodic device work: polls, confirmations, retries. Called every ``config.tick`` seconds."""
+
+    async def on_connect(self) -> None:
+        """Called after each (re)connect to the broker."""
+
+    # -- helpers for adapters ------------------------------------------------------------------------
+    @property
+    def state_topic(self) -> str:
+        return self.topics.load_state(self.site, self.load)
+
+    def state(self, **fields: Any) -> LoadState:
+        """A :class:`LoadState` with this load's identity, wiring and circuit filled in."""
+        base: dict[str, Any] = {
+            "site": self.site,
+            "load": self.load,
+            "name": self.config.name,
+            "legs": dict(self.config.legs),
+            "phases_in_use": list(self.config.phases),
+            "circuit": self.config.circuit,
+        }
+        base.update(fields)
+        return LoadState(**base)
+
+    def draw_from_current(self, per_leg: float, legs: list[Leg] | None = None) -> dict[Phase, float]:
+        """The same current on every leg in use, as draw per site phase."""
+        return {self.config.legs[leg]: max(0.0, per_leg) for leg in (legs or self.config.phases)}
+
+    def watts_to_amps(self, watts: float, legs: int | None = None) -> float:
+        """Per-leg current of a balanced load drawing ``watts``."""
+        return max(0.0, watts) / (self.config.voltage * (legs or len(self.config.phases)))
+
+    def amps_to_watts(self, amps: float, legs: int | None = None) -> float:
+        return max(0.0, amps) * self.config.voltage * (legs or len(self.config.phases))
+
+    def heard(self) -> None:
+        """The device said something: it is alive."""
+        self.last_seen = self.clock.monotonic()
+        if self._available is not True:
+            self.wake()
+
+    def device_update(self, source: object) -> None:
+        """A device driver has new readings (``source``); adapters may sample them."""
+        self.wake()
+
+    def lost(self) -> None:
+        """The device said it is gone (an LWT ``offline``)."""
+        self.last_seen = None
+        self.wake()
+
+    @property
+    def silent(self) -> bool:
+        return self.last_seen is None or self.clock.monotonic() - self.last_seen > self.config.silent_after
+
+    def wake(self) -> None:
+        """Run the loop now (a state change worth publishing)."""
+        self._wake.set()
+
+    @property
+    def setpoint_expired(self) -> bool:
+        return self.setpoint is None or self.clock.now() >= self.setpoint.valid_until
+
+    async def report(self, error: str, message: str, topic: str | None = None, payload: str = "") -> None:
+        """An :class:`ErrorReport` on the site's errors topic, and the log."""
+        self.log.warning("%s: %s", error, message)
+        report = ErrorReport(
+            service=SERVICE, topic=(topic or self.state_topic)[:512], error=error[:64], message=message[:1000],
+            payload=payload[:512],
+        )
+        await self.runtime.publish(self.topics.errors(self.site), report)
+
+    # -- wiring ------------------------------------------------------------------------------------
+    def attach(self) -> None:
+        """Declare the setpoint route and the device's routes."""
+        self.runtime.route(self.topics.setpoint(self.site, self.load), Setpoint)(self._on_setpoint)
+        self.routes()
+
+    async def _on_setpoint(self, msg: Incoming[Setpoint]) -> None:
+        setpoint = msg.payload
+        if setpoint.site != self.site or setpoint.load != self.load:
+            raise ValueError(f"setpoint names {setpoint.site}/{setpoint.load}, not {self.site}/{self.load}")
+        if self.clock.now() >= setpoint.valid_until:
+            await self.report("stale", f"setpoint valid until {setpoint.valid_until.isoformat()} has expired",
+                              msg.topic)
+            await self._fall_back()
+            return
+        self.setpoint = setpoint
+        self._fallback_applied = False
+        await self.apply(setpoint)
+        await self.publish_state()
+
+    async def _fall_back(self) -> None:
+        if self._fallback_applied:
+            return
+        self._fallback_applied = True
+        self.setpoint = None
+        self.log.info("no valid setpoint: safe state")
+        await self.apply(None)
+
+    async def step(self) -> None:
+        """One turn of the loop: expiry, device work, availability and state."""
+        if self.setpoint is not None and self.setpoint_expired:
+            await self.report("setpoint_expired", f"setpoint expired at {self.setpoint.valid_until.isoformat()}; "
+                              "falling back to the safe state")
+            await self._fall_back()
+        elif (self.setpoint is None and not self._fallback_applied
+              and self.clock.monotonic() - self._started >= self.config.startup_grace):
+            await self._fall_back()
+        await self.tick()
+        await self.publish_state()
+
+    async def publish_state(self, force: bool = False) -> None:
+        available = not self.silent
+        if available != self._available and self.runtime.connected:
+            ok = await self.runtime.publish(self.topics.load_availability(self.site, self.load),
+                                            ONLINE if available else OFFLINE, retain=True)
+            if ok:
+                self._available = available
+        try:
+            state = self.build_state()
+        except ValueError as exc:  # the device reports something the contract cannot hold
+            await self.report("invalid_state", str(exc))
+            return
+        if not available:
+            state = state.model_copy(update={"status": LoadStatus.UNAVAILABLE, "draw": {}, "power": None})
+        comparable = state.model_dump(exclude={"ts"})
+        now = self.clock.monotonic()
+        if not force and comparable == self._last_state and now - self._last_state_at < self.config.state_interval:
+            return
+        state = state.model_copy(update={"ts": self.clock.now()})
+        if await self.runtime.publish(self.state_topic, state, retain=True):
+            self._last_state = comparable
+            self._last_state_at = now
+
+    async def run(self) -> None:
+        """Serve this load until cancelled."""
+        while True:
+            try:
+                await self.step()
+            except Exception:  # one load's bug must not stop the others
+                self.log.exception("adapter step failed")
+            self._wake.clear()
+            sleeper = asyncio.ensure_future(self.clock.sleep(self.config.tick))
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waker.cancel()
+
+    def start(self) -> None:
+        """Start the startup grace now (the broker link is up)."""
+        self._started = self.clock.monotonic()
+
+    def reconnected(self) -> None:
+        """The broker link came back: re-publish availability and state."""
+        self._available = None
+        self._last_state = None
+        self.wake()
+
+
+__all__ = [
+    "SAFETY_REASONS",
+    "SERVICE",
+    "Backoff",
+    "LoadAdapter",
+    "LoadConfig",
+    "NonNegativeSeconds",
+    "PositiveSeconds",
+    "RollingMean",
+    "ValueConfig",
+    "extract_number",
+    "json_object",
+]

@@ -1,0 +1,22 @@
+"""Every load type by its config ``type``, and the adapter that serves it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.clock import Clock
+from shared.mqtt import Runtime
+
+from .adapter import LoadAdapter
+from .plug import MqttSwitchConfig, PlugAdapter, ShellyPlugConfig, TasmotaPlugConfig
+
+LoadConfigAny = ShellyPlugConfig | TasmotaPlugConfig | MqttSwitchConfig
+
+
+def make_adapter(config: LoadConfigAny, runtime: Runtime, clock: Clock) -> LoadAdapter[Any]:
+    if isinstance(config, ShellyPlugConfig | TasmotaPlugConfig | MqttSwitchConfig):
+        return PlugAdapter(config, runtime, clock)
+    raise TypeError(f"no adapter for {type(config).__name__}")
+
+
+__all__ = ["LoadConfigAny", "make_adapter"]

@@ -1,0 +1,40 @@
+"""Helpers: run the load adapters service against the session's real Mosquitto, build setpoints."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.load_adapters.adapter import SERVICE
+from services.load_adapters.service import LoadAdapters, LoadAdaptersConfig
+from shared.models import Mode, Phase, Reason, Setpoint
+from shared.mqtt import Runtime, serving
+from shared.topics import Topics
+
+T = Topics()
+
+#: Short intervals so the suite stays fast.
+FAST: dict[str, Any] = {"tick": 0.1, "state_interval": 2.0, "confirm_timeout": 0.6, "retry_initial": 0.3,
+                        "retry_max": 1.0, "startup_grace": 0.3}
+
+
+@contextlib.asynccontextmanager
+async def running(mqtt_url: str, loads: list[dict[str, Any]]) -> AsyncIterator[LoadAdapters]:
+    """The load adapters service for ``loads``, connected, for the duration of the block."""
+    config = LoadAdaptersConfig.model_validate({"loads": loads})
+    runtime = Runtime(SERVICE, mqtt_url, T)
+    adapters = LoadAdapters(config, runtime)
+    async with serving(runtime):
+        try:
+            yield adapters
+        finally:
+            await adapters.stop()
+
+
+def setpoint(site: str, load: str, *, on: bool = False, current: float = 0.0, seconds: float = 60.0,
+             reason: Reason = Reason.OK, phases: list[Phase] | None = None) -> Setpoint:
+    return Setpoint(site=site, load=load, on=on, current=current, phases=phases or [], mode=Mode.STANDARD,
+                    reason=reason, valid_until=datetime.now(UTC) + timedelta(seconds=seconds))
+
