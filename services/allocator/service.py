@@ -1,32 +1,235 @@
-"""The allocator service (skeleton until the allocator-service issue lands): validates its inputs."""
+"""The allocator service: one instance serves every site under the root.
+
+It listens to each site's measurement, load states and availability, settings and ``/set`` commands, and
+its own retained setpoints and site decisions (that is where its memory lives: any instance can take
+over). A change schedules a decision (coalesced, at most one per ``timers.min_interval``; at least one
+per ``timers.refresh``); a decision runs the pure core on a snapshot and publishes one retained setpoint
+per load and one retained site decision.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.config import AmpmqConfig
-from shared.models import LoadSettingsSet, LoadState, SiteMeasurement, SiteSettingsSet
-from shared.mqtt import Incoming, Runtime
-from shared.topics import Leaf, Topics
+from shared.models import (
+    Allocation,
+    LoadSettings,
+    LoadSettingsSet,
+    LoadState,
+    Setpoint,
+    SiteDecision,
+    SiteMeasurement,
+    SiteSettings,
+    SiteSettingsSet,
+    Snapshot,
+    Timers,
+)
+from shared.mqtt import ONLINE, Incoming, RawIncoming, Runtime
+from shared.topics import Leaf, TopicRef, Topics
+
+from .config import AllocatorConfig
+from .loop import DecisionLoop
+from .publisher import publications
+from .settings_store import merge_load, merge_site
+from .state import Registry, SiteState
+
+SERVICE = "allocator"
+
+Allocate = Callable[[Snapshot, datetime], Allocation]
+
+
+def _core_allocate() -> Allocate:
+    from services.allocator.core import allocate
+
+    return allocate
+
+
+def _site_of(ref: TopicRef | None, payload_site: str) -> str:
+    """The site a message is about; the payload must name the site of its topic."""
+    if ref is None or ref.site is None:
+        raise ValueError("topic names no site")
+    if payload_site != ref.site:
+        raise ValueError(f"payload names site {payload_site!r} but the topic is site {ref.site!r}")
+    return ref.site
+
+
+def _load_of(ref: TopicRef | None, payload_load: str) -> str:
+    if ref is None or ref.id is None:
+        raise ValueError("topic names no load")
+    if payload_load != ref.id:
+        raise ValueError(f"payload names load {payload_load!r} but the topic is load {ref.id!r}")
+    return ref.id
+
+
+class AllocatorService:
+    """The allocator's routes, state and decision loop around one :class:`Runtime`."""
+
+    def __init__(self, config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK, allocate: Allocate | None = None) -> None:
+        self.section = config.section("allocator", AllocatorConfig)
+        self.clock = clock
+        self.topics = Topics(config.root)
+        self.runtime = Runtime(SERVICE, config.broker_url(), self.topics)
+        self.registry = Registry(self.section)
+        self.allocate = allocate or _core_allocate()
+        self.loop = DecisionLoop(clock, self.decide, self._timers)
+        self._declare_routes()
+
+    # -- routes ------------------------------------------------------------------------------------
+    def _declare_routes(self) -> None:
+        rt, topics = self.runtime, self.topics
+
+        @rt.route(topics.measurement_filter(), SiteMeasurement)
+        async def on_measurement(msg: Incoming[SiteMeasurement]) -> None:
+            site = self._served(_site_of(msg.ref, msg.payload.site))
+            site.measurement = msg.payload
+            self.loop.changed(site.site)
+
+        @rt.route(topics.load_filter(Leaf.STATE), LoadState)
+        async def on_load_state(msg: Incoming[LoadState]) -> None:
+            site = self._served(_site_of(msg.ref, msg.payload.site))
+            self.registry.load(site.site, _load_of(msg.ref, msg.payload.load)).state = msg.payload
+            self.loop.changed(site.site)
+
+        @rt.raw_route(topics.load_filter(Leaf.AVAILABILITY))
+        async def on_load_availability(msg: RawIncoming) -> None:
+            ref = topics.parse(msg.topic)
+            if ref.site is None or ref.id is None:
+                return
+            entry = self.registry.load(ref.site, ref.id)
+            online = msg.payload.strip().decode("utf-8", "replace") != "offline"
+            if online != entry.online:
+                entry.online = online
+                self.loop.changed(ref.site)
+
+        @rt.route(topics.site_settings_filter(), SiteSettings)
+        async def on_site_settings(msg: Incoming[SiteSettings]) -> None:
+            site = self._served(_site_of(msg.ref, msg.payload.site))
+            if site.take_settings(msg.payload):
+                self.loop.changed(site.site)
+
+        @rt.route(topics.site_settings_set_filter(), SiteSettingsSet)
+        async def on_site_settings_set(msg: Incoming[SiteSettingsSet]) -> None:
+            if msg.ref is None or msg.ref.site is None:
+                raise ValueError("topic names no site")
+            site = self._served(msg.ref.site)
+            settings = merge_site(site.settings, msg.payload, self._now())
+            site.take_settings(settings)
+            self.runtime.log.info("site %s settings changed: %s", site.site, msg.payload.model_dump(exclude_unset=True))
+            await self.runtime.publish(topics.site_settings(site.site), settings, retain=True)
+            self.loop.changed(site.site)
+
+        @rt.route(topics.load_filter(Leaf.SETTINGS), LoadSettings)
+        async def on_load_settings(msg: Incoming[LoadSettings]) -> None:
+            site = self._served(_site_of(msg.ref, msg.payload.site))
+            load = _load_of(msg.ref, msg.payload.load)
+            self.registry.load(site.site, load)
+            if site.take_load_settings(load, msg.payload):
+                self.loop.changed(site.site)
+
+        @rt.route(topics.load_filter(Leaf.SETTINGS_SET), LoadSettingsSet)
+        async def on_load_settings_set(msg: Incoming[LoadSettingsSet]) -> None:
+            if msg.ref is None or msg.ref.site is None or msg.ref.id is None:
+                raise ValueError("topic names no load")
+            site, load = self._served(msg.ref.site), msg.ref.id
+            entry = self.registry.load(site.site, load)
+            current = entry.settings or LoadSettings(site=site.site, load=load)
+            settings = merge_load(current, msg.payload, self._now())
+            site.take_load_settings(load, settings)
+            self.runtime.log.info("load %s/%s settings changed: %s", site.site, load,
+                                  msg.payload.model_dump(exclude_unset=True))
+            await self.runtime.publish(topics.load_settings(site.site, load), settings, retain=True)
+            self.loop.changed(site.site)
+
+        @rt.route(topics.load_filter(Leaf.SETPOINT), Setpoint)
+        async def on_own_setpoint(msg: Incoming[Setpoint]) -> None:
+            site = _site_of(msg.ref, msg.payload.site)
+            self.registry.load(site, _load_of(msg.ref, msg.payload.load))
+            self.registry.site(site).take_setpoint(msg.payload)
+
+        @rt.route(topics.decision("+"), SiteDecision)
+        async def on_own_decision(msg: Incoming[SiteDecision]) -> None:
+            self.registry.site(_site_of(msg.ref, msg.payload.site)).take_decision(msg.payload)
+
+        @rt.raw_route(rt.availability_topic)
+        async def on_own_availability(msg: RawIncoming) -> None:
+            # Our own "online", published after every subscription was made, comes back after every
+            # retained message those subscriptions brought: the memory has settled.
+            if not msg.retain and msg.payload == ONLINE.encode():
+                self.loop.open()
+
+        @rt.on_connect
+        async def settle_at_most() -> None:
+            await self.clock.sleep(self.section.settle)
+            if not self.loop.is_open:
+                self.runtime.log.info("retained state settle window (%.1fs) over", self.section.settle)
+            self.loop.open()
+
+    def _served(self, site: str) -> SiteState:
+        state = self.registry.site(site)
+        if not state.served:
+            state.served = True
+            self.loop.changed(site)
+        return state
+
+    def _timers(self, site: str) -> Timers:
+        return self.registry.site(site).settings.timers
+
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+    # -- deciding ----------------------------------------------------------------------------------
+    async def decide(self, site_id: str) -> None:
+        """Run the core on the site's snapshot and publish the setpoints and the site decision."""
+        site = self.registry.site(site_id)
+        now = self._now()
+        snapshot = site.snapshot(now)
+        try:
+            allocation = self.allocate(snapshot, now)
+        except Exception as exc:
+            self.runtime.log.exception("allocation for site %s failed", site_id)
+            await self.runtime.report_error(self.topics.decision(site_id), "allocation_failed",
+                                            f"{type(exc).__name__}: {exc}")
+            return
+        setpoints, decision = publications(snapshot, allocation, now)
+        site.remember(allocation.memory, {d.load: d.memory for d in allocation.decisions}, now)
+        await asyncio.gather(
+            *(self.runtime.publish(self.topics.setpoint(site_id, sp.load), sp, retain=True) for sp in setpoints),
+            self.runtime.publish(self.topics.decision(site_id), decision, retain=True),
+        )
+
+    # -- running -----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        for site in self.registry.sites:
+            self.loop.changed(site)
+        try:
+            await self.runtime.run()
+        finally:
+            await self.loop.close()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK, allocate: Allocate | None = None, timeout: float = 10.0
+) -> AsyncIterator[AllocatorService]:
+    """Run an allocator in the background for the duration of the block (tests, benchmarks, the demo)."""
+    service = AllocatorService(config, clock, allocate)
+    task = asyncio.get_running_loop().create_task(service.run())
+    try:
+        await service.runtime.wait_connected(timeout)
+        yield service
+    finally:
+        await service.runtime.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def serve(config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK) -> None:
-    topics = Topics(config.root)
-    runtime = Runtime("allocator", config.broker_url(), topics)
-
-    @runtime.route(topics.measurement_filter(), SiteMeasurement)
-    async def on_measurement(msg: Incoming[SiteMeasurement]) -> None:
-        runtime.log.debug("measurement for %s", msg.payload.site)
-
-    @runtime.route(topics.load_filter(Leaf.STATE), LoadState)
-    async def on_load_state(msg: Incoming[LoadState]) -> None:
-        runtime.log.debug("load state %s", msg.payload.load)
-
-    @runtime.route(topics.site_settings_set_filter(), SiteSettingsSet)
-    async def on_site_settings_set(msg: Incoming[SiteSettingsSet]) -> None:
-        runtime.log.debug("site settings %s", msg.payload)
-
-    @runtime.route(topics.load_filter(Leaf.SETTINGS_SET), LoadSettingsSet)
-    async def on_load_settings_set(msg: Incoming[LoadSettingsSet]) -> None:
-        runtime.log.debug("load settings %s", msg.payload)
-
-    await runtime.run()
+    """Run the allocator for every site under the root until cancelled."""
+    await AllocatorService(config, clock).run()

@@ -1,0 +1,94 @@
+"""When to decide: per site, on a change (coalesced to at most one decision per ``min_interval``) and at
+least every ``refresh``, even when nothing arrives (so stale data is noticed and setpoints renewed).
+
+Every site has its own small task; a change only sets the site's flag. The loops stay shut until
+:meth:`DecisionLoop.open` (the service opens them once the retained state has settled after connecting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from shared.clock import Clock
+from shared.models import Timers
+
+log = logging.getLogger("ampmq.allocator.loop")
+
+
+class DecisionLoop:
+    def __init__(
+        self,
+        clock: Clock,
+        decide: Callable[[str], Awaitable[None]],
+        timers: Callable[[str], Timers],
+    ) -> None:
+        self._clock = clock
+        self._decide = decide
+        self._timers = timers
+        self._changed: dict[str, asyncio.Event] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._open = asyncio.Event()
+        self.decisions = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
+    def open(self) -> None:
+        """Let the sites' loops make decisions (idempotent)."""
+        self._open.set()
+
+    def changed(self, site: str) -> None:
+        """Something the site's decision depends on changed: decide soon."""
+        event = self._changed.get(site)
+        if event is None:
+            event = self._changed[site] = asyncio.Event()
+            self._tasks[site] = asyncio.get_running_loop().create_task(self._run(site, event), name=f"decide-{site}")
+        event.set()
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._changed.clear()
+
+    async def _run(self, site: str, changed: asyncio.Event) -> None:
+        await self._open.wait()
+        clock = self._clock
+        last: float | None = None
+        while True:
+            timers = self._timers(site)
+            if last is not None:
+                if not changed.is_set():
+                    await self._wait(changed, timers.refresh - (clock.monotonic() - last))
+                gap = timers.min_interval - (clock.monotonic() - last)
+                if gap > 0:
+                    await clock.sleep(gap)  # coalesce: what arrives meanwhile goes into this decision
+            changed.clear()
+            last = clock.monotonic()
+            try:
+                await self._decide(site)
+                self.decisions += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in one decision must not stop the site's loop
+                log.exception("decision for site %s failed", site)
+
+    async def _wait(self, changed: asyncio.Event, seconds: float) -> None:
+        """Until the site changes or ``seconds`` (clock time) pass."""
+        if seconds <= 0:
+            return
+        waiter = asyncio.ensure_future(changed.wait())
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        try:
+            await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()

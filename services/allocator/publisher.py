@@ -1,0 +1,57 @@
+"""Turning an :class:`Allocation` into what the allocator publishes: one retained :class:`Setpoint` per
+load and one retained :class:`SiteDecision` per site, each carrying the memory the next decision reads back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from shared.models import Allocation, LoadDecision, Reason, Setpoint, SiteDecision, SiteSettings, Snapshot
+
+#: Reasons that say a load got what its settings ask for, not less because of a limit.
+NOT_LIMITED = frozenset({Reason.OK, Reason.OFF, Reason.DISABLED, Reason.IDLE})
+
+
+def setpoint(site: str, decision: LoadDecision, settings: SiteSettings, now: datetime) -> Setpoint:
+    """The setpoint for one load, valid for ``timers.setpoint_lifetime`` from ``now``."""
+    power = None
+    if decision.current > 0 and decision.phases:
+        power = round(min(decision.current * settings.voltage * len(decision.phases), 1_000_000.0), 1)
+    return Setpoint(
+        ts=now,
+        site=site,
+        load=decision.load,
+        current=decision.current,
+        phases=list(decision.phases),
+        on=decision.on,
+        available=decision.available,
+        power=power,
+        mode=decision.mode,
+        reason=decision.reason,
+        message=decision.message,
+        valid_until=now + timedelta(seconds=settings.timers.setpoint_lifetime),
+        active_since=decision.memory.active_since,
+        paused_since=decision.memory.paused_since,
+    )
+
+
+def site_decision(allocation: Allocation, now: datetime) -> SiteDecision:
+    """The site summary: pools, headroom, which load is limited by what, and the site memory."""
+    return SiteDecision(
+        ts=now,
+        site=allocation.site,
+        pools={name: dict(per_phase) for name, per_phase in allocation.pools.items()},
+        headroom=dict(allocation.headroom),
+        limited={d.load: d.reason.value for d in allocation.decisions if d.reason not in NOT_LIMITED},
+        stale=allocation.stale,
+        message=allocation.message,
+        battery_full_latched=allocation.memory.battery_full_latched,
+        surplus_ema=dict(allocation.memory.surplus_ema),
+    )
+
+
+def publications(snapshot: Snapshot, allocation: Allocation, now: datetime) -> tuple[list[Setpoint], SiteDecision]:
+    """Every message one decision publishes, all stamped ``now``."""
+    settings = snapshot.settings
+    setpoints = [setpoint(allocation.site, d, settings, now) for d in allocation.decisions]
+    return setpoints, site_decision(allocation, now)
