@@ -97,17 +97,18 @@ def _grant(load: LoadView, budget: Budget, total: float) -> None:
 
 def give_minimums(loads: list[LoadView], budget: Budget, pools: Pools) -> None:
     for load in loads:
-        if load.amount > 0.0:
+        if load.started:
             continue
         room = _offer(load, budget, pools)
         floor = load.floor
         if room + EPS >= floor:
             _grant(load, budget, floor)
+            load.started = True
 
 
 def top_up(loads: list[LoadView], budget: Budget, pools: Pools) -> None:
     for load in loads:
-        if load.amount <= 0.0 or load.amount >= load.maximum:
+        if not load.started or load.amount >= load.maximum:
             continue
         room = _offer(load, budget, pools)
         if room > EPS:
@@ -140,7 +141,7 @@ def shared(loads: list[LoadView], budget: Budget, pools: Pools) -> None:
         end = start
         while end < len(loads) and loads[end].urgency == urgency:
             end += 1
-        members = [load for load in loads[start:end] if load.amount > 0.0]
+        members = [load for load in loads[start:end] if load.started]
         start = end
         if not members:
             continue

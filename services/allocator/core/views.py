@@ -60,6 +60,8 @@ class LoadView:
     #: Stability: the raw amount before the timers, and whether the amount is a timer hold.
     raw: float = 0.0
     hold: bool = False
+    #: Got (at least) its floor in the current pass: it may be topped up.
+    started: bool = False
     target: float = 0.0
     #: Grace timer: since when the surplus has been short while the load runs.
     short_since: datetime | None = None
