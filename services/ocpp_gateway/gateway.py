@@ -179,22 +179,22 @@ class Gateway:
         command = msg.payload
         session = self.registry.get(charger)
 
-        async def answer(error: str, message: str) -> None:
-            await self.outbox.put(self.topics.charger_result(site, charger, action), OcppResult(
+        def answer(error: str, message: str) -> None:
+            self.outbox.put_nowait(self.topics.charger_result(site, charger, action), OcppResult(
                 site=site, charger=charger, action=action[:128], request_id=command.request_id, ok=False,
                 error=error, message=message, ts=self.context.clock.now()))
 
         if session is None or session.site != site:
-            await answer("offline", f"charger {charger} is not connected on site {site}")
+            answer("offline", f"charger {charger} is not connected on site {site}")
             return
         if action not in ACTIONS[session.version]:
             session.report("unknown_action", f"command {action!r} is not an OCPP {session.version} "
                            "central-system action", msg.topic)
-            await answer("unknown_action", f"{action!r} is not something an OCPP {session.version} central system "
+            answer("unknown_action", f"{action!r} is not something an OCPP {session.version} central system "
                          f"can ask; known: {', '.join(sorted(ACTIONS[session.version]))}")
             return
         if session.waiting_commands >= self.config.max_pending_commands:
-            await answer("busy", f"{session.waiting_commands} commands are already waiting for charger {charger}")
+            answer("busy", f"{session.waiting_commands} commands are already waiting for charger {charger}")
             return
         timeout = command.timeout if "timeout" in command.model_fields_set else self.config.call_timeout
         session.waiting_commands += 1

@@ -17,20 +17,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import itertools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from ocpp.charge_point import ChargePoint  # type: ignore[import-untyped]
-from ocpp.exceptions import OCPPError  # type: ignore[import-untyped]
+from ocpp.exceptions import (  # type: ignore[import-untyped]
+    InternalError,
+    OCPPError,
+    PropertyConstraintViolationError,
+)
 from ocpp.messages import Call, CallError, CallResult, MessageType, unpack, validate_payload  # type: ignore[import-untyped]
+from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -106,6 +112,35 @@ class GatewayContext:
 def ocpp_time(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds, as OCPP expects: ``2026-12-01T01:02:03.456Z``."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def reported(handler: Handler) -> Handler:
+    """Put under ``@on(...)``: a handler that fails is reported on the errors topic and answered with a
+    CALLERROR naming why (a value out of range is a PropertyConstraintViolation, a bug an InternalError)."""
+
+    @functools.wraps(handler)
+    async def guarded(self: ChargerSession, **kwargs: Any) -> Any:
+        try:
+            return await handler(self, **kwargs)
+        except OCPPError as exc:
+            self.report("call_rejected", f"{handler.__name__}: {exc.code}: {exc.description}")
+            raise
+        except ValidationError as exc:
+            self.report("invalid_value", f"{handler.__name__}: {_describe(exc)}", json.dumps(self.current_payload))
+            raise PropertyConstraintViolationError(details={"cause": _describe(exc)}) from exc
+        except Exception as exc:
+            log.exception("%s of %s failed", handler.__name__, self.admission.ocpp_id)
+            self.report("handler_error", f"{handler.__name__}: {type(exc).__name__}: {exc}")
+            raise InternalError(details={"cause": "the central system failed to handle this message"}) from exc
+
+    return guarded  # type: ignore[return-value]
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)[:5])
 
 
 class ChargerSession(ChargePoint):  # type: ignore[misc]

@@ -12,13 +12,14 @@ from ocpp.v16.enums import Action, RegistrationStatus  # type: ignore[import-unt
 
 from shared.models import ChargerBoot, ChargerHeartbeat, ConnectorStatus, OcppVersion, TransactionState
 
-from .session import ChargerSession, ocpp_time
+from .session import ChargerSession, ocpp_time, reported
 
 
 class ChargePoint16(ChargerSession, V16ChargePoint):  # type: ignore[misc]
     version = OcppVersion.V16
 
     @on(Action.boot_notification)
+    @reported
     async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **kw: Any
                                    ) -> call_result.BootNotification:
         status = RegistrationStatus.pending if self.admission.pending else RegistrationStatus.accepted
@@ -31,12 +32,14 @@ class ChargePoint16(ChargerSession, V16ChargePoint):  # type: ignore[misc]
                                             interval=self.ctx.config.heartbeat_interval, status=status)
 
     @on(Action.heartbeat)
+    @reported
     async def on_heartbeat(self) -> call_result.Heartbeat:
         await self.publish(self.topics.charger_heartbeat(self.site, self.charger),
                            ChargerHeartbeat(site=self.site, charger=self.charger, ts=self.now()))
         return call_result.Heartbeat(current_time=ocpp_time(self.now()))
 
     @on(Action.status_notification)
+    @reported
     async def on_status_notification(self, connector_id: int, error_code: str, status: str, **kw: Any
                                      ) -> call_result.StatusNotification:
         await self.publish_status(ConnectorStatus(
@@ -45,6 +48,7 @@ class ChargePoint16(ChargerSession, V16ChargePoint):  # type: ignore[misc]
         return call_result.StatusNotification()
 
     @on(Action.meter_values)
+    @reported
     async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]], **kw: Any
                               ) -> call_result.MeterValues:
         transaction = kw.get("transaction_id")
@@ -52,10 +56,12 @@ class ChargePoint16(ChargerSession, V16ChargePoint):  # type: ignore[misc]
         return call_result.MeterValues()
 
     @on(Action.authorize)
+    @reported
     async def on_authorize(self, id_tag: str) -> call_result.Authorize:
         return call_result.Authorize(id_tag_info={"status": self.id_tag_status(id_tag)})
 
     @on(Action.start_transaction)
+    @reported
     async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, **kw: Any
                                    ) -> call_result.StartTransaction:
         status = self.id_tag_status(id_tag)
@@ -68,6 +74,7 @@ class ChargePoint16(ChargerSession, V16ChargePoint):  # type: ignore[misc]
         return call_result.StartTransaction(transaction_id=transaction_id, id_tag_info={"status": status})
 
     @on(Action.stop_transaction)
+    @reported
     async def on_stop_transaction(self, meter_stop: int, transaction_id: int, **kw: Any
                                   ) -> call_result.StopTransaction:
         connector = self.memory.transactions.pop(str(transaction_id), None)
@@ -87,31 +94,37 @@ class ChargePoint16(ChargerSession, V16ChargePoint):  # type: ignore[misc]
         return call_result.StopTransaction(id_tag_info={"status": self.id_tag_status(id_tag)})
 
     @on(Action.data_transfer)
+    @reported
     async def on_data_transfer(self, vendor_id: str, **kw: Any) -> call_result.DataTransfer:
         await self.event("DataTransfer")
         return call_result.DataTransfer(status="UnknownVendorId")
 
     @on(Action.firmware_status_notification)
+    @reported
     async def on_firmware_status_notification(self, **kw: Any) -> call_result.FirmwareStatusNotification:
         await self.event("FirmwareStatusNotification")
         return call_result.FirmwareStatusNotification()
 
     @on(Action.diagnostics_status_notification)
+    @reported
     async def on_diagnostics_status_notification(self, **kw: Any) -> call_result.DiagnosticsStatusNotification:
         await self.event("DiagnosticsStatusNotification")
         return call_result.DiagnosticsStatusNotification()
 
     @on(Action.security_event_notification)
+    @reported
     async def on_security_event_notification(self, **kw: Any) -> call_result.SecurityEventNotification:
         await self.event("SecurityEventNotification")
         return call_result.SecurityEventNotification()
 
     @on(Action.log_status_notification)
+    @reported
     async def on_log_status_notification(self, **kw: Any) -> call_result.LogStatusNotification:
         await self.event("LogStatusNotification")
         return call_result.LogStatusNotification()
 
     @on(Action.signed_firmware_status_notification)
+    @reported
     async def on_signed_firmware_status_notification(self, **kw: Any
                                                      ) -> call_result.SignedFirmwareStatusNotification:
         await self.event("SignedFirmwareStatusNotification")

@@ -16,7 +16,7 @@ from ocpp.v201.enums import Action, RegistrationStatusEnumType  # type: ignore[i
 
 from shared.models import ChargerBoot, ChargerHeartbeat, ConnectorStatus, OcppVersion, TransactionState
 
-from .session import ChargerSession, ocpp_time
+from .session import ChargerSession, ocpp_time, reported
 
 _EVENT_STATE = {"Started": "started", "Updated": "updated", "Ended": "ended"}
 
@@ -25,6 +25,7 @@ class ChargePoint201(ChargerSession, V201ChargePoint):  # type: ignore[misc]
     version = OcppVersion.V201
 
     @on(Action.boot_notification)
+    @reported
     async def on_boot_notification(self, charging_station: dict[str, Any], reason: str, **kw: Any
                                    ) -> call_result.BootNotification:
         status = RegistrationStatusEnumType.pending if self.admission.pending else RegistrationStatusEnumType.accepted
@@ -37,12 +38,14 @@ class ChargePoint201(ChargerSession, V201ChargePoint):  # type: ignore[misc]
                                             interval=self.ctx.config.heartbeat_interval, status=status)
 
     @on(Action.heartbeat)
+    @reported
     async def on_heartbeat(self, **kw: Any) -> call_result.Heartbeat:
         await self.publish(self.topics.charger_heartbeat(self.site, self.charger),
                            ChargerHeartbeat(site=self.site, charger=self.charger, ts=self.now()))
         return call_result.Heartbeat(current_time=ocpp_time(self.now()))
 
     @on(Action.status_notification)
+    @reported
     async def on_status_notification(self, connector_status: str, evse_id: int, connector_id: int, **kw: Any
                                      ) -> call_result.StatusNotification:
         before = self.memory.status.get(evse_id)
@@ -52,16 +55,19 @@ class ChargePoint201(ChargerSession, V201ChargePoint):  # type: ignore[misc]
         return call_result.StatusNotification()
 
     @on(Action.meter_values)
+    @reported
     async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **kw: Any
                               ) -> call_result.MeterValues:
         await self.publish_meter(evse_id, meter_value)
         return call_result.MeterValues()
 
     @on(Action.authorize)
+    @reported
     async def on_authorize(self, id_token: dict[str, Any], **kw: Any) -> call_result.Authorize:
         return call_result.Authorize(id_token_info={"status": self.id_tag_status(id_token.get("id_token"))})
 
     @on(Action.transaction_event)
+    @reported
     async def on_transaction_event(self, event_type: str, transaction_info: dict[str, Any], **kw: Any
                                    ) -> call_result.TransactionEvent:
         transaction_id = str(transaction_info["transaction_id"])
@@ -91,83 +97,99 @@ class ChargePoint201(ChargerSession, V201ChargePoint):  # type: ignore[misc]
         return call_result.TransactionEvent(id_token_info={"status": self.id_tag_status(id_token)})
 
     @on(Action.data_transfer)
+    @reported
     async def on_data_transfer(self, vendor_id: str, **kw: Any) -> call_result.DataTransfer:
         await self.event("DataTransfer")
         return call_result.DataTransfer(status="UnknownVendorId")
 
     @on(Action.notify_ev_charging_needs)
+    @reported
     async def on_notify_ev_charging_needs(self, **kw: Any) -> call_result.NotifyEVChargingNeeds:
         await self.event("NotifyEVChargingNeeds")
         return call_result.NotifyEVChargingNeeds(status="Rejected")  # no ISO 15118 schedules from us
 
     @on(Action.notify_ev_charging_schedule)
+    @reported
     async def on_notify_ev_charging_schedule(self, **kw: Any) -> call_result.NotifyEVChargingSchedule:
         await self.event("NotifyEVChargingSchedule")
         return call_result.NotifyEVChargingSchedule(status="Accepted")
 
     # Notifications answered with an empty response and published as events.
     @on(Action.notify_event)
+    @reported
     async def on_notify_event(self, **kw: Any) -> call_result.NotifyEvent:
         await self.event("NotifyEvent")
         return call_result.NotifyEvent()
 
     @on(Action.notify_report)
+    @reported
     async def on_notify_report(self, **kw: Any) -> call_result.NotifyReport:
         await self.event("NotifyReport")
         return call_result.NotifyReport()
 
     @on(Action.firmware_status_notification)
+    @reported
     async def on_firmware_status_notification(self, **kw: Any) -> call_result.FirmwareStatusNotification:
         await self.event("FirmwareStatusNotification")
         return call_result.FirmwareStatusNotification()
 
     @on(Action.log_status_notification)
+    @reported
     async def on_log_status_notification(self, **kw: Any) -> call_result.LogStatusNotification:
         await self.event("LogStatusNotification")
         return call_result.LogStatusNotification()
 
     @on(Action.security_event_notification)
+    @reported
     async def on_security_event_notification(self, **kw: Any) -> call_result.SecurityEventNotification:
         await self.event("SecurityEventNotification")
         return call_result.SecurityEventNotification()
 
     @on(Action.notify_charging_limit)
+    @reported
     async def on_notify_charging_limit(self, **kw: Any) -> call_result.NotifyChargingLimit:
         await self.event("NotifyChargingLimit")
         return call_result.NotifyChargingLimit()
 
     @on(Action.cleared_charging_limit)
+    @reported
     async def on_cleared_charging_limit(self, **kw: Any) -> call_result.ClearedChargingLimit:
         await self.event("ClearedChargingLimit")
         return call_result.ClearedChargingLimit()
 
     @on(Action.report_charging_profiles)
+    @reported
     async def on_report_charging_profiles(self, **kw: Any) -> call_result.ReportChargingProfiles:
         await self.event("ReportChargingProfiles")
         return call_result.ReportChargingProfiles()
 
     @on(Action.notify_monitoring_report)
+    @reported
     async def on_notify_monitoring_report(self, **kw: Any) -> call_result.NotifyMonitoringReport:
         await self.event("NotifyMonitoringReport")
         return call_result.NotifyMonitoringReport()
 
     @on(Action.reservation_status_update)
+    @reported
     async def on_reservation_status_update(self, **kw: Any) -> call_result.ReservationStatusUpdate:
         await self.event("ReservationStatusUpdate")
         return call_result.ReservationStatusUpdate()
 
     @on(Action.publish_firmware_status_notification)
+    @reported
     async def on_publish_firmware_status_notification(self, **kw: Any
                                                       ) -> call_result.PublishFirmwareStatusNotification:
         await self.event("PublishFirmwareStatusNotification")
         return call_result.PublishFirmwareStatusNotification()
 
     @on(Action.notify_customer_information)
+    @reported
     async def on_notify_customer_information(self, **kw: Any) -> call_result.NotifyCustomerInformation:
         await self.event("NotifyCustomerInformation")
         return call_result.NotifyCustomerInformation()
 
     @on(Action.notify_display_messages)
+    @reported
     async def on_notify_display_messages(self, **kw: Any) -> call_result.NotifyDisplayMessages:
         await self.event("NotifyDisplayMessages")
         return call_result.NotifyDisplayMessages()

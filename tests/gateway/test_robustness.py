@@ -42,6 +42,9 @@ async def test_garbage_frames_get_callerrors_and_others_are_unaffected(
             ('[2, "m4", "Reset", {"type": "Soft"}]', "m4", "NotImplemented"),  # central-system action, wrong way
             ('[2, "m5", "BootNotification", {"chargePointVendor": 5}]', "m5", "TypeConstraintViolation"),
             ('[2, "m6", "StatusNotification", {"connectorId": 1}]', "m6", "ProtocolError"),
+            # schema-valid, but outside what the contract can carry: refused, not crashed
+            ('[2, "m7", "StatusNotification", {"connectorId": 999, "errorCode": "NoError", "status": "Available"}]',
+             "m7", "PropertyConstraintViolation"),
             (b"\x00\x01binary", "-1", "FormationViolation"),
         ]
         for frame, unique_id, code in cases_16:
@@ -67,7 +70,8 @@ async def test_garbage_frames_get_callerrors_and_others_are_unaffected(
                 break
             await asyncio.sleep(0.05)
             reports = [m.model(ErrorReport) for m in probe.on(topics.errors(site_id), after=mark)]
-        assert {r.error for r in reports} >= {"malformed_frame", "call_rejected", "unexpected_response"}
+        assert {r.error for r in reports} >= {"malformed_frame", "call_rejected", "unexpected_response",
+                                              "invalid_value"}
         # the well-behaved charger was served all along
         booted = await good.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
         assert booted.status == "Accepted"
