@@ -30,7 +30,9 @@ async def serve(config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         with contextlib.suppress(TimeoutError):
             await gateway.runtime.wait_connected(10)  # chargers are served even while the broker is away
         async with gateway.running():
-            await mqtt
+            # asyncio.wait, unlike awaiting the task, leaves MQTT up while running() says goodbye on cancel
+            await asyncio.wait([mqtt])
+            mqtt.result()  # the runtime only ends by a bug: let it surface
     finally:
         await gateway.runtime.close()
         mqtt.cancel()
