@@ -26,6 +26,12 @@ from .trust import Freshness, Implausible, PlausibilityGate
 
 log = logging.getLogger("ampmq.meter-bridge")
 
+#: The measurement is retained state that the next reading supersedes (within a second or so), so it
+#: goes out at QoS 0: waiting for a PUBACK per measurement costs more than it protects. On Mosquitto's
+#: default (``set_tcp_nodelay false``) a PUBACK followed by the next device message within the peer's
+#: delayed-ACK window holds that message back by ~40 ms (Nagle); see ``bench/meter_bridge.py``.
+MEASUREMENT_QOS = 0
+
 
 class SourceChannel:
     """One source of one site: the path from its driver to the site's state (a driver's ``Sink``)."""
@@ -117,7 +123,8 @@ class SiteRuntime:
 
     async def publish(self) -> None:
         measurement = self.state.measurement(self.bridge.clock.now())
-        await self.bridge.runtime.publish(self.bridge.runtime.topics.measurement(self.name), measurement, retain=True)
+        topic = self.bridge.runtime.topics.measurement(self.name)
+        await self.bridge.runtime.publish(topic, measurement, retain=True, qos=MEASUREMENT_QOS)
 
     async def watch(self) -> None:
         """Drop stale fields (republishing) and mark silent sources offline, forever."""
