@@ -101,7 +101,7 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
             amount = view.amount
             reason = Reason.STALE_DATA if pools.stale else final_reason(view, amount)
             memory = next_memory(view, amount, now)
-            if amount > EPS:
+            if amount > 0.0:
                 running += 1
             else:
                 paused += 1
@@ -119,7 +119,7 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
                 load=view.id,
                 current=amount,
                 phases=[p for p, _ in view.weights],
-                on=amount > EPS,
+                on=amount > 0.0,
                 available=view.available,
                 mode=view.mode,
                 reason=reason,

@@ -96,7 +96,7 @@ def next_memory(load: LoadView, amount: float, now: datetime) -> LoadMemory:
     """What this decision leaves for the next one about the load."""
     mem = load.memory
     running = mem.current > EPS or mem.on
-    on = amount > EPS
+    on = amount > 0.0
     if on:
         active_since = mem.active_since if running and mem.active_since is not None else now
         paused_since = None

@@ -143,7 +143,7 @@ def build_views(settings: SiteSettings, loads: list[LoadInput]) -> list[LoadView
         elif state.kind is LoadKind.STEPPED:
             if ls is None or ls.max_current is None:
                 hi = max(hi, max(state.steps))
-            steps = tuple(sorted({s for s in state.steps if s > 0 and lo - EPS <= s <= hi + EPS}))
+            steps = tuple(sorted({s for s in state.steps if s > EPS and lo - EPS <= s <= hi + EPS}))
             if not steps:
                 unfit = f"none of its steps lies between {lo:.1f} A and {hi:.1f} A"
             else:
@@ -153,8 +153,10 @@ def build_views(settings: SiteSettings, loads: list[LoadInput]) -> list[LoadView
         outside = [p.value for p in counts if p not in site_phases]
         if outside:
             unfit = f"it is wired to phase {', '.join(outside)}, which the site does not have"
-        if unfit is None and hi <= 0:
+        if unfit is None and hi <= EPS:
             unfit = "its maximum current is 0 A"
+        if lo < EPS:
+            lo = 0.0
         must_run = state.must_run
         views.append(
             LoadView(

@@ -1,0 +1,308 @@
+"""The safety invariant as a property, over random sites, loads, memories and measurements.
+
+For every phase and every circuit: house + Σ allocations ≤ limit − margin (or, where the house alone is
+already over it, nothing more is allocated there); the import and imbalance limits likewise; no allocation
+between 0 and the load's minimum, none above its maximum, on/off all or nothing, stepped on a step; the
+same input gives the same output. The house is computed here from the snapshot, not taken from the
+allocation.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.allocator.core import allocate
+from shared.models import (
+    BatterySettings,
+    Circuit,
+    CurrentReading,
+    Leg,
+    LoadKind,
+    LoadMemory,
+    LoadSettings,
+    LoadState,
+    LoadStatus,
+    Mode,
+    PercentReading,
+    Phase,
+    PowerReading,
+    SiteMeasurement,
+    SiteSettings,
+    Strategy,
+    Timers,
+)
+from shared.models.allocation import Allocation, LoadInput, SiteMemory, Snapshot
+
+from .kit import NOW, SITE
+
+TOL = 1e-6
+PHASE_SETS = [[Phase.A], [Phase.A, Phase.B, Phase.C], [Phase.B, Phase.C], [Phase.C, Phase.A, Phase.B]]
+amps = st.floats(min_value=-60.0, max_value=60.0, allow_nan=False)
+small = st.floats(min_value=0.0, max_value=40.0, allow_nan=False)
+seconds_ago = st.one_of(st.none(), st.floats(min_value=0.0, max_value=1000.0))
+
+
+@st.composite
+def memories(draw: st.DrawFn) -> LoadMemory:
+    current = draw(st.sampled_from([0.0, 0.0, 6.0, 10.0, 16.0]) | small)
+
+    def ago() -> object:
+        s = draw(seconds_ago)
+        return None if s is None else NOW - timedelta(seconds=s)
+
+    return LoadMemory(
+        current=current,
+        on=current > 0,
+        active_since=ago(),
+        paused_since=ago(),
+        short_since=ago(),
+        mode=draw(st.none() | st.sampled_from(list(Mode))),
+    )
+
+
+@st.composite
+def loads(draw: st.DrawFn, name: str, circuits: list[str]) -> LoadInput:
+    kind = draw(st.sampled_from(list(LoadKind)))
+    legs_to = draw(st.permutations([Phase.A, Phase.B, Phase.C]))
+    legs = dict(zip([Leg.L1, Leg.L2, Leg.L3], legs_to, strict=True))
+    in_use = draw(st.sampled_from([[Leg.L1], [Leg.L1, Leg.L2], [Leg.L1, Leg.L2, Leg.L3], [Leg.L2]]))
+    lo = draw(st.sampled_from([0.0, 6.0, 6.0, 8.0]) | small)
+    hi = lo + draw(small)
+    rated = None
+    steps: list[float] = []
+    if kind is LoadKind.ONOFF:
+        lo = 0.0
+        rated = draw(st.floats(min_value=100.0, max_value=12000.0))
+    if kind is LoadKind.STEPPED:
+        steps = sorted(draw(st.lists(st.floats(min_value=0.5, max_value=32.0), min_size=1, max_size=4)))
+        lo, hi = 0.0, max(steps)
+    state = LoadState(
+        site=SITE,
+        load=name,
+        kind=kind,
+        ts=NOW,
+        legs=legs,
+        phases_in_use=in_use,
+        min_current=lo,
+        max_current=hi,
+        rated_power=rated,
+        steps=steps,
+        draw={p: draw(small) for p in draw(st.sets(st.sampled_from(list(Phase)), max_size=3))},
+        status=draw(st.sampled_from([LoadStatus.ACTIVE] * 4 + list(LoadStatus))),
+        must_run=draw(st.integers(0, 4)) == 0,
+        circuit=draw(st.none() | st.sampled_from([*circuits, "elsewhere"])) if circuits else None,
+    )
+    ls = None
+    if draw(st.booleans()):
+        ls = LoadSettings(
+            site=SITE,
+            load=name,
+            ts=NOW,
+            mode=draw(st.none() | st.sampled_from(list(Mode))),
+            priority=draw(st.integers(1, 9)),
+            enabled=draw(st.integers(0, 6)) > 0,
+            min_current=draw(st.none() | small),
+            max_current=draw(st.none() | small),
+        )
+    return LoadInput(state=state, settings=ls, memory=draw(memories()))
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> Snapshot:
+    phases = draw(st.sampled_from(PHASE_SETS))
+    n_circuits = draw(st.integers(0, 3))
+    circuits: list[Circuit] = []
+    for i in range(n_circuits):
+        parent = draw(st.none() | st.sampled_from([c.id for c in circuits])) if circuits else None
+        circuits.append(Circuit(id=f"c{i}", limit=draw(st.floats(min_value=0.0, max_value=40.0)), parent=parent))
+    has_battery = draw(st.booleans())
+    settings_ = SiteSettings(
+        site=SITE,
+        ts=NOW,
+        phases=phases,
+        fuse_limit=draw(st.floats(min_value=6.0, max_value=63.0)),
+        margin=draw(st.floats(min_value=0.0, max_value=3.0)),
+        voltage=draw(st.sampled_from([230.0, 120.0, 240.0])),
+        max_import_power=draw(st.none() | st.floats(min_value=0.0, max_value=40000.0)),
+        power_buffer=draw(st.floats(min_value=0.0, max_value=2000.0)),
+        excess_export_threshold=draw(st.sampled_from([0.0, 500.0, 2300.0])),
+        allow_grid_charging=draw(st.booleans()),
+        strategy=draw(st.sampled_from(list(Strategy))),
+        mode=draw(st.sampled_from(list(Mode))),
+        battery=BatterySettings(
+            target_soc=draw(st.floats(min_value=10.0, max_value=100.0)),
+            max_charge_power=draw(st.none() | st.floats(min_value=100.0, max_value=10000.0)),
+            max_discharge_power=draw(st.none() | st.floats(min_value=100.0, max_value=10000.0)),
+        )
+        if has_battery
+        else None,
+        circuits=circuits,
+        imbalance_limit=draw(st.none() | st.floats(min_value=0.0, max_value=30.0)),
+        timers=Timers(
+            ramp_step=draw(st.sampled_from([1000.0, 4.0, 2.0])),
+            surplus_smoothing=draw(st.sampled_from([1.0, 0.5])),
+            surplus_dead_band=draw(st.sampled_from([0.0, 0.5])),
+        ),
+    )
+    measurement = None
+    if draw(st.integers(0, 9)) > 0:
+        readings = {}
+        for p in phases:
+            age = draw(st.sampled_from([0.0, 0.0, 0.0, 0.0, 2.0, 60.0]))
+            if draw(st.integers(0, 19)) > 0:
+                readings[p] = CurrentReading(ts=NOW - timedelta(seconds=age), value=draw(amps))
+        measurement = SiteMeasurement(
+            site=SITE,
+            ts=NOW,
+            grid_current=readings,
+            battery_soc=PercentReading(ts=NOW, value=draw(st.floats(0.0, 100.0))) if has_battery else None,
+            battery_power=PowerReading(ts=NOW, value=draw(st.floats(-8000.0, 8000.0))) if has_battery else None,
+            solar_power=PowerReading(ts=NOW, value=draw(st.floats(0.0, 10000.0))) if draw(st.booleans()) else None,
+        )
+    n = draw(st.integers(0, 7))
+    ids = [c.id for c in circuits]
+    items = [draw(loads(f"l{i}", ids)) for i in range(n)]
+    memory = SiteMemory(
+        battery_full_latched=draw(st.booleans()),
+        surplus_ema={p: draw(amps) for p in phases} if draw(st.booleans()) else {},
+    )
+    return Snapshot(settings=settings_, measurement=measurement, loads=items, memory=memory)
+
+
+def _counted(item: LoadInput) -> bool:
+    return item.state.status not in (LoadStatus.FAULTED, LoadStatus.UNAVAILABLE)
+
+
+def _per_phase(item: LoadInput, current: float) -> dict[Phase, float]:
+    out: dict[Phase, float] = {}
+    for p in item.state.site_phases():
+        out[p] = out.get(p, 0.0) + current
+    return out
+
+
+def _chain(circuit: str | None, snapshot: Snapshot) -> list[str]:
+    parents = {c.id: c.parent for c in snapshot.settings.circuits}
+    chain: list[str] = []
+    while circuit is not None and circuit in parents and circuit not in chain:
+        chain.append(circuit)
+        circuit = parents[circuit]
+    return chain
+
+
+def _range_ok(item: LoadInput, current: float, voltage: float) -> None:
+    state, ls = item.state, item.settings
+    if current == 0.0:
+        return
+    if state.kind is LoadKind.ONOFF:
+        legs = len(state.phases_in_use)
+        on = state.rated_power / (voltage * legs) if state.rated_power else state.max_current
+        assert abs(current - on) <= TOL, f"{state.load}: on/off at {current} A, not {on} A"
+        return
+    lo, hi = state.min_current, state.max_current
+    if ls is not None:
+        lo = max(lo, ls.min_current if ls.min_current is not None else lo)
+        hi = min(hi, ls.max_current if ls.max_current is not None else hi)
+    if state.kind is LoadKind.STEPPED:
+        assert any(abs(current - s) <= TOL for s in state.steps), f"{state.load}: {current} A is not a step"
+    assert current >= lo - TOL, f"{state.load}: {current} A is between 0 and its minimum {lo} A"
+    assert current <= hi + TOL, f"{state.load}: {current} A is above its maximum {hi} A"
+
+
+def check(snapshot: Snapshot, allocation: Allocation) -> None:
+    s = snapshot.settings
+    m = snapshot.measurement
+    limit = s.fuse_limit - s.margin
+    by_id = {item.state.load: item for item in snapshot.loads}
+    currents = {d.load: d.current for d in allocation.decisions}
+    assert len(allocation.decisions) == len(snapshot.loads)
+    for d in allocation.decisions:
+        item = by_id[d.load]
+        _range_ok(item, d.current, s.voltage)
+        assert d.on == (d.current > 0)
+        ls = item.settings
+        mode = ls.mode if ls is not None and ls.mode is not None else s.mode
+        if ls is not None and not ls.enabled:
+            assert d.current == 0.0, "disabled but allocated"
+        if item.state.status is not LoadStatus.ACTIVE:
+            assert d.current == 0.0, f"{item.state.status} but allocated"
+        if mode is Mode.OFF and not item.state.must_run:
+            assert d.current == 0.0, "off but allocated"
+    alloc = dict.fromkeys(Phase, 0.0)
+    for item in snapshot.loads:
+        for p, a in _per_phase(item, currents[item.state.load]).items():
+            alloc[p] += a
+    for p in Phase:
+        if p not in s.phases:
+            assert alloc[p] == 0.0, f"allocated on phase {p} the site does not have"
+    fresh = {}
+    if m is not None:
+        for p in s.phases:
+            r = m.grid_current.get(p)
+            if r is not None and (NOW - r.ts).total_seconds() <= s.timers.stale_after:
+                fresh[p] = r.value
+    house = {}
+    for p, value in fresh.items():
+        house[p] = value - sum(i.state.draw.get(p, 0.0) for i in snapshot.loads if _counted(i))
+    for p in s.phases:
+        if p not in house:
+            assert alloc[p] == 0.0, f"allocated {alloc[p]} A on phase {p} whose grid current is unknown"
+            continue
+        assert house[p] + alloc[p] <= max(limit, house[p]) + TOL, f"phase {p}: {house[p]} + {alloc[p]} > {limit}"
+    stale = len(house) < len(s.phases)
+    if s.max_import_power is not None and not stale:
+        cap = (s.max_import_power - s.power_buffer) / s.voltage
+        total_house = sum(house.values())
+        assert total_house + sum(alloc.values()) <= max(cap, total_house) + TOL, "import limit"
+    if s.imbalance_limit is not None and len(s.phases) > 1 and not stale:
+        before = max(house.values()) - min(house.values())
+        levels = [house[p] + alloc[p] for p in s.phases]
+        assert max(levels) - min(levels) <= max(s.imbalance_limit, before) + TOL, "imbalance limit"
+    for c in s.circuits:
+        used = dict.fromkeys(Phase, 0.0)
+        for item in snapshot.loads:
+            if c.id not in _chain(item.state.circuit, snapshot):
+                continue
+            if not _counted(item):
+                for p, a in item.state.draw.items():
+                    used[p] += a
+            for p, a in _per_phase(item, currents[item.state.load]).items():
+                used[p] += a
+        climit = c.limit - s.margin
+        for p in s.phases:
+            uncounted = sum(
+                i.state.draw.get(p, 0.0)
+                for i in snapshot.loads
+                if not _counted(i) and c.id in _chain(i.state.circuit, snapshot)
+            )
+            assert used[p] <= max(climit, uncounted) + TOL, f"circuit {c.id} phase {p}: {used[p]} > {climit}"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots())
+def test_safety_invariant(snapshot: Snapshot) -> None:
+    allocation = allocate(snapshot, NOW)
+    check(snapshot, allocation)
+    again = allocate(snapshot, NOW)
+    assert again.model_dump() == allocation.model_dump(), "not deterministic"
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots())
+def test_memory_round_trip_keeps_the_invariant(snapshot: Snapshot) -> None:
+    """Feed each decision's memory into the next decision (as the service does): still safe every time."""
+    for step in range(3):
+        now = NOW + timedelta(seconds=5 * step)
+        allocation = allocate(snapshot, NOW if step == 0 else now)
+        if step == 0:
+            check(snapshot, allocation)
+        memories = {d.load: d.memory for d in allocation.decisions}
+        snapshot = snapshot.model_copy(
+            update={
+                "loads": [item.model_copy(update={"memory": memories[item.state.load]}) for item in snapshot.loads],
+                "memory": allocation.memory,
+            }
+        )
+    check(snapshot, allocate(snapshot, NOW))
