@@ -32,6 +32,7 @@ def setpoint(site: str, decision: LoadDecision, settings: SiteSettings, now: dat
         valid_until=now + timedelta(seconds=settings.timers.setpoint_lifetime),
         active_since=decision.memory.active_since,
         paused_since=decision.memory.paused_since,
+        short_since=decision.memory.short_since,
     )
 
 

@@ -13,6 +13,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from typing import TypeVar
+
+from pydantic import ValidationError
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.config import AmpmqConfig
@@ -35,10 +38,11 @@ from shared.topics import Leaf, TopicRef, Topics
 from .config import AllocatorConfig
 from .loop import DecisionLoop
 from .publisher import publications
-from .settings_store import merge_load, merge_site
+from .settings_store import describe, merge_load, merge_site
 from .state import Registry, SiteState
 
 SERVICE = "allocator"
+SetT = TypeVar("SetT", SiteSettingsSet, LoadSettingsSet)
 
 Allocate = Callable[[Snapshot, datetime], Allocation]
 
@@ -116,12 +120,14 @@ class AllocatorService:
         async def on_site_settings_set(msg: Incoming[SiteSettingsSet]) -> None:
             if msg.ref is None or msg.ref.site is None:
                 raise ValueError("topic names no site")
-            site = self._served(msg.ref.site)
-            settings = merge_site(site.settings, msg.payload, self._now())
-            site.take_settings(settings)
-            self.runtime.log.info("site %s settings changed: %s", site.site, msg.payload.model_dump(exclude_unset=True))
-            await self.runtime.publish(topics.site_settings(site.site), settings, retain=True)
-            self.loop.changed(site.site)
+            await self.set_site(msg.ref.site, msg.payload)
+
+        @rt.raw_route(topics.site_settings_set_field("+", "+"))
+        async def on_site_settings_set_field(msg: RawIncoming) -> None:
+            site, field = self._field_target(msg.topic)
+            command = await self._field_command(SiteSettingsSet, field, msg)
+            if command is not None:
+                await self.set_site(site, command)
 
         @rt.route(topics.load_filter(Leaf.SETTINGS), LoadSettings)
         async def on_load_settings(msg: Incoming[LoadSettings]) -> None:
@@ -135,15 +141,16 @@ class AllocatorService:
         async def on_load_settings_set(msg: Incoming[LoadSettingsSet]) -> None:
             if msg.ref is None or msg.ref.site is None or msg.ref.id is None:
                 raise ValueError("topic names no load")
-            site, load = self._served(msg.ref.site), msg.ref.id
-            entry = self.registry.load(site.site, load)
-            current = entry.settings or LoadSettings(site=site.site, load=load)
-            settings = merge_load(current, msg.payload, self._now())
-            site.take_load_settings(load, settings)
-            self.runtime.log.info("load %s/%s settings changed: %s", site.site, load,
-                                  msg.payload.model_dump(exclude_unset=True))
-            await self.runtime.publish(topics.load_settings(site.site, load), settings, retain=True)
-            self.loop.changed(site.site)
+            await self.set_load(msg.ref.site, msg.ref.id, msg.payload)
+
+        @rt.raw_route(topics.load_settings_set_field("+", "+", "+"))
+        async def on_load_settings_set_field(msg: RawIncoming) -> None:
+            ref = topics.parse(msg.topic)
+            if ref.site is None or ref.id is None:
+                return
+            command = await self._field_command(LoadSettingsSet, msg.topic.rsplit("/", 1)[1], msg)
+            if command is not None:
+                await self.set_load(ref.site, ref.id, command)
 
         @rt.route(topics.load_filter(Leaf.SETPOINT), Setpoint)
         async def on_own_setpoint(msg: Incoming[Setpoint]) -> None:
@@ -168,6 +175,43 @@ class AllocatorService:
             if not self.loop.is_open:
                 self.runtime.log.info("retained state settle window (%.1fs) over", self.section.settle)
             self.loop.open()
+
+    # -- settings --------------------------------------------------------------------------------
+    async def set_site(self, site_id: str, command: SiteSettingsSet) -> None:
+        """Apply a site ``/set``: merge, validate the whole, publish retained, decide at once."""
+        site = self._served(site_id)
+        settings = merge_site(site.settings, command, self._now())
+        site.take_settings(settings)
+        self.runtime.log.info("site %s settings changed: %s", site_id, command.model_dump(exclude_unset=True))
+        await self.runtime.publish(self.topics.site_settings(site_id), settings, retain=True)
+        self.loop.changed(site_id)
+
+    async def set_load(self, site_id: str, load: str, command: LoadSettingsSet) -> None:
+        """Apply a load ``/set`` the same way."""
+        site = self._served(site_id)
+        entry = self.registry.load(site_id, load)
+        settings = merge_load(entry.settings or LoadSettings(site=site_id, load=load), command, self._now())
+        site.take_load_settings(load, settings)
+        self.runtime.log.info("load %s/%s settings changed: %s", site_id, load,
+                              command.model_dump(exclude_unset=True))
+        await self.runtime.publish(self.topics.load_settings(site_id, load), settings, retain=True)
+        self.loop.changed(site_id)
+
+    def _field_target(self, topic: str) -> tuple[str, str]:
+        ref = self.topics.parse(topic)
+        if ref.site is None:
+            raise ValueError("topic names no site")
+        return ref.site, topic.rsplit("/", 1)[1]
+
+    async def _field_command(self, model: type[SetT], field: str, msg: RawIncoming) -> SetT | None:
+        """A one-field command from ``.../set/<field>``; a bad field or value is reported, None returned."""
+        if not msg.payload:
+            return None
+        try:
+            return model.from_field(field, msg.payload)
+        except ValidationError as exc:
+            await self.runtime.report_error(msg.topic, "validation", describe(exc), msg.payload)
+            return None
 
     def _served(self, site: str) -> SiteState:
         state = self.registry.site(site)

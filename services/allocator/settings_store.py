@@ -39,15 +39,20 @@ def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def describe(exc: ValidationError) -> str:
+    """One line naming each field that was wrong and why."""
+    parts = []
+    for err in exc.errors(include_url=False)[:8]:
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
 def _validated(model: type[SiteSettings] | type[LoadSettings], data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        parts = []
-        for err in exc.errors(include_url=False)[:8]:
-            where = ".".join(str(p) for p in err["loc"]) or "settings"
-            parts.append(f"{where}: {err['msg']}")
-        raise SettingsRejected("; ".join(parts)) from None
+        raise SettingsRejected(describe(exc)) from None
 
 
 def check_time_zones(settings: SiteSettings) -> None:

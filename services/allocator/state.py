@@ -98,6 +98,8 @@ class SiteState:
             on=setpoint.on,
             active_since=setpoint.active_since,
             paused_since=setpoint.paused_since,
+            short_since=setpoint.short_since,
+            mode=setpoint.mode,
         )
         entry.memory_ts = setpoint.ts
         return True

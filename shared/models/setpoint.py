@@ -56,6 +56,8 @@ class Setpoint(Message):
     #: Anti-flicker memory, read back by any allocator instance.
     active_since: AwareDatetime | None = None
     paused_since: AwareDatetime | None = None
+    #: Since when a running load's surplus has been short of its minimum (min_run/grace memory).
+    short_since: AwareDatetime | None = None
 
 
 class SiteDecision(Message):

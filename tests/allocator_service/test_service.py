@@ -1,0 +1,322 @@
+"""The allocator service against the real Mosquitto: decisions, settings, timers, restarts, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from services.allocator.service import running
+from shared.config import AmpmqConfig
+from shared.models import ErrorReport, Phase, Reason, Setpoint, SiteDecision, SiteSettings, Timers
+from shared.probe import Probe, Received
+from shared.topics import Topics
+
+from .conftest import FAST_TIMERS, evse, measurement, now
+
+
+def sp(msg: Received) -> Setpoint:
+    return msg.model(Setpoint)
+
+
+async def test_publishes_a_setpoint_per_load_and_a_site_decision(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"fuse_limit": 25.0, "margin": 1.0, "timers": FAST_TIMERS}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 10.0), retain=True)
+    async with running(config):
+        setpoint = sp(await watch.expect(topics.setpoint(site_id, "car")))
+        # house 10 A + 16 A would pass 24 A: the car gets what is left below the fuse minus the margin
+        assert (setpoint.current, setpoint.reason) == (14.0, Reason.FUSE_LIMIT)
+        assert setpoint.valid_until >= setpoint.ts + timedelta(seconds=29)
+        decision = (await watch.expect(topics.decision(site_id))).model(SiteDecision)
+        assert decision.site == site_id and not decision.stale
+
+
+async def test_mode_change_over_set_takes_effect_in_the_next_decision(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    async with running(config):
+        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        mark = watch.mark()
+        await watch.publish(topics.load_settings_set(site_id, "car"), {"mode": "off", "transaction": "t-1"})
+        settings = await watch.expect(topics.load_settings(site_id, "car"), after=mark)
+        assert settings.retain is False and settings.json()["mode"] == "off"
+        assert settings.json()["transaction"] == "t-1"
+        first_after = sp(await watch.expect(
+            topics.setpoint(site_id, "car"), after=watch.messages.index(settings)))
+        assert (first_after.current, first_after.reason) == (0.0, Reason.OFF)
+
+
+async def _hold_measurement(watch: Probe, topics: Topics, site: str, house: Callable[[], float],
+                            draw: Callable[[], float]) -> None:
+    """Keep publishing a fresh grid reading: the house's own current plus what the car draws."""
+    while True:
+        await watch.publish(topics.measurement(site), measurement(site, house() + draw()), retain=True)
+        await asyncio.sleep(0.1)
+
+
+async def test_a_paused_load_does_not_restart_before_min_pause(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    min_pause = 1.5
+    config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "min_pause": min_pause}}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car", draw=16.0), retain=True)
+    house = {"A": 5.0}
+    async with running(config):
+        feeder = asyncio.create_task(_hold_measurement(watch, topics, site_id, lambda: house["A"], lambda: 16.0))
+        try:
+            await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+            mark = watch.mark()
+            house["A"] = 30.0  # the house alone now takes more than the fuse: the car must pause
+            paused = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark,
+                                           where=lambda m: sp(m).current == 0.0))
+            assert paused.paused_since is not None
+            mark = watch.mark()
+            house["A"] = 5.0  # room again at once, but the car waits out min_pause
+            resumed = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark, timeout=10,
+                                            where=lambda m: sp(m).current > 0))
+        finally:
+            feeder.cancel()
+        held_until = paused.paused_since + timedelta(seconds=min_pause)
+        assert resumed.ts >= held_until
+        between = [sp(m) for m in watch.on(topics.setpoint(site_id, "car"), after=mark)]
+        waiting = [s for s in between if s.ts < held_until]
+        assert waiting, "no decision was made while the pause held"
+        assert all(s.current == 0.0 for s in waiting)
+        assert any(s.reason is Reason.MIN_PAUSE for s in waiting)
+
+
+async def test_an_overload_in_a_new_measurement_cuts_in_the_next_setpoint(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    # refresh is long here: the only decision after the reading is the one the reading triggers
+    config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "refresh": 30.0, "min_run": 600.0,
+                                                     "grace": 600.0}}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car", draw=16.0), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 20.0), retain=True)
+    async with running(config):
+        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        await asyncio.sleep(0.3)  # nothing in flight
+        mark = watch.mark()
+        # phase A: the house now takes 17 A of its own, so the car may have at most 25 - 1 - 17 = 7 A
+        reading = measurement(site_id, {Phase.A: 33.0, Phase.B: 20.0, Phase.C: 20.0})
+        await watch.publish(topics.measurement(site_id), reading, retain=True)
+        cut = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark))
+        assert cut.current <= 7.0
+        assert cut.reason is Reason.FUSE_LIMIT
+
+
+async def test_a_restarted_instance_keeps_settings_and_timers(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    min_pause = 2.5
+    config = make_config(sites={site_id: {"fuse_limit": 25.0, "timers": {**FAST_TIMERS, "min_pause": min_pause}}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    house = {"A": 5.0}
+    feeder = asyncio.create_task(_hold_measurement(watch, topics, site_id, lambda: house["A"], lambda: 0.0))
+    try:
+        async with running(config):
+            await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+            await watch.publish(topics.site_settings_set(site_id), {"fuse_limit": 20.0})
+            await watch.expect(topics.site_settings(site_id), where=lambda m: m.json()["fuse_limit"] == 20.0)
+            mark = watch.mark()
+            house["A"] = 25.0
+            paused = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark,
+                                           where=lambda m: sp(m).current == 0.0))
+            house["A"] = 5.0
+            await watch.expect(topics.setpoint(site_id, "car"), after=mark,
+                               where=lambda m: sp(m).reason is Reason.MIN_PAUSE)
+        # the first instance is gone mid-pause; a new one reads its memory and settings back
+        mark = watch.mark()
+        async with running(config):
+            resumed = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark, timeout=10,
+                                            where=lambda m: sp(m).current > 0))
+    finally:
+        feeder.cancel()
+    assert paused.paused_since is not None
+    held_until = paused.paused_since + timedelta(seconds=min_pause)
+    after_restart = [sp(m) for m in watch.on(topics.setpoint(site_id, "car"), after=mark)]
+    assert any(s.ts < held_until for s in after_restart), "the new instance decided nothing during the pause"
+    for s in after_restart:
+        if s.ts < held_until:
+            assert s.current == 0.0 and s.paused_since == paused.paused_since
+    assert resumed.ts >= held_until
+    # the settings set on the first instance hold: 20 A fuse - 1 A margin - 5 A house
+    assert resumed.current == 14.0
+
+
+async def test_retained_settings_win_over_configured_defaults(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"fuse_limit": 32.0, "timers": FAST_TIMERS}})
+    retained = SiteSettings(site=site_id, fuse_limit=20.0, timers=config.allocator["sites"][site_id]["timers"])
+    await watch.publish(topics.site_settings(site_id), retained, retain=True)
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 5.0), retain=True)
+    async with running(config):
+        first = sp(await watch.expect(topics.setpoint(site_id, "car")))
+        assert first.current == 14.0
+
+
+async def test_configured_defaults_apply_without_retained_settings(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"fuse_limit": 16.0, "timers": FAST_TIMERS}},
+                         loads={f"{site_id}/car": {"max_current": 8.0}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.load_state(site_id, "van"), evse(site_id, "van"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 0.0), retain=True)
+    async with running(config):
+        car = sp(await watch.expect(topics.setpoint(site_id, "car")))
+        van = sp(await watch.expect(topics.setpoint(site_id, "van")))
+        assert car.current == 8.0  # the configured per-load cap
+        assert car.current + van.current <= 15.0  # 16 A fuse - 1 A margin
+
+
+MALFORMED_SITE = [
+    "not json", "{", "[]", "null", "16", '{"fuse_limit": "16"}', '{"fuse_limit": NaN}', '{"fuse_limit": -5}',
+    '{"fuse_limit": Infinity}', '{"fuse_limit": 1e309}', '{"unknown": 1}', '{"mode": "turbo"}',
+    '{"timers": {"min_run": "60"}}', '{"timers": {"min_run": -1}}', '{"strategy": 3}',
+    '{"battery": {"min_soc": 50.0, "target_soc": 20.0}}', '{"phases": ["A", "A"]}', '{"phases": []}',
+    '{"circuits": [{"id": "garage", "limit": 16.0, "parent": "nowhere"}]}',
+    '{"schedules": [{"start": "22:00", "end": "06:00", "mode": "standard", "tz": "Mars/Olympus"}]}',
+    '{"schedules": [{"start": "25:00", "end": "06:00", "mode": "standard"}]}', '{"fuse_limit": 25.0, "x": 1}',
+    '{"transaction": 5}', '{"fuse_limit": null}', "\xff\xfe",
+]
+MALFORMED_LOAD = [
+    "{bad", '{"min_current": -6}', '{"priority": 0}', '{"priority": "1"}', '{"enabled": "yes"}',
+    '{"min_current": 10.0, "max_current": 6.0}', '{"max_current": NaN}', '{"mode": "warp"}', '{"load": "x"}',
+    '{"priority": 1.5}', '{"name": 7}', '{"priority": null}',
+]
+
+
+async def test_a_thousand_malformed_set_payloads_change_nothing_and_each_is_reported(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    async with running(config):
+        await watch.expect(topics.setpoint(site_id, "car"))
+        mark = watch.mark()
+        for i in range(1000):
+            if i % 3 == 2:
+                await watch.publish(topics.load_settings_set(site_id, "car"), MALFORMED_LOAD[i % len(MALFORMED_LOAD)])
+            else:
+                await watch.publish(topics.site_settings_set(site_id), MALFORMED_SITE[i % len(MALFORMED_SITE)])
+        for _ in range(600):
+            if len(watch.on(topics.errors(site_id), after=mark)) >= 1000:
+                break
+            await asyncio.sleep(0.05)
+        reports = [m.model(ErrorReport) for m in watch.on(topics.errors(site_id), after=mark)]
+        assert len(reports) == 1000
+        assert {r.service for r in reports} == {"allocator"}
+        assert {r.error for r in reports} == {"validation", "rejected"}
+        assert not watch.on(topics.site_settings(site_id), after=mark)
+        assert not watch.on(topics.load_settings(site_id, "car"), after=mark)
+        # still answering: a valid change applies, and it is the only change
+        await watch.publish(topics.site_settings_set(site_id), {"fuse_limit": 20.0, "transaction": "after"})
+        applied = (await watch.expect(topics.site_settings(site_id), after=mark)).model(SiteSettings)
+        assert applied.fuse_limit == 20.0 and applied.transaction == "after"
+        expected = SiteSettings(site=site_id, fuse_limit=20.0, timers=config.allocator["sites"][site_id]["timers"])
+        assert applied.model_dump(exclude={"ts", "transaction"}) == expected.model_dump(exclude={"ts", "transaction"})
+        await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 16.0)
+
+
+async def test_stale_measurement_gives_stale_data_then_recovers(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "stale_after": 1.0}}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    async with running(config):
+        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        # nothing arrives any more: the refresh tick still decides, and finds the reading stale
+        stale = sp(await watch.expect(topics.setpoint(site_id, "car"), timeout=5,
+                                      where=lambda m: sp(m).reason is Reason.STALE_DATA))
+        assert stale.current == 0.0  # no known-safe minimum without data
+        decision = await watch.expect(topics.decision(site_id), where=lambda m: m.model(SiteDecision).stale)
+        assert decision.model(SiteDecision).stale
+        mark = watch.mark()
+        await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+        recovered = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark,
+                                          where=lambda m: sp(m).reason is not Reason.STALE_DATA))
+        assert recovered.current == 16.0
+
+
+async def test_a_schedule_window_switches_the_mode(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    t = now()
+    window: dict[str, Any] = {"start": (t - timedelta(hours=1)).strftime("%H:%M"),
+                              "end": (t + timedelta(hours=1)).strftime("%H:%M"), "tz": "UTC"}
+    elsewhere: dict[str, Any] = {"start": (t + timedelta(hours=2)).strftime("%H:%M"),
+                                 "end": (t + timedelta(hours=3)).strftime("%H:%M"), "tz": "UTC"}
+    async with running(config):
+        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        mark = watch.mark()
+        await watch.publish(topics.site_settings_set(site_id), {"schedules": [
+            {**elsewhere, "mode": "standard", "load": "car"}, {**window, "mode": "off", "load": "car"}]})
+        off = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 0))
+        assert (off.mode.value, off.reason) == ("off", Reason.OFF)
+        mark = watch.mark()
+        await watch.publish(topics.site_settings_set(site_id), {"schedules": [{**elsewhere, "mode": "off"}]})
+        back = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current > 0))
+        assert back.mode.value == "standard"
+
+
+async def test_an_offline_load_is_passed_as_unavailable(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    async with running(config):
+        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        mark = watch.mark()
+        await watch.publish(topics.load_availability(site_id, "car"), "offline", retain=True)
+        gone = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark))
+        assert (gone.current, gone.reason) == (0.0, Reason.UNAVAILABLE)
+        await watch.publish(topics.load_availability(site_id, "car"), "online", retain=True)
+        await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 16.0)
+
+
+async def test_one_instance_serves_ten_sites(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    sites = [f"{site_id}-{i}" for i in range(10)]
+    config = make_config(sites={s: {"timers": FAST_TIMERS} for s in sites[:5]})  # half configured, half found
+    for i, s in enumerate(sites):
+        if i >= 5:  # found on the broker, with settings retained there
+            await watch.publish(topics.site_settings(s), SiteSettings(site=s, timers=Timers(**FAST_TIMERS)),
+                                retain=True)
+        await watch.publish(topics.load_state(s, "car"), evse(s, "car"), retain=True)
+        await watch.publish(topics.measurement(s), measurement(s, float(i)), retain=True)
+    async with running(config):
+        for i, s in enumerate(sites):
+            got = sp(await watch.expect(topics.setpoint(s, "car")))
+            assert got.site == s, got
+            assert got.current == min(16.0, 24.0 - i), (got.reason, got.message)
+
+
+async def test_a_payload_for_another_site_than_its_topic_is_rejected(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
+    async with running(config):
+        mark = watch.mark()
+        await watch.publish(topics.measurement(site_id), measurement("elsewhere", 2.0))
+        report = (await watch.expect(topics.errors(site_id), after=mark)).model(ErrorReport)
+        assert report.error == "rejected" and "elsewhere" in report.message
+        await watch.publish(topics.site_settings_set(site_id), json.dumps({"mode": "solar_only"}))
+        await watch.expect(topics.site_settings(site_id), after=mark, where=lambda m: m.json()["mode"] == "solar_only")
