@@ -100,8 +100,9 @@ class SourceChannel:
 
     async def on_driver_failure(self, reason: str, retry_in: float) -> None:
         await self.set_online(False)
+        origin = self.driver.origin if isinstance(self.driver, TaskDriver) else self.source.id
         await self.reject(
-            self.source.id, "driver_failed", f"source {self.source.id}: {reason}; restarting in {retry_in:g}s"
+            origin, "driver_failed", f"source {self.source.id}: {reason}; restarting in {retry_in:g}s"
         )
 
 

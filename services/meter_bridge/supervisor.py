@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from shared.clock import Clock
 
-from .drivers import DeviceGone, Sink, TaskDriver
+from .drivers import DeviceDataError, DeviceGone, Sink, TaskDriver
 
 log = logging.getLogger("ampmq.meter-bridge.supervisor")
 
@@ -44,7 +44,7 @@ class Supervisor:
                 reason = "driver stopped"
             except asyncio.CancelledError:
                 raise
-            except DeviceGone as exc:
+            except (DeviceGone, DeviceDataError) as exc:
                 reason = str(exc)
             except Exception as exc:  # a driver bug must not take the bridge down
                 log.exception("driver of source %s crashed", source.id)

@@ -58,3 +58,23 @@ async def test_nan_and_ten_thousand_amps_are_rejected_and_not_applied(
         await probe.expect(TOPICS.measurement(site_id), after=mark, where=lambda m: currents(m) == {"A": 13.0})
         published = [currents(m) for m in probe.on(TOPICS.measurement(site_id), after=mark)]
         assert all(c == {"A": 13.0} for c in published), published  # neither NaN nor 10 000 A was applied
+
+
+async def test_a_jump_the_config_rules_out_is_rejected_until_it_holds(
+    mqtt_url: str, probe: Probe, site_id: str
+) -> None:
+    await probe.subscribe(TOPICS.measurement(site_id))
+    await probe.subscribe(TOPICS.errors(site_id))
+    source = {"id": "ha", "driver": "mqtt_json",
+              "values": [{"topic": f"home/{site_id}/l1", "unit": "A", "phase": 1}]}
+    site = {"sources": [source], "plausibility": {"max_current_step": 20}}
+    async with running_bridge(mqtt_url, {site_id: site}):
+        await probe.publish(f"home/{site_id}/l1", "5")
+        await probe.expect(TOPICS.measurement(site_id), where=lambda m: currents(m) == {"A": 5.0})
+        mark = probe.mark()
+        await probe.publish(f"home/{site_id}/l1", "80")
+        err = (await probe.expect(TOPICS.errors(site_id), after=mark)).json()
+        assert err["error"] == "implausible" and "jump" in err["message"]
+        await probe.publish(f"home/{site_id}/l1", "82")  # the new level holds: a real change
+        await probe.expect(TOPICS.measurement(site_id), after=mark, where=lambda m: currents(m) == {"A": 82.0})
+        assert all(currents(m) != {"A": 80.0} for m in probe.on(TOPICS.measurement(site_id), after=mark))

@@ -48,8 +48,12 @@ class MqttDriver(ABC):
 class TaskDriver(ABC):
     """A device the bridge must go and ask: ``run`` loops until the device fails it (then raises)."""
 
+    #: Where the device is (a URL, ``tcp://host:port``), named in error reports.
+    origin: str
+
     def __init__(self, source: SourceBase) -> None:
         self.source = source
+        self.origin = source.id
 
     @abstractmethod
     async def run(self, sink: Sink) -> None:

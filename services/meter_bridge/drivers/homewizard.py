@@ -25,6 +25,7 @@ class HomeWizardDriver(TaskDriver):
         super().__init__(source)
         self._clock = clock
         self.endpoint = source.url.rstrip("/") + "/api/v1/data"
+        self.origin = self.endpoint
 
     async def run(self, sink: Sink) -> None:
         timeout = aiohttp.ClientTimeout(total=self.source.timeout)
