@@ -287,6 +287,8 @@ def test_safety_invariant(snapshot: Snapshot) -> None:
     check(snapshot, allocation)
     again = allocate(snapshot, NOW)
     assert again.model_dump() == allocation.model_dump(), "not deterministic"
+    # The core builds its output without validation: it must validate back to the same allocation.
+    assert Allocation.model_validate_json(allocation.model_dump_json()) == allocation
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -20,6 +20,7 @@ from shared.models.settings import Mode, SiteSettings
 from .budget import Budget
 from .explain import final_reason, sentence
 from .ordering import in_order
+from .output import construct
 from .pools import Pools, clamp, compute_pools, report
 from .safety import refit
 from .stability import apply_timers, fresh_memory, next_memory
@@ -62,13 +63,18 @@ def _stale_minimums(loads: list[LoadView], budget: Budget, pools: Pools, setting
             load.amount = load.floor
 
 
+_GONE = frozenset({LoadStatus.FAULTED, LoadStatus.UNAVAILABLE})
+_RESTING = frozenset({LoadStatus.IDLE, LoadStatus.FINISHING})
+
+
 def _idle_reason(load: LoadView) -> Reason | None:
     """The reason of a load that does not compete for the budget (None: it competes)."""
     if not load.enabled:
         return Reason.DISABLED
-    if load.unfit is not None or load.status in (LoadStatus.FAULTED, LoadStatus.UNAVAILABLE):
+    status = load.status
+    if load.unfit is not None or status in _GONE:
         return Reason.UNAVAILABLE
-    if load.status in (LoadStatus.IDLE, LoadStatus.FINISHING):
+    if status in _RESTING:
         return Reason.IDLE
     if load.mode is Mode.OFF and not load.must_run:
         return Reason.OFF
@@ -115,33 +121,42 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
             stopped = idle_reason in (Reason.DISABLED, Reason.OFF)
             memory = next_memory(view, 0.0, now) if stopped else fresh_memory(view)
         decisions.append(
-            LoadDecision.model_construct(
-                load=view.id,
-                current=amount,
-                phases=[p for p, _ in view.weights],
-                on=amount > 0.0,
-                available=view.available,
-                mode=view.mode,
-                reason=reason,
-                message=sentence(view, reason, amount, pools.stale_why),
-                memory=memory,
+            construct(
+                LoadDecision,
+                {
+                    "load": view.id,
+                    "current": amount,
+                    "phases": list(view.weight_map),
+                    "on": amount > 0.0,
+                    "available": view.available,
+                    "mode": view.mode,
+                    "reason": reason,
+                    "message": sentence(view, reason, amount, pools.stale_why),
+                    "memory": memory,
+                },
             )
         )
     if pools.stale:
         message = f"stale data ({pools.stale_why}): safe minimums only"
     else:
         message = f"{running} running, {paused} paused, {len(views) - running - paused} not competing"
-    return Allocation.model_construct(
-        site=settings.site,
-        ts=now,
-        decisions=decisions,
-        pools=report(pools),
-        headroom={p: clamp(v) for p, v in final.phase_left.items()},
-        house={p: clamp(v) for p, v in pools.house.items()},
-        stale=pools.stale,
-        message=message,
-        memory=SiteMemory.model_construct(
-            battery_full_latched=pools.latched,
-            surplus_ema={p: clamp(v) for p, v in pools.surplus_ema.items()},
-        ),
+    return construct(
+        Allocation,
+        {
+            "site": settings.site,
+            "ts": now,
+            "decisions": decisions,
+            "pools": report(pools),
+            "headroom": {p: clamp(v) for p, v in final.phase_left.items()},
+            "house": {p: clamp(v) for p, v in pools.house.items()},
+            "stale": pools.stale,
+            "message": message,
+            "memory": construct(
+                SiteMemory,
+                {
+                    "battery_full_latched": pools.latched,
+                    "surplus_ema": {p: clamp(v) for p, v in pools.surplus_ema.items()},
+                },
+            ),
+        },
     )

@@ -16,6 +16,7 @@ from .pools import Pools
 from .views import LoadView
 
 INF = float("inf")
+FUSE, IMPORT, CIRCUIT, IMBALANCE = Reason.FUSE_LIMIT, Reason.IMPORT_LIMIT, Reason.CIRCUIT_LIMIT, Reason.IMBALANCE_LIMIT
 
 
 class Budget:
@@ -82,21 +83,21 @@ class Budget:
         for p, k in load.weights:
             r = phase_left[p] / k
             if r < room:
-                room, reason, subject = r, Reason.FUSE_LIMIT, p.value
+                room, reason, subject = r, FUSE, p
         if self.import_left is not None:
             r = self.import_left / load.legs
             if r < room:
-                room, reason, subject = r, Reason.IMPORT_LIMIT, ""
+                room, reason, subject = r, IMPORT, ""
         for c in load.circuits:
             left = self.circuit_left[c]
             for p, k in load.weights:
                 r = left[p] / k
                 if r < room:
-                    room, reason, subject = r, Reason.CIRCUIT_LIMIT, c
-        if self.imbalance is not None:
+                    room, reason, subject = r, CIRCUIT, c
+        if self.imbalance is not None and load.pairs:
             r, pair = self._imbalance_room(load)
             if r < room:
-                room, reason, subject = r, Reason.IMBALANCE_LIMIT, pair
+                room, reason, subject = r, IMBALANCE, pair
         return room, reason, subject
 
     def _imbalance_room(self, load: LoadView) -> tuple[float, str]:
@@ -104,20 +105,16 @@ class Budget:
         limit = self.imbalance
         assert limit is not None
         level = self.level
-        weights = dict(load.weights)
         room = INF
         pair = ""
-        for p, lp in level.items():
-            kp = weights.get(p, 0)
-            if kp == 0:
-                continue
-            for q, lq in level.items():
-                kq = weights.get(q, 0)
-                if kq >= kp:
-                    continue
-                r = (limit - lp + lq) / (kp - kq)
-                if r < room:
-                    room, pair = r, f"{p.value}-{q.value}"
+        for p, q, dk in load.pairs:
+            lp = level.get(p)
+            lq = level.get(q)
+            if lp is None or lq is None:
+                return 0.0, f"{p}-{q}"  # a phase without a reading: nothing is known to fit
+            r = (limit - lp + lq) / dk
+            if r < room:
+                room, pair = r, f"{p}-{q}"
         return room, pair
 
     def take(self, load: LoadView, delta: float) -> None:

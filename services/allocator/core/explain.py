@@ -49,7 +49,7 @@ def _limit_words(load: LoadView) -> str:
 def sentence(load: LoadView, reason: Reason, amount: float, stale_why: str = "") -> str:
     """One sentence a user can read in a dashboard."""
     got = _a(amount)
-    legs = f" on {'/'.join(p.value for p in load.phases)}" if load.phases else ""
+    legs = f" on {load.label}" if load.label else ""
     room = max(load.room, 0.0)
     if reason is Reason.OK:
         return f"gets its maximum {got}{legs}" if amount + EPS >= load.maximum else f"gets {got}{legs}"

@@ -18,7 +18,7 @@ site would export if the loads drew nothing. That figure still contains the batt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.models.allocation import SiteMemory
 from shared.models.base import Phase
@@ -32,6 +32,9 @@ from .views import LoadView
 #: A battery charging within this much of its maximum rate counts as charging at its maximum (W, fraction).
 AT_MAX_TOLERANCE_W = 50.0
 AT_MAX_TOLERANCE_FRACTION = 0.02
+
+
+NOT_COUNTED = frozenset({LoadStatus.FAULTED, LoadStatus.UNAVAILABLE})
 
 
 @dataclass(slots=True)
@@ -62,8 +65,8 @@ class Pools:
     surplus_ema: dict[Phase, float]
 
 
-def _fresh(reading: Reading | None, now: datetime, stale_after: float) -> bool:
-    return reading is not None and (now - reading.ts).total_seconds() <= stale_after
+def _fresh(reading: Reading | None, cutoff: datetime) -> bool:
+    return reading is not None and reading.ts >= cutoff
 
 
 def compute_pools(
@@ -76,6 +79,7 @@ def compute_pools(
     phases = tuple(settings.phases)
     limit = settings.fuse_limit - settings.margin
     stale_after = settings.timers.stale_after
+    cutoff = now - timedelta(seconds=stale_after)
     voltage = settings.voltage if settings.voltage > 0 else 230.0
     grid: dict[Phase, float] = {}
     problems: list[str] = []
@@ -86,14 +90,14 @@ def compute_pools(
             r = measurement.grid_current.get(p)
             if r is None:
                 problems.append(f"no grid current on phase {p.value}")
-            elif (now - r.ts).total_seconds() > stale_after:
+            elif r.ts < cutoff:
                 age = (now - r.ts).total_seconds()
                 problems.append(f"grid current on phase {p.value} is {age:.0f} s old")
             else:
                 grid[p] = r.value
     drawn = dict.fromkeys(phases, 0.0)
     for view in views:
-        if view.status is LoadStatus.FAULTED or view.status is LoadStatus.UNAVAILABLE:
+        if view.status in NOT_COUNTED:
             continue  # not counted on: its draw stays in the house load
         for p, amps in view.draw.items():
             if p in drawn:
@@ -108,11 +112,11 @@ def compute_pools(
     # Battery.
     battery_soc = battery_w = solar_w = None
     if measurement is not None:
-        if _fresh(measurement.battery_soc, now, stale_after) and measurement.battery_soc is not None:
+        if _fresh(measurement.battery_soc, cutoff) and measurement.battery_soc is not None:
             battery_soc = measurement.battery_soc.value
-        if _fresh(measurement.battery_power, now, stale_after) and measurement.battery_power is not None:
+        if _fresh(measurement.battery_power, cutoff) and measurement.battery_power is not None:
             battery_w = measurement.battery_power.value
-        if _fresh(measurement.solar_power, now, stale_after) and measurement.solar_power is not None:
+        if _fresh(measurement.solar_power, cutoff) and measurement.solar_power is not None:
             solar_w = measurement.solar_power.value
     has_battery = settings.battery is not None or (
         measurement is not None and (measurement.battery_soc is not None or measurement.battery_power is not None)

@@ -30,6 +30,7 @@ from shared.models.load import LoadKind
 from shared.models.setpoint import Reason
 from shared.models.settings import Timers
 
+from .output import construct
 from .views import EPS, LoadView
 
 #: Raw reasons that mean "paused for lack of solar surplus or excess" (the only pauses timers may hold).
@@ -104,18 +105,29 @@ def next_memory(load: LoadView, amount: float, now: datetime) -> LoadMemory:
         active_since, paused_since = None, now
     else:
         active_since, paused_since = None, mem.paused_since
-    return LoadMemory.model_construct(
-        current=amount,
-        on=on,
-        active_since=active_since,
-        paused_since=paused_since,
-        short_since=load.short_since if on else None,
-        mode=load.mode,
+    return construct(
+        LoadMemory,
+        {
+            "current": amount,
+            "on": on,
+            "active_since": active_since,
+            "paused_since": paused_since,
+            "short_since": load.short_since if on else None,
+            "mode": load.mode,
+        },
     )
 
 
 def fresh_memory(load: LoadView) -> LoadMemory:
     """Memory of a load that is not competing (idle, faulted, unavailable): the timers start over."""
-    return LoadMemory.model_construct(
-        current=0.0, on=False, active_since=None, paused_since=None, short_since=None, mode=load.mode
+    return construct(
+        LoadMemory,
+        {
+            "current": 0.0,
+            "on": False,
+            "active_since": None,
+            "paused_since": None,
+            "short_since": None,
+            "mode": load.mode,
+        },
     )

@@ -15,7 +15,7 @@ from shared.models.load import LoadKind, LoadStatus
 from shared.models.setpoint import Reason
 from shared.models.settings import Mode, SiteSettings
 
-from .ordering import urgency_of
+from .ordering import MUST_RUN_URGENCY, URGENCY
 
 #: Float tolerance for "fits" comparisons (amps).
 EPS = 1e-9
@@ -30,8 +30,13 @@ class LoadView:
     kind: LoadKind
     #: Site phases the load draws on now, in leg order (a phase twice if two legs share it).
     phases: tuple[Phase, ...]
-    #: Site phase -> number of the load's legs on it.
+    #: Site phase -> number of the load's legs on it (as pairs and as a dict).
     weights: tuple[tuple[Phase, int], ...]
+    weight_map: dict[Phase, int]
+    #: The site phases as people read them ("A/B/C").
+    label: str
+    #: For the imbalance limit: site phase pairs (p, q) where the load adds more to p than to q, and by how much.
+    pairs: tuple[tuple[Phase, Phase, int], ...]
     #: Number of legs in use (the load's per-leg current times this is its share of a power pool).
     legs: int
     minimum: float
@@ -100,6 +105,9 @@ class LoadView:
         return max(amount, self.minimum)
 
 
+Wiring = tuple[tuple[tuple[Phase, int], ...], dict[Phase, int], str, tuple[tuple[Phase, Phase, int], ...], str]
+
+
 def circuit_chain(circuit: str | None, parents: dict[str, str | None]) -> tuple[str, ...]:
     """The circuit and its ancestors, innermost first; unknown circuits are ignored, cycles cut."""
     chain: list[str] = []
@@ -112,37 +120,58 @@ def circuit_chain(circuit: str | None, parents: dict[str, str | None]) -> tuple[
 def build_views(settings: SiteSettings, loads: list[LoadInput]) -> list[LoadView]:
     """Flatten every load input into a :class:`LoadView` (effective mode, range, steps, circuits)."""
     parents = {c.id: c.parent for c in settings.circuits}
-    site_phases = set(settings.phases)
+    chains: dict[str | None, tuple[str, ...]] = {None: ()}
+    site_order = settings.phases
+    site_phases = set(site_order)
     voltage = settings.voltage
+    site_mode = settings.mode
+    onoff, stepped = LoadKind.ONOFF, LoadKind.STEPPED
+    # Loads share a handful of wirings: work each out once per decision.
+    wirings: dict[tuple[Phase, ...], Wiring] = {}
     views: list[LoadView] = []
     for index, item in enumerate(loads):
         state = item.state
         ls = item.settings
-        mode = ls.mode if ls is not None and ls.mode is not None else settings.mode
-        phases = tuple(state.site_phases())
-        counts: dict[Phase, int] = {}
-        for p in phases:
-            counts[p] = counts.get(p, 0) + 1
+        mode = ls.mode if ls is not None and ls.mode is not None else site_mode
+        legs_map = state.legs
+        phases = tuple([legs_map[leg] for leg in state.phases_in_use])
+        wiring = wirings.get(phases)
+        if wiring is None:
+            counts: dict[Phase, int] = {}
+            for p in phases:
+                counts[p] = counts.get(p, 0) + 1
+            outside = ", ".join(p.value for p in counts if p not in site_phases)
+            pair_list: list[tuple[Phase, Phase, int]] = []
+            for p, kp in counts.items():
+                for q in site_order:
+                    kq = counts.get(q, 0)
+                    if kp > kq:
+                        pair_list.append((p, q, kp - kq))
+            pairs = tuple(pair_list)
+            wiring = (tuple(counts.items()), counts, "/".join(p.value for p in counts), pairs, outside)
+            wirings[phases] = wiring
+        weights, weight_map, label, pairs, outside = wiring
         legs = len(phases)
         unfit: str | None = None
+        kind = state.kind
         lo = state.min_current
         hi = state.max_current
+        if kind is stepped and hi <= 0.0:
+            hi = max(state.steps)
         if ls is not None:
             if ls.min_current is not None and ls.min_current > lo:
                 lo = ls.min_current
             if ls.max_current is not None and ls.max_current < hi:
                 hi = ls.max_current
         steps: tuple[float, ...] = ()
-        if state.kind is LoadKind.ONOFF:
+        if kind is onoff:
             rated = state.rated_power
             on_current = rated / (voltage * legs) if rated and voltage > 0 else state.max_current
             if ls is not None and ls.max_current is not None and on_current > ls.max_current + EPS:
                 unfit = f"its on current {on_current:.1f} A is above its {ls.max_current:.1f} A maximum setting"
             lo = hi = on_current
             steps = (on_current,)
-        elif state.kind is LoadKind.STEPPED:
-            if ls is None or ls.max_current is None:
-                hi = max(hi, max(state.steps))
+        elif kind is stepped:
             steps = tuple(sorted({s for s in state.steps if s > EPS and lo - EPS <= s <= hi + EPS}))
             if not steps:
                 unfit = f"none of its steps lies between {lo:.1f} A and {hi:.1f} A"
@@ -150,35 +179,40 @@ def build_views(settings: SiteSettings, loads: list[LoadInput]) -> list[LoadView
                 lo, hi = steps[0], steps[-1]
         if unfit is None and hi + EPS < lo:
             unfit = f"its maximum {hi:.1f} A is below its minimum {lo:.1f} A"
-        outside = [p.value for p in counts if p not in site_phases]
         if outside:
-            unfit = f"it is wired to phase {', '.join(outside)}, which the site does not have"
+            unfit = f"it is wired to phase {outside}, which the site does not have"
         if unfit is None and hi <= EPS:
             unfit = "its maximum current is 0 A"
         if lo < EPS:
             lo = 0.0
         must_run = state.must_run
+        chain = chains.get(state.circuit)
+        if chain is None:
+            chain = chains[state.circuit] = circuit_chain(state.circuit, parents)
         views.append(
             LoadView(
-                index=index,
-                id=state.load,
-                kind=state.kind,
-                phases=phases,
-                weights=tuple(counts.items()),
-                legs=legs,
-                minimum=lo,
-                maximum=max(hi, 0.0),
-                steps=steps,
-                mode=mode,
-                urgency=urgency_of(mode, must_run),
-                priority=ls.priority if ls is not None else 5,
-                status=state.status,
-                must_run=must_run,
-                enabled=ls.enabled if ls is not None else True,
-                circuits=circuit_chain(state.circuit, parents),
-                memory=item.memory,
-                draw=state.draw,
-                unfit=unfit,
+                index,
+                state.load,
+                kind,
+                phases,
+                weights,
+                weight_map,
+                label,
+                pairs,
+                legs,
+                lo,
+                hi if hi > 0.0 else 0.0,
+                steps,
+                mode,
+                MUST_RUN_URGENCY if must_run else URGENCY[mode],
+                ls.priority if ls is not None else 5,
+                state.status,
+                must_run,
+                ls.enabled if ls is not None else True,
+                chain,
+                item.memory,
+                state.draw,
+                unfit,
             )
         )
     return views
