@@ -2,10 +2,10 @@
 
 Steps: flatten the loads (:mod:`.views`); house load, freshness and pools (:mod:`.pools`); the competing loads
 in order (:mod:`.ordering`) share the budget by the site's strategy (:mod:`.strategies`) — or, with stale data,
-get only a safe minimum; the timers turn raw amounts into targets (:mod:`.stability`); the safety refit fits
-the targets into the hard limits on a fresh budget (:mod:`.safety`); idle loads get their ``available``
-figure; every load gets a reason and a sentence (:mod:`.explain`). See the package docstring for the rules
-this module decides.
+get only a safe minimum; the timers (:mod:`.stability`) keep loads in their minimum pause out and cap ramping
+loads before the strategy, and hold minimums (min_run, grace) after it; the safety refit fits the targets into
+the hard limits on a fresh budget (:mod:`.safety`); idle loads get their ``available`` figure; every load gets
+a reason and a sentence (:mod:`.explain`). See the package docstring for the rules this module decides.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .ordering import in_order
 from .output import construct
 from .pools import Pools, clamp, compute_pools, report
 from .safety import refit
-from .stability import apply_timers, fresh_memory, next_memory
+from .stability import after_allocation, before_allocation, fresh_memory, next_memory
 from .strategies import EXCESS, GRID, SOLAR, SOLAR_PRIORITY, STRATEGIES, room_for
 from .views import EPS, LoadView, build_views
 
@@ -94,10 +94,11 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
         _stale_minimums(competing, final, pools, settings)
     else:
         budget = Budget.start(settings, pools, views)
-        STRATEGIES[settings.strategy](competing, budget, pools)
-        apply_timers(competing, now, settings.timers)
+        allowed = before_allocation(competing, now, settings.timers)
+        STRATEGIES[settings.strategy](allowed, budget, pools)
+        after_allocation(allowed, now, settings.timers)
         final = Budget.start(settings, pools, views)
-        refit(competing, final)
+        refit(allowed, final)
 
     decisions: list[LoadDecision] = []
     running = paused = 0

@@ -22,12 +22,14 @@ def final_reason(load: LoadView, amount: float) -> Reason:
             return Reason.WAITING_FOR_SURPLUS
         if reason in (Reason.FUSE_LIMIT, Reason.CIRCUIT_LIMIT, Reason.IMPORT_LIMIT) and load.room > EPS:
             return Reason.BELOW_MINIMUM
-        if reason is Reason.OK or reason is Reason.RAMP:
+        if reason is Reason.OK:
             return Reason.BELOW_MINIMUM
         return reason
-    if reason in (Reason.MIN_RUN, Reason.GRACE, Reason.RAMP):
+    if reason in (Reason.MIN_RUN, Reason.GRACE):
         return reason
-    if amount + EPS >= load.maximum or reason is Reason.OK:
+    if load.cap + EPS < load.maximum and amount + EPS >= load.quantize(load.cap):
+        return Reason.RAMP
+    if amount + EPS >= load.maximum or (reason is Reason.OK and load.cap + EPS >= load.maximum):
         return Reason.MUST_RUN if load.must_run else Reason.OK
     return reason
 

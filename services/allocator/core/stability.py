@@ -1,4 +1,4 @@
-"""Anti-flicker: smoothing of the surplus pool and the timers applied after the raw allocation.
+"""Anti-flicker: smoothing of the surplus pool, and the timers around the raw allocation.
 
 Driven only by the memory the previous decision left (:class:`LoadMemory`, :class:`SiteMemory`), the site's
 :class:`Timers` and ``now``:
@@ -10,9 +10,11 @@ Driven only by the memory the previous decision left (:class:`LoadMemory`, :clas
   ``min_run`` seconds since it (re)started.
 * **grace** — after that, the same load keeps its minimum for ``grace`` seconds after the surplus first fell
   short (``LoadMemory.short_since``), then pauses.
-* **min_pause** — a paused load does not restart before ``min_pause`` seconds since it paused.
+* **min_pause** — a paused load does not restart before ``min_pause`` seconds since it paused: it does not
+  compete at all, so what it cannot take goes to the others.
 * **ramp** — an increase is at most ``ramp_step`` A per decision (a paused load starts at its minimum; a
-  stepped load may always go up one step; on/off loads switch whole); cuts are immediate.
+  stepped load may always go up one step; on/off loads switch whole); cuts are immediate. The ramp is a cap
+  on the load's maximum for this decision, known beforehand, so the rest of the budget goes to the others.
 
 A user's mode change (``LoadMemory.mode`` differs from the mode now) or ``must_run`` overrides min_run,
 grace and min_pause; a fault, an unavailable device, stale data, Off and disabled are never held. Holds take
@@ -57,8 +59,43 @@ def _seconds(now: datetime, since: datetime | None) -> float:
     return INF if since is None else (now - since).total_seconds()
 
 
-def apply_timers(loads: list[LoadView], now: datetime, timers: Timers) -> None:
-    """Turn each competing load's raw ``amount`` into its ``target`` (held, blocked or ramped)."""
+def before_allocation(loads: list[LoadView], now: datetime, timers: Timers) -> list[LoadView]:
+    """min_pause and ramp, known before the allocation: the loads that may compete, each with its ``cap``.
+
+    A paused load within its minimum pause does not compete (reason min_pause), and an increase is capped
+    at ``ramp_step`` above what the load had — so the budget they cannot use this time goes to the others.
+    """
+    competing: list[LoadView] = []
+    step = timers.ramp_step
+    for load in loads:
+        mem = load.memory
+        running = mem.current > EPS or mem.on
+        override = load.must_run or (mem.mode is not None and mem.mode is not load.mode)
+        if (
+            not running
+            and not override
+            and mem.paused_since is not None
+            and _seconds(now, mem.paused_since) < timers.min_pause
+        ):
+            load.reason = Reason.MIN_PAUSE
+            load.target = 0.0
+            continue
+        if load.kind is not LoadKind.ONOFF:
+            start = mem.current if running else 0.0
+            cap = max(start + step, load.floor)
+            if load.steps:
+                for s in load.steps:
+                    if s > start + EPS:
+                        cap = max(cap, s)
+                        break
+            if cap < load.cap:
+                load.cap = cap
+        competing.append(load)
+    return competing
+
+
+def after_allocation(loads: list[LoadView], now: datetime, timers: Timers) -> None:
+    """min_run and grace: turn each competing load's raw ``amount`` into its ``target`` (held or not)."""
     for load in loads:
         raw = load.amount
         load.raw = raw
@@ -66,30 +103,12 @@ def apply_timers(loads: list[LoadView], now: datetime, timers: Timers) -> None:
         mem = load.memory
         running = mem.current > EPS or mem.on
         override = load.must_run or (mem.mode is not None and mem.mode is not load.mode)
-        if running and raw <= EPS and load.reason in SURPLUS_REASONS and not override:
+        if running and raw <= EPS and load.reason in SURPLUS_REASONS and not override and load.floor > EPS:
             since = mem.short_since or now
             if _seconds(now, mem.active_since) < timers.min_run:
                 target, load.hold, load.reason, load.short_since = load.floor, True, Reason.MIN_RUN, since
             elif _seconds(now, since) < timers.grace:
                 target, load.hold, load.reason, load.short_since = load.floor, True, Reason.GRACE, since
-        elif (
-            not running
-            and raw > EPS
-            and not override
-            and mem.paused_since is not None
-            and _seconds(now, mem.paused_since) < timers.min_pause
-        ):
-            target, load.reason = 0.0, Reason.MIN_PAUSE
-        if target > EPS and load.kind is not LoadKind.ONOFF:
-            start = mem.current if running else 0.0
-            cap = max(start + timers.ramp_step, load.floor)
-            if load.steps:
-                above = [s for s in load.steps if s > start + EPS]
-                if above:
-                    cap = max(cap, above[0])
-            if target > cap + EPS:
-                target = load.quantize(cap)
-                load.reason = Reason.RAMP
         load.target = target
 
 

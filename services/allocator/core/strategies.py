@@ -108,7 +108,7 @@ def give_minimums(loads: list[LoadView], budget: Budget, pools: Pools) -> None:
 
 def top_up(loads: list[LoadView], budget: Budget, pools: Pools) -> None:
     for load in loads:
-        if not load.started or load.amount >= load.maximum:
+        if not load.started or load.amount >= load.cap:
             continue
         room = _offer(load, budget, pools)
         if room > EPS:
@@ -145,7 +145,7 @@ def shared(loads: list[LoadView], budget: Budget, pools: Pools) -> None:
         start = end
         if not members:
             continue
-        low, high = 0.0, max(load.maximum for load in members)
+        low, high = 0.0, max(load.cap for load in members)
         if _level_fits(members, budget, pools, high):
             low = high
         else:

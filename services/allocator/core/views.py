@@ -41,6 +41,8 @@ class LoadView:
     legs: int
     minimum: float
     maximum: float
+    #: The most the load may take in this decision (its maximum, or less while it ramps up).
+    cap: float
     #: Allowed per-leg currents (stepped loads: the steps; on/off loads: the one "on" current). Empty: continuous.
     steps: tuple[float, ...]
     mode: Mode
@@ -90,8 +92,8 @@ class LoadView:
 
     def quantize(self, amount: float) -> float:
         """The largest amount the load can take that is not above ``amount`` (0 if below its floor)."""
-        if amount > self.maximum:
-            amount = self.maximum
+        if amount > self.cap:
+            amount = self.cap
         if self.steps:
             best = 0.0
             for step in self.steps:
@@ -201,6 +203,7 @@ def build_views(settings: SiteSettings, loads: list[LoadInput]) -> list[LoadView
                 pairs,
                 legs,
                 lo,
+                hi if hi > 0.0 else 0.0,
                 hi if hi > 0.0 else 0.0,
                 steps,
                 mode,
