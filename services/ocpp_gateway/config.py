@@ -71,6 +71,9 @@ class GatewayConfig(SectionModel):
     #: Websocket keepalive: a charger that does not answer a ping within ``ping_timeout`` is dropped.
     ping_interval: Annotated[float, Field(gt=0)] | None = 20.0
     ping_timeout: Annotated[float, Field(gt=0)] | None = 20.0
+    #: Offer permessage-deflate (RFC 7692) to chargers that ask for it. Off saves memory and CPU per charger
+    #: (see docs/ocpp-gateway.md for the figures).
+    websocket_compression: bool = True
     #: Largest OCPP frame accepted; a bigger one closes the connection (1009, message too big).
     max_message_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     #: Commands waiting for one charger; more are answered ``busy``.

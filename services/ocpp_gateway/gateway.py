@@ -85,6 +85,7 @@ class Gateway:
                 select_subprotocol=self.handshake.select_subprotocol,
                 process_request=self.handshake,
                 max_size=config.max_message_bytes,
+                compression="deflate" if config.websocket_compression else None,
                 max_queue=4,
                 ping_interval=config.ping_interval,
                 ping_timeout=config.ping_timeout,

@@ -1,9 +1,13 @@
 """The way out to MQTT: one bounded queue for everything the gateway publishes.
 
 OCPP handlers only enqueue, so a charger gets its answer without waiting for the broker. One worker
-publishes in order (several publishes are in flight at once, but they reach the MQTT client in queue
-order, so a retained topic's last value is the charger's last value). When the queue is full,
-``put`` waits: the chargers' websockets are read more slowly, and nothing grows without bound.
+publishes in queue order (a few publishes in flight at once, handed to the MQTT client in order).
+
+Retained state is coalesced: while a state topic (a connector's meter, a status, availability) still waits
+in the queue, a newer value replaces the waiting one in place instead of queueing behind it. Under
+overload MQTT therefore carries the latest state of every topic, at most one queue's length late, and the
+queue holds at most one entry per state topic. Events and results (not retained) are never merged. When
+the queue is full, ``put`` waits: chargers are read more slowly, and nothing grows without bound.
 """
 
 from __future__ import annotations
@@ -29,25 +33,53 @@ class Outgoing:
     retain: bool
 
 
+class _StateSlot:
+    """A queue entry standing for "the latest value of this retained topic"."""
+
+    __slots__ = ("topic",)
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+
 class Outbox:
     """A bounded, ordered publish queue in front of the service's MQTT runtime."""
 
-    def __init__(self, runtime: Runtime, size: int = 10_000, in_flight: int = 64) -> None:
+    def __init__(self, runtime: Runtime, size: int = 10_000, in_flight: int = 10) -> None:
+        # aiomqtt warns above 10 pending publishes; 10 in flight already outruns one broker connection
         self.runtime = runtime
-        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=size)
+        self._queue: asyncio.Queue[Outgoing | _StateSlot] = asyncio.Queue(maxsize=size)
+        self._latest: dict[str, Outgoing] = {}
         self._slots = asyncio.Semaphore(in_flight)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.dropped = 0
         self.reported = 0
+        self.coalesced = 0
 
     async def put(self, topic: str, payload: BaseModel | str, *, retain: bool = False) -> None:
         """Queue a publish; waits while the queue is full (backpressure on the caller)."""
-        await self._queue.put(Outgoing(topic, payload, retain))
+        item = Outgoing(topic, payload, retain)
+        if not retain:
+            await self._queue.put(item)
+        elif topic in self._latest:
+            self._latest[topic] = item
+            self.coalesced += 1
+        else:
+            await self._queue.put(_StateSlot(topic))
+            self._latest[topic] = item
 
     def put_nowait(self, topic: str, payload: BaseModel | str, *, retain: bool = False) -> bool:
         """Queue a publish without waiting; a full queue drops it (counted and logged)."""
+        item = Outgoing(topic, payload, retain)
         try:
-            self._queue.put_nowait(Outgoing(topic, payload, retain))
+            if not retain:
+                self._queue.put_nowait(item)
+            elif topic in self._latest:
+                self._latest[topic] = item
+                self.coalesced += 1
+            else:
+                self._queue.put_nowait(_StateSlot(topic))
+                self._latest[topic] = item
         except asyncio.QueueFull:
             self.dropped += 1
             log.warning("outbox full: dropped publish to %s", topic)
@@ -73,7 +105,8 @@ class Outbox:
         """Publish queued messages forever, in order, with a bounded number in flight."""
         loop = asyncio.get_running_loop()
         while True:
-            item = await self._queue.get()
+            entry = await self._queue.get()
+            item = self._latest.pop(entry.topic) if isinstance(entry, _StateSlot) else entry
             await self._slots.acquire()
             task = loop.create_task(self._publish(item))
             self._tasks.add(task)

@@ -29,13 +29,26 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
-from ocpp.charge_point import ChargePoint  # type: ignore[import-untyped]
+from ocpp.charge_point import (  # type: ignore[import-untyped]
+    ChargePoint,
+    _raise_key_error,
+    camel_to_snake_case,
+    remove_nones,
+    serialize_as_dict,
+    snake_to_camel_case,
+)
 from ocpp.exceptions import (  # type: ignore[import-untyped]
     InternalError,
     OCPPError,
     PropertyConstraintViolationError,
 )
-from ocpp.messages import Call, CallError, CallResult, MessageType, unpack, validate_payload  # type: ignore[import-untyped]
+from ocpp.messages import (  # type: ignore[import-untyped]
+    Call,
+    CallError,
+    CallResult,
+    MessageType,
+    validate_payload,
+)
 from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -44,6 +57,7 @@ from shared.clock import Clock
 from shared.models import ChargerEvent, ConnectorMeter, ConnectorStatus, OcppVersion
 from shared.topics import Topics, slugify
 
+from . import schemas
 from .config import GatewayConfig
 from .handshake import Admission
 from .meter import connector_meter
@@ -57,6 +71,7 @@ frames_log.setLevel(logging.WARNING)
 #: OCPP 1.6J spells two error codes differently (errata v1.0 section 5).
 _V16_CODES = {"FormatViolation": "FormationViolation", "OccurenceConstraintViolation": "OccurrenceConstraintViolation"}
 MAX_REMEMBERED_TRANSACTIONS = 64
+_MESSAGE_TYPES = {MessageType.Call: Call, MessageType.CallResult: CallResult, MessageType.CallError: CallError}
 _UNSUPPORTED = "is not supported"
 
 
@@ -175,18 +190,14 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         if isinstance(raw_msg, bytes):
             await self._frame_error(None, "binary frame (OCPP-J uses text frames)", raw_msg)
             return
-        problem, unique_id, answer = _frame_problem(raw_msg)
+        frame, problem, unique_id, answer = parse_frame(raw_msg)
         if problem is not None:
             if answer:
                 await self._frame_error(unique_id, problem, raw_msg, unknown_type=problem.endswith(_UNSUPPORTED))
             else:  # a broken CALLRESULT/CALLERROR is never answered with a CALLERROR
                 self.report("malformed_frame", problem, raw_msg)
             return
-        try:
-            msg = unpack(raw_msg)
-        except OCPPError as exc:
-            await self._frame_error(unique_id, str(exc), raw_msg)
-            return
+        msg = _MESSAGE_TYPES[frame[0]](*frame[1:])
         if msg.message_type_id == MessageType.Call:
             self.current_payload = msg.payload
             try:
@@ -203,6 +214,28 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
             self.report("unexpected_response", f"answer to no outstanding call (id {msg.unique_id!r})", raw_msg)
             return
         future.set_result(msg)
+
+    async def _handle_call(self, msg: Call) -> None:
+        """Route a CALL to its ``@on`` handler: the library's routing, schemas and key conversion, made lean.
+
+        Differences from ``ChargePoint._handle_call``: the schema is checked in the event loop with the
+        same schema files compiled (:mod:`.schemas`; a thread hop per message costs more than the check),
+        camelCase keys are converted once per distinct key (the library runs two regexes per key per
+        message), and a failing handler raises its OCPPError here (see :func:`reported`) so
+        :meth:`route_message` answers and reports it in one place.
+        """
+        handlers = self.route_map.get(msg.action)
+        if handlers is None or "_on_action" not in handlers:
+            _raise_key_error(msg.action, self._ocpp_version)
+        validate = not handlers.get("_skip_schema_validation", False)
+        if validate:
+            schemas.check(self._ocpp_version, msg.action, MessageType.Call, msg.payload)
+        response = await handlers["_on_action"](**to_snake_case(msg.payload))
+        payload = snake_to_camel_case(remove_nones(serialize_as_dict(response)))
+        result = msg.create_call_result(payload)
+        if validate:
+            schemas.check(self._ocpp_version, msg.action, MessageType.CallResult, result.payload)
+        await self._send(result.to_json())
 
     async def _frame_error(self, unique_id: str | None, problem: str, raw: str | bytes,
                            *, unknown_type: bool = False) -> None:
@@ -309,6 +342,22 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         return "Invalid"
 
 
+@functools.lru_cache(maxsize=4096)
+def _snake_key(key: str) -> str:
+    """The ocpp library's camelCase → snake_case for one key, remembered."""
+    converted: dict[str, None] = camel_to_snake_case({key: None})
+    return next(iter(converted))
+
+
+def to_snake_case(data: Any) -> Any:
+    """``ocpp.charge_point.camel_to_snake_case`` with each distinct key converted only once."""
+    if isinstance(data, dict):
+        return {_snake_key(k): to_snake_case(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [to_snake_case(v) for v in data]
+    return data
+
+
 def _kebab(name: str) -> str:
     out = []
     for i, ch in enumerate(name):
@@ -323,13 +372,19 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: float(o) if isinstance(o, Decimal) else str(o)))
 
 
-def _frame_problem(raw: str) -> tuple[str | None, str | None, bool]:
-    """What is wrong with an OCPP-J frame at the RPC level, its message id when readable, and whether
-    the problem is answered with a CALLERROR (not when the frame is a broken CALLRESULT or CALLERROR)."""
+def parse_frame(raw: str) -> tuple[list[Any], str | None, str | None, bool]:
+    """Parse an OCPP-J frame: the frame, what is wrong with it at the RPC level (None if nothing), its
+    message id when readable, and whether a problem is answered with a CALLERROR (not when the frame is a
+    broken CALLRESULT or CALLERROR)."""
     try:
         frame = json.loads(raw)
     except (json.JSONDecodeError, RecursionError):
-        return "not valid JSON", None, True
+        return [], "not valid JSON", None, True
+    problem, unique_id, answer = _frame_problem(frame)
+    return frame, problem, unique_id, answer
+
+
+def _frame_problem(frame: Any) -> tuple[str | None, str | None, bool]:
     if not isinstance(frame, list) or not frame:
         return "an OCPP-J message is a JSON array", None, True
     message_type = frame[0]

@@ -97,17 +97,23 @@ async def test_silent_charger_times_out_and_other_commands_still_run(
 ) -> None:
     await probe.subscribe(topics.site_all(site_id))
     chargers = {"MUTE": {"site": site_id}, "CP1": {"site": site_id}}
-    async with run_gateway(chargers=chargers) as gateway, charger(gateway, "CP1") as cp, \
+    async with run_gateway(chargers=chargers, max_pending_commands=1) as gateway, charger(gateway, "CP1") as cp, \
             raw_charger(gateway, "MUTE") as mute:
-            await probe.expect(topics.charger_availability(site_id, "cp1"), where=lambda m: m.text == "online")
-            mark = probe.mark()
-            await probe.publish(topics.charger_command(site_id, "mute", "Reset"),
-                                OcppCommand(request_id="t-1", payload={"type": "Soft"}, timeout=0.5))
-            await probe.publish(topics.charger_command(site_id, "cp1", "SetChargingProfile"),
-                                OcppCommand(request_id="t-2", payload=PROFILE_16))
-            assert (await _result(probe, topics, site_id, "cp1", "SetChargingProfile", mark)).ok
-            timed_out = await _result(probe, topics, site_id, "mute", "Reset", mark)
-            assert (timed_out.ok, timed_out.error) == (False, "timeout")
-            sent = json.loads(await mute.recv())
-            assert sent[0] == 2 and sent[2] == "Reset" and sent[3] == {"type": "Soft"}
-            assert cp.received
+        await probe.expect(topics.charger_availability(site_id, "cp1"), where=lambda m: m.text == "online")
+        mark = probe.mark()
+        await probe.publish(topics.charger_command(site_id, "mute", "Reset"),
+                            OcppCommand(request_id="t-1", payload={"type": "Soft"}, timeout=0.5))
+        await probe.publish(topics.charger_command(site_id, "mute", "ClearCache"),
+                            OcppCommand(request_id="t-busy", payload={}))
+        await probe.publish(topics.charger_command(site_id, "cp1", "SetChargingProfile"),
+                            OcppCommand(request_id="t-2", payload=PROFILE_16))
+        assert (await _result(probe, topics, site_id, "cp1", "SetChargingProfile", mark)).ok
+        busy = await _result(probe, topics, site_id, "mute", "ClearCache", mark)
+        assert (busy.ok, busy.error, busy.request_id) == (False, "busy", "t-busy")
+        timed_out = await _result(probe, topics, site_id, "mute", "Reset", mark)
+        assert (timed_out.ok, timed_out.error) == (False, "timeout")
+        report = await probe.expect(topics.errors(site_id), after=mark, where=lambda m: m.json()["error"] == "timeout")
+        assert "t-1" in report.model(ErrorReport).message
+        sent = json.loads(await mute.recv())
+        assert sent[0] == 2 and sent[2] == "Reset" and sent[3] == {"type": "Soft"}
+        assert cp.received

@@ -10,7 +10,7 @@ from services.ocpp_gateway.config import GatewayConfig
 from services.ocpp_gateway.handshake import charge_point_id, pick_subprotocol, version_of
 from services.ocpp_gateway.meter import connector_meter
 from services.ocpp_gateway.passwords import PasswordHashError, hash_password, main, verify_password
-from services.ocpp_gateway.session import _frame_problem, ocpp_time
+from services.ocpp_gateway.session import ocpp_time, parse_frame
 from shared.config import AmpmqConfig, ConfigError
 from shared.models import Leg
 
@@ -117,4 +117,4 @@ def test_meter_values_2_0_1_multiplier() -> None:
     ('[2, "a", "Heartbeat", []]', ("payload must be a JSON object", "a", True)),
 ])
 def test_frame_checks(frame: str, expected: tuple[str | None, str | None, bool]) -> None:
-    assert _frame_problem(frame) == expected
+    assert parse_frame(frame)[1:] == expected
