@@ -1,0 +1,151 @@
+"""Allocator service: meter message in → setpoints out, with 1, 10 and 100 sites served by one instance.
+
+For each size the service runs in this process against a private Mosquitto; every site has a 3-phase and a
+1-phase charger. *Latency*: publish one site's measurement, stop the clock when that site's setpoints for
+both loads have arrived (p50/p99). *Throughput*: publish a measurement to every site at once and wait for
+every site's decision, repeated; decisions per second. The floor is the raw MQTT publish→receive round trip
+through the same broker, measured in the same run; ``ratio`` is latency / floor.
+
+    python -m bench.allocator_service [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from services.allocator.service import running
+from shared.broker import Mosquitto
+from shared.config import AmpmqConfig
+from shared.models import Leg, LoadKind, LoadState, Phase, SiteMeasurement
+from shared.models.measurement import CurrentReading
+from shared.mqtt import BrokerAddress
+from shared.probe import Probe
+from shared.topics import Leaf, Topics
+
+from .floors import mqtt_round_trip
+from .stats import ratio, summary_ms
+
+#: Decide on every message (no coalescing), never on the clock during a run, and no ramping.
+TIMERS = {"min_interval": 0.0, "refresh": 600.0, "stale_after": 600.0, "ramp_step": 100.0, "min_run": 0.0,
+          "min_pause": 0.0, "grace": 0.0}
+LOADS = ("car", "van")
+
+
+def _measurement(site: str, house: float) -> SiteMeasurement:
+    now = datetime.now(UTC)
+    return SiteMeasurement(site=site, ts=now, grid_current={p: CurrentReading(ts=now, value=house) for p in Phase})
+
+
+def _load(site: str, load: str) -> LoadState:
+    legs = [Leg.L1, Leg.L2, Leg.L3] if load == "car" else [Leg.L1]
+    return LoadState(site=site, load=load, kind=LoadKind.EVSE, phases_in_use=legs, min_current=6.0, max_current=16.0)
+
+
+class Arrivals:
+    """Counts the messages on each topic and wakes whoever waits for the next one (cheaper than a Probe
+    scanning its whole log, so the harness does not bound what is measured)."""
+
+    def __init__(self, url: str) -> None:
+        self._client = BrokerAddress.parse(url).client(f"bench-arrivals-{time.monotonic_ns()}")
+        self._counts: dict[str, int] = {}
+        self._waiting: dict[str, tuple[int, asyncio.Future[None]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Arrivals:
+        await self._client.__aenter__()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await self._client.__aexit__(None, None, None)
+
+    async def subscribe(self, topic_filter: str) -> None:
+        await self._client.subscribe(topic_filter, qos=1)
+
+    async def _read(self) -> None:
+        async for message in self._client.messages:
+            topic = str(message.topic)
+            count = self._counts[topic] = self._counts.get(topic, 0) + 1
+            waiter = self._waiting.get(topic)
+            if waiter is not None and count >= waiter[0] and not waiter[1].done():
+                waiter[1].set_result(None)
+
+    def next(self, topic: str) -> asyncio.Future[None]:
+        """A future done when the next message on ``topic`` (after this call) has arrived."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[topic] = (self._counts.get(topic, 0) + 1, future)
+        return future
+
+
+async def _size(url: str, sites: int, samples: int, rounds: int) -> dict[str, Any]:
+    topics = Topics(f"bench-{sites}")
+    names = [f"site-{i}" for i in range(sites)]
+    config = AmpmqConfig(mqtt_url=url, root=topics.root,
+                         allocator={"settle": 0.5, "sites": {s: {"timers": TIMERS} for s in names}})
+    async with Probe(url) as probe, Arrivals(url) as arrivals:
+        await arrivals.subscribe(topics.load_filter(Leaf.SETPOINT))
+        await arrivals.subscribe(topics.decision("+"))
+        warm = [arrivals.next(topics.decision(site)) for site in names]
+        for site in names:
+            for load in LOADS:
+                await probe.publish(topics.load_state(site, load), _load(site, load), retain=True)
+            await probe.publish(topics.measurement(site), _measurement(site, 5.0), retain=True)
+        async with running(config) as service:
+            await asyncio.wait_for(asyncio.gather(*warm), 60)  # every site decided once: the service is warm
+            await asyncio.sleep(0.2)
+
+            latencies = []
+            for i in range(samples):
+                site = names[i % sites]
+                setpoints = [arrivals.next(topics.setpoint(site, load)) for load in LOADS]
+                started = time.perf_counter()
+                await probe.publish(topics.measurement(site), _measurement(site, 4.0 + i % 5), qos=0)
+                await asyncio.wait_for(asyncio.gather(*setpoints), 10)
+                latencies.append(time.perf_counter() - started)
+
+            decided_before = service.loop.decisions
+            started = time.perf_counter()
+            for r in range(rounds):
+                decisions = [arrivals.next(topics.decision(site)) for site in names]
+                for site in names:
+                    await probe.publish(topics.measurement(site), _measurement(site, 4.0 + r % 5), qos=0)
+                await asyncio.wait_for(asyncio.gather(*decisions), 60)
+            elapsed = time.perf_counter() - started
+            decided = service.loop.decisions - decided_before
+    return {"latency": summary_ms(latencies), "decisions_per_s": round(decided / elapsed, 1),
+            "decisions": decided}
+
+
+async def _measure(url: str, quick: bool) -> dict[str, Any]:
+    floor = await mqtt_round_trip(url, 100 if quick else 300)
+    results: dict[str, Any] = {"floor_mqtt_round_trip": floor}
+    for sites in (1, 10, 100):
+        samples = 30 if quick else 200
+        rounds = (5 if quick else 20) if sites >= 100 else (20 if quick else 100)
+        figures = await _size(url, sites, samples, rounds)
+        figures["ratio_p50"] = ratio(figures["latency"]["p50_ms"], floor["p50_ms"])
+        figures["ratio_p99"] = ratio(figures["latency"]["p99_ms"], floor["p99_ms"])
+        results[f"sites_{sites}"] = figures
+    return results
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """The benchmark's figures, on a private Mosquitto."""
+    logging.getLogger("ampmq").setLevel(logging.WARNING)
+    logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt counts concurrent publishes aloud
+    with Mosquitto() as broker:
+        return asyncio.run(_measure(broker.url, quick))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.allocator_service", description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    print(json.dumps(run(quick=parser.parse_args().quick), indent=2))
