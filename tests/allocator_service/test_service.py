@@ -320,3 +320,25 @@ async def test_a_payload_for_another_site_than_its_topic_is_rejected(
         assert report.error == "rejected" and "elsewhere" in report.message
         await watch.publish(topics.site_settings_set(site_id), json.dumps({"mode": "solar_only"}))
         await watch.expect(topics.site_settings(site_id), after=mark, where=lambda m: m.json()["mode"] == "solar_only")
+
+
+async def test_single_field_set_topics_apply_one_value(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    async with running(config):
+        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        mark = watch.mark()
+        await watch.publish(topics.load_settings_set_field(site_id, "car", "max_current"), "10")
+        await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 10.0)
+        await watch.publish(topics.site_settings_set_field(site_id, "mode"), "banana")
+        await watch.publish(topics.site_settings_set_field(site_id, "fuse"), "16")
+        await watch.publish(topics.site_settings_set_field(site_id, "mode"), "off")
+        settings = await watch.expect(topics.site_settings(site_id), after=mark)
+        assert settings.json()["mode"] == "off"
+        reports = [m.model(ErrorReport) for m in watch.on(topics.errors(site_id), after=mark)]
+        assert [r.error for r in reports] == ["validation", "rejected"]
+        off = sp(await watch.expect(topics.setpoint(site_id, "car"), after=watch.messages.index(settings)))
+        assert (off.current, off.reason) == (0.0, Reason.OFF)
