@@ -171,12 +171,39 @@ class AllocatorService:
 
         @rt.on_connect
         async def settle_at_most() -> None:
+            reconnect = self.runtime.stats.connects > 1
             await self.clock.sleep(self.section.settle)
             if not self.loop.is_open:
                 self.runtime.log.info("retained state settle window (%.1fs) over", self.section.settle)
             self.loop.open()
+            if reconnect:
+                await self.republish_settings()
+
+        @rt.raw_route(topics.load_filter(Leaf.STATE))
+        async def on_load_state_cleared(msg: RawIncoming) -> None:
+            if msg.payload:
+                return  # a state: the typed route takes it
+            ref = topics.parse(msg.topic)
+            if ref.site is None or ref.id is None or ref.site not in self.registry.sites:
+                return
+            entry = self.registry.sites[ref.site].loads.get(ref.id)
+            if entry is not None and entry.state is not None:
+                # the adapter removed the load: no more decisions for it, and no setpoint left behind
+                entry.state = None
+                self.runtime.log.info("load %s/%s removed", ref.site, ref.id)
+                await self.runtime.publish(topics.setpoint(ref.site, ref.id), None, retain=True)
+                self.loop.changed(ref.site)
 
     # -- settings --------------------------------------------------------------------------------
+    async def republish_settings(self) -> None:
+        """Publish every set setting again (a broker without persistence forgets retained messages)."""
+        for site_id, site in list(self.registry.sites.items()):
+            if site.settings_ts is not None:
+                await self.runtime.publish(self.topics.site_settings(site_id), site.settings, retain=True)
+            for load, entry in list(site.loads.items()):
+                if entry.settings is not None and entry.settings_ts is not None:
+                    await self.runtime.publish(self.topics.load_settings(site_id, load), entry.settings, retain=True)
+
     async def set_site(self, site_id: str, command: SiteSettingsSet) -> None:
         """Apply a site ``/set``: merge, validate the whole, publish retained, decide at once."""
         site = self._served(site_id)

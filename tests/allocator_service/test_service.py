@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.allocator.service import running
+from shared.broker import Mosquitto
 from shared.config import AmpmqConfig
 from shared.models import ErrorReport, Phase, Reason, Setpoint, SiteDecision, SiteSettings, Timers
 from shared.probe import Probe, Received
@@ -342,3 +343,41 @@ async def test_single_field_set_topics_apply_one_value(
         assert [r.error for r in reports] == ["validation", "rejected"]
         off = sp(await watch.expect(topics.setpoint(site_id, "car"), after=watch.messages.index(settings)))
         assert (off.current, off.reason) == (0.0, Reason.OFF)
+
+
+async def test_a_removed_load_gets_its_setpoint_cleared(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.load_state(site_id, "van"), evse(site_id, "van"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    async with running(config):
+        await watch.expect(topics.setpoint(site_id, "car"))
+        mark = watch.mark()
+        await watch.publish(topics.load_state(site_id, "car"), None, retain=True)
+        await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: m.payload == b"")
+        # the van is decided on alone now: it may take all of the room the two shared
+        await watch.expect(topics.setpoint(site_id, "van"), after=mark, where=lambda m: sp(m).current == 16.0)
+        cleared = watch.mark()
+        await watch.expect(topics.decision(site_id), after=cleared)  # decisions go on, without the car
+        assert "car" not in watch.on(topics.decision(site_id), after=cleared)[0].json()["limited"]
+        assert not watch.on(topics.setpoint(site_id, "car"), after=cleared)
+
+
+async def test_set_settings_are_published_again_after_a_broker_restart(
+    own_mosquitto: type[Mosquitto], site_id: str
+) -> None:
+    broker = own_mosquitto().start()
+    topics = Topics()
+    config = AmpmqConfig(mqtt_url=broker.url, allocator={"settle": 0.2, "sites": {site_id: {"timers": FAST_TIMERS}}})
+    async with running(config):
+        async with Probe(broker.url) as probe:
+            await probe.subscribe(topics.site_settings(site_id))
+            await probe.publish(topics.site_settings_set(site_id), {"fuse_limit": 20.0})
+            await probe.expect(topics.site_settings(site_id))
+        broker.restart()  # no persistence: the broker forgets every retained message
+        async with Probe(broker.url) as probe:
+            await probe.subscribe(topics.site_settings(site_id))
+            again = await probe.expect(topics.site_settings(site_id), timeout=15)
+            assert again.model(SiteSettings).fuse_limit == 20.0
