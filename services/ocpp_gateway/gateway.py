@@ -57,7 +57,7 @@ class Gateway:
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         runtime.route(self.topics.charger_filter(f"{Leaf.CMD}/+"), OcppCommand)(self._on_command)
-        runtime.on_connect(self._republish_availability)
+        runtime.on_connect(self._republish_state)
 
     @property
     def port(self) -> int:
@@ -165,11 +165,18 @@ class Gateway:
             site=session.site, charger=session.charger, name="disconnected", data={"reason": reason},
             ts=session.now()), retain=False)
 
-    async def _republish_availability(self) -> None:
-        """After an MQTT (re)connect: the broker may have lost retained state while we were away."""
+    async def _republish_state(self) -> None:
+        """After an MQTT (re)connect: the broker may have lost retained state while we were away, and what
+        chargers said meanwhile was dropped. Availability, boot and connector status go out again (meter
+        values and heartbeats renew themselves)."""
         for session in self.registry:
             await self.outbox.put(self.topics.charger_availability(session.site, session.charger), ONLINE,
                                   retain=True)
+            if session.memory.boot is not None:
+                await session.publish(self.topics.charger_boot(session.site, session.charger), session.memory.boot)
+            for status in list(session.memory.status.values()):
+                await session.publish(self.topics.connector_status(session.site, session.charger, status.connector),
+                                      status)
 
     # -- commands -----------------------------------------------------------------------------------
     async def _on_command(self, msg: Incoming[OcppCommand]) -> None:

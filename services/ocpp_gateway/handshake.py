@@ -93,6 +93,7 @@ class Handshake:
         self._report = report
         #: Which configured charge point id owns a topic id (so an unknown id cannot take a known one's topics).
         self._taken = taken
+        self._configured = {slugify(cp_id): cp_id for cp_id in config.chargers}
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = weakref.WeakKeyDictionary()
         # Passwords that already passed the slow hash, kept only as a keyed digest: reconnect storms stay cheap.
         self._pepper = secrets.token_bytes(16)
@@ -127,7 +128,7 @@ class Handshake:
             return await self._refuse(connection, None, http.HTTPStatus.NOT_FOUND, "unknown_charger",
                                       f"charge point id {ocpp_id!r} has no usable character")
         if entry is None:
-            owner = self._taken(charger)
+            owner = self._configured.get(charger) or self._taken(charger)
             if config.allow_unknown != "pending" or (owner is not None and owner != ocpp_id):
                 return await self._refuse(connection, None, http.HTTPStatus.NOT_FOUND, "unknown_charger",
                                           f"charge point {ocpp_id!r} is not in the allowlist")

@@ -54,7 +54,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from shared.clock import Clock
-from shared.models import ChargerEvent, ConnectorMeter, ConnectorStatus, OcppVersion
+from shared.models import ChargerBoot, ChargerEvent, ConnectorMeter, ConnectorStatus, OcppVersion
 from shared.topics import Topics, slugify
 
 from . import schemas
@@ -105,6 +105,8 @@ class ChargerMemory:
     transactions: dict[str, int] = field(default_factory=dict)
     #: connector -> last status published (2.0.1 adds the charging state from TransactionEvent).
     status: dict[int, ConnectorStatus] = field(default_factory=dict)
+    #: The last BootNotification, republished after the broker comes back.
+    boot: ChargerBoot | None = None
 
     def remember_transaction(self, transaction_id: str, connector: int) -> None:
         self.transactions[transaction_id] = connector
@@ -329,6 +331,10 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         if meter is not None:
             await self.publish(self.topics.connector_meter(self.site, self.charger, connector), meter)
         return meter
+
+    async def publish_boot(self, boot: ChargerBoot) -> None:
+        self.memory.boot = boot
+        await self.publish(self.topics.charger_boot(self.site, self.charger), boot)
 
     async def publish_status(self, status: ConnectorStatus) -> None:
         self.memory.status[status.connector] = status

@@ -23,7 +23,7 @@ class ChargePoint16(ChargerSession, V16ChargePoint):  # type: ignore[misc]
     async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str, **kw: Any
                                    ) -> call_result.BootNotification:
         status = RegistrationStatus.pending if self.admission.pending else RegistrationStatus.accepted
-        await self.publish(self.topics.charger_boot(self.site, self.charger), ChargerBoot(
+        await self.publish_boot(ChargerBoot(
             site=self.site, charger=self.charger, ocpp_id=self.admission.ocpp_id, ocpp_version=self.version,
             vendor=charge_point_vendor, model=charge_point_model, firmware=kw.get("firmware_version"),
             serial=kw.get("charge_point_serial_number") or kw.get("charge_box_serial_number"),

@@ -29,7 +29,7 @@ class ChargePoint201(ChargerSession, V201ChargePoint):  # type: ignore[misc]
     async def on_boot_notification(self, charging_station: dict[str, Any], reason: str, **kw: Any
                                    ) -> call_result.BootNotification:
         status = RegistrationStatusEnumType.pending if self.admission.pending else RegistrationStatusEnumType.accepted
-        await self.publish(self.topics.charger_boot(self.site, self.charger), ChargerBoot(
+        await self.publish_boot(ChargerBoot(
             site=self.site, charger=self.charger, ocpp_id=self.admission.ocpp_id, ocpp_version=self.version,
             vendor=charging_station.get("vendor_name", ""), model=charging_station.get("model", ""),
             firmware=charging_station.get("firmware_version"), serial=charging_station.get("serial_number"),

@@ -10,7 +10,10 @@ from ocpp.v201 import call as call201
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from services.ocpp_gateway.config import GatewayConfig
+from services.ocpp_gateway.gateway import Gateway
 from shared.models import ErrorReport
+from shared.mqtt import Runtime, serving
 from shared.probe import Probe
 from shared.topics import Topics
 
@@ -148,3 +151,21 @@ async def test_stopping_the_gateway_marks_every_charger_offline(
     await probe.expect(topics.service_availability("ocpp-gateway"), after=mark, where=lambda m: m.text == "offline")
     for c in clients:
         await c.__aexit__(None, None, None)
+
+
+async def test_state_comes_back_after_the_broker_loses_it(own_mosquitto: type, site_id: str, topics: Topics) -> None:
+    broker = own_mosquitto().start()  # persistence off: a restart forgets every retained message
+    runtime = Runtime("ocpp-gateway", broker.url, Topics(), backoff_initial=0.1, backoff_max=0.5)
+    config = GatewayConfig.model_validate({"host": "127.0.0.1", "port": 0, "chargers": {"CP1": {"site": site_id}}})
+    gateway = Gateway(config, runtime)
+    async with serving(runtime), gateway.running(), charger(gateway, "CP1") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="M"))
+        await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
+        await gateway.outbox.drain()
+        broker.restart()
+        await runtime.wait_connected(10)
+        async with Probe(broker.url) as fresh:
+            await fresh.subscribe(topics.site_all(site_id))
+            await fresh.expect(topics.charger_availability(site_id, "cp1"), where=lambda m: m.text == "online")
+            assert (await fresh.expect(topics.charger_boot(site_id, "cp1"))).json()["vendor"] == "Acme"
+            assert (await fresh.expect(topics.connector_status(site_id, "cp1", 1))).json()["status"] == "Charging"
