@@ -38,3 +38,22 @@ def setpoint(site: str, load: str, *, on: bool = False, current: float = 0.0, se
     return Setpoint(site=site, load=load, on=on, current=current, phases=phases or [], mode=Mode.STANDARD,
                     reason=reason, valid_until=datetime.now(UTC) + timedelta(seconds=seconds))
 
+
+
+#: Short profile lifetimes and intervals for charger tests.
+FAST_CHARGER: dict[str, Any] = {**FAST, "lifetime": 3.0, "renew_every": 1.0, "command_timeout": 5.0,
+                                "compliance_grace": 0.2, "idle_after": 1.0}
+
+
+@contextlib.asynccontextmanager
+async def ocpp_gateway(mqtt_url: str, site: str, chargers: list[str]) -> AsyncIterator[Any]:
+    """The real OCPP gateway on a free port, for ``chargers`` (charge point ids) on ``site``."""
+    from services.ocpp_gateway.config import GatewayConfig
+    from services.ocpp_gateway.gateway import Gateway
+
+    config = GatewayConfig.model_validate({"host": "127.0.0.1", "port": 0, "default_site": site,
+                                           "chargers": {cp: {"site": site} for cp in chargers}})
+    runtime = Runtime("ocpp-gateway", mqtt_url, T)
+    gateway = Gateway(config, runtime)
+    async with serving(runtime), gateway.running():
+        yield gateway

@@ -176,3 +176,27 @@ class PlainSwitch(Device):
     async def handle(self, topic: str, text: str) -> None:
         self.output = text == "ON"
         await self.report()
+
+
+class ValueDevice(Device):
+    """A device that takes a number on ``<base>/set`` and echoes what it applies on ``<base>/state``
+    (a boiler's % power input, a thermostat's target); ``refuse`` makes it keep its old value."""
+
+    def __init__(self, url: str, base: str, *, initial: float = 0.0) -> None:
+        super().__init__(url)
+        self.base = base
+        self.value = initial
+        self.refuse = 0
+        self.commands: list[float] = []
+
+    async def subscribe(self) -> None:
+        await self.client.subscribe(f"{self.base}/set")
+
+    async def handle(self, topic: str, text: str) -> None:
+        number = float(json.loads(text)["value"]) if text.startswith("{") else float(text)
+        self.commands.append(number)
+        if self.refuse > 0:
+            self.refuse -= 1
+        else:
+            self.value = number
+        await self.client.publish(f"{self.base}/state", json.dumps({"value": self.value}))

@@ -1,0 +1,487 @@
+"""An OCPP charger connector as a load, driven only through the OCPP gateway's MQTT topics.
+
+In: ``charger_availability`` (online/offline), ``charger_boot`` (the OCPP version), the connector's
+``connector_status`` and ``connector_meter``, ``charger_result/<action>`` (answers to our commands), and the
+gateway's own service availability (a gateway that is gone makes every charger unavailable).
+Out: ``charger_command/<action>`` :class:`OcppCommand` s — the charging profiles of
+:mod:`.ocpp_profiles`:
+
+* as soon as the charger is online and its version known: the rate unit is asked once
+  (``rate_unit: auto``), then a static **baseline** TxDefaultProfile at ``baseline_current`` on
+  ``baseline_stack_level`` (permanent): a charger that loses its central system drops to it;
+* the setpoint as the **live** TxDefaultProfile on ``stack_level`` with a ``lifetime`` (default 90 s),
+  re-sent when the limit changes or every ``renew_every`` (default 30 s); a pause is 0 A, never a stop;
+  no valid setpoint → the live profile is cleared and the baseline rules;
+* the compliance watchdog: Current.Offered or the draw above the live limit for ``compliance_cycles``
+  meter cycles → ClearChargingProfile and re-send; after ``reset_after`` such rounds → Reset, at most
+  once per ``reset_cooldown``; every step on the errors topic.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from shared.clock import Clock
+from shared.models import (
+    ChargerBoot,
+    ConnectorMeter,
+    ConnectorStatus,
+    Leg,
+    LoadKind,
+    LoadState,
+    OcppCommand,
+    OcppResult,
+    OcppVersion,
+    Setpoint,
+)
+from shared.mqtt import OFFLINE, ONLINE, Incoming, RawIncoming, Runtime
+
+from .adapter import Backoff, LoadAdapter, LoadConfig, PositiveSeconds
+from .ocpp_profiles import (
+    ProfileSpec,
+    Purpose,
+    RateUnit,
+    Validity,
+    clear_charging_profile,
+    rate_unit_from,
+    rate_unit_request,
+    reset,
+    set_charging_profile,
+)
+from .ocpp_status import Activity, ComplianceWatchdog, activity, clamp_legs, legs_drawing, load_status
+
+GATEWAY_SERVICE = "ocpp-gateway"
+_request_ids = itertools.count(1)
+
+
+class OcppChargerConfig(LoadConfig):
+    """One connector (1.6) or EVSE (2.0.1) of a charger the gateway serves."""
+
+    type: Literal["ocpp_charger"]
+    #: The charger's topic id as the gateway publishes it.
+    charger: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    #: 1.6 connectorId / 2.0.1 evseId.
+    connector: int = Field(default=1, ge=1, le=64)
+    phases: list[Leg] = Field(default_factory=lambda: [Leg.L1, Leg.L2, Leg.L3], min_length=1, max_length=3)
+    min_current: float = Field(default=6.0, ge=0.0, le=1000.0)
+    max_current: float = Field(default=16.0, gt=0.0, le=1000.0)
+    silent_after: PositiveSeconds = 900.0
+    #: SuspendedEV counts as active until the car has drawn nothing for this long.
+    idle_after: PositiveSeconds = 60.0
+    #: Draw below this (A per leg) is nothing.
+    drawing_threshold: float = Field(default=0.5, ge=0.0)
+    profile_id: int = Field(default=11, ge=1)
+    baseline_profile_id: int = Field(default=10, ge=1)
+    stack_level: int = Field(default=2, ge=0, le=99)
+    baseline_stack_level: int = Field(default=1, ge=0, le=99)
+    #: What the charger may draw per leg with no live profile (the fail-safe).
+    baseline_current: float = Field(default=6.0, ge=0.0, le=1000.0)
+    #: ``auto``: asked once (GetConfiguration / GetVariables); ``A`` or ``W`` to override.
+    rate_unit: Literal["auto", "A", "W"] = "auto"
+    validity: Validity = Validity.RELATIVE
+    lifetime: PositiveSeconds = 90.0
+    renew_every: PositiveSeconds = 30.0
+    #: Quirks: the charger takes stack level 0 only / relative profiles only / watts only.
+    stack_level_zero_only: bool = False
+    relative_only: bool = False
+    watts_only: bool = False
+    command_timeout: PositiveSeconds = 20.0
+    #: The compliance watchdog.
+    compliance_cycles: int = Field(default=3, ge=1, le=100)
+    compliance_tolerance: float = Field(default=1.0, ge=0.0)
+    #: Time a new limit gets before the watchdog looks (cars take about 5 s to follow).
+    compliance_grace: PositiveSeconds = 15.0
+    reset_after: int = Field(default=2, ge=1, le=100)
+    reset_cooldown: PositiveSeconds = 1800.0
+    #: The whole charger's limit per leg, installed as ChargePointMaxProfile on connector 0 by this load.
+    charger_max_current: float | None = Field(default=None, gt=0.0, le=1000.0)
+
+    @model_validator(mode="after")
+    def _levels(self) -> OcppChargerConfig:
+        if self.max_current < self.min_current:
+            raise ValueError("max_current is below min_current")
+        if not self.stack_level_zero_only and self.stack_level <= self.baseline_stack_level:
+            raise ValueError("stack_level must be above baseline_stack_level (the live profile rules over it)")
+        if self.profile_id == self.baseline_profile_id and not self.stack_level_zero_only:
+            raise ValueError("profile_id and baseline_profile_id must differ")
+        if self.renew_every >= self.lifetime:
+            raise ValueError("renew_every must be shorter than lifetime")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A live limit as sent: per-leg amps, phases, unit."""
+
+    current: float
+    number_phases: int
+    unit: RateUnit
+
+
+@dataclass(slots=True)
+class Pending:
+    action: str
+    purpose: str  # unit, baseline, max, live, clear, reset, rewrite
+    sent_at: float
+    limit: Limit | None = None
+
+
+class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
+    def __init__(self, config: OcppChargerConfig, runtime: Runtime, clock: Clock) -> None:
+        super().__init__(config, runtime, clock)
+        self.cp = config.charger
+        self.online = False
+        self.gateway_online: bool | None = None
+        self.version: OcppVersion | None = None
+        self.boot_ts: Any = None
+        self.status: ConnectorStatus | None = None
+        self.meter: ConnectorMeter | None = None
+        self.unit: RateUnit | None = self._configured_unit()
+        self.legs_in_use: list[Leg] = list(config.phases)
+        self.suspended_since: float | None = None
+        self.last_drawing: float | None = None
+        self.pending: dict[str, Pending] = {}
+        self.retry_at: dict[str, float] = {}
+        self.backoff: dict[str, Backoff] = {}
+        self.baseline_ok = False
+        self.max_ok = config.charger_max_current is None
+        #: The live limit the charger accepted last, and when (monotonic).
+        self.live: Limit | None = None
+        self.live_at: float | None = None
+        self.live_cleared = True
+        self.watchdog = ComplianceWatchdog(config.compliance_cycles, config.compliance_tolerance)
+        self.last_reset: float | None = None
+
+    # -- config --------------------------------------------------------------------------------------
+    def _configured_unit(self) -> RateUnit | None:
+        if self.config.watts_only or self.config.rate_unit == "W":
+            return RateUnit.WATTS
+        if self.config.rate_unit == "A":
+            return RateUnit.AMPS
+        return None
+
+    @property
+    def validity(self) -> Validity:
+        return Validity.RELATIVE if self.config.relative_only else self.config.validity
+
+    # -- routes --------------------------------------------------------------------------------------
+    def routes(self) -> None:
+        t, site, cp, n = self.topics, self.site, self.cp, self.config.connector
+        self.runtime.raw_route(t.charger_availability(site, cp))(self._on_availability)
+        self.runtime.raw_route(t.service_availability(GATEWAY_SERVICE))(self._on_gateway)
+        self.runtime.route(t.charger_boot(site, cp), ChargerBoot)(self._on_boot)
+        self.runtime.route(t.connector_status(site, cp, n), ConnectorStatus)(self._on_status)
+        self.runtime.route(t.connector_meter(site, cp, n), ConnectorMeter)(self._on_meter)
+        self.runtime.route(t.charger_result(site, cp, "+"), OcppResult)(self._on_result)
+
+    @property
+    def connected(self) -> bool:
+        return self.online and self.gateway_online is not False and self.version is not None
+
+    @property
+    def silent(self) -> bool:
+        return not self.connected
+
+    def _session_lost(self) -> None:
+        """The charger (or the gateway) went away: everything must be installed again."""
+        self.pending.clear()
+        self.retry_at.clear()
+        self.baseline_ok = False
+        self.max_ok = self.config.charger_max_current is None
+        self.live = None
+        self.live_at = None
+        self.live_cleared = True
+        self.watchdog.forget()
+
+    async def _on_availability(self, msg: RawIncoming) -> None:
+        word = msg.payload.decode("utf-8", "replace").strip()
+        online = word == ONLINE
+        if word not in (ONLINE, OFFLINE):
+            await self.report("device_payload", f"charger availability {word[:40]!r} is neither online nor offline",
+                              msg.topic, word)
+            return
+        if online != self.online:
+            self._session_lost()
+        self.online = online
+        self.heard() if online else self.lost()
+
+    async def _on_gateway(self, msg: RawIncoming) -> None:
+        online = msg.payload.strip() == ONLINE.encode()
+        if self.gateway_online is not False and not online:
+            self._session_lost()
+        self.gateway_online = online
+        self.wake()
+
+    async def _on_boot(self, msg: Incoming[ChargerBoot]) -> None:
+        boot = msg.payload
+        if self.boot_ts is not None and boot.ts != self.boot_ts:
+            self._session_lost()  # a rebooted charger may have lost its profiles
+        if self.version is not None and boot.ocpp_version is not self.version and self.config.rate_unit == "auto":
+            self.unit = None
+        self.boot_ts = boot.ts
+        self.version = boot.ocpp_version
+        self.heard()
+
+    async def _on_status(self, msg: Incoming[ConnectorStatus]) -> None:
+        self.status = msg.payload
+        act = self.activity
+        now = self.clock.monotonic()
+        if act is Activity.SUSPENDED_EV:
+            self.suspended_since = self.suspended_since or now
+        else:
+            self.suspended_since = None
+        if act in (Activity.IDLE, Activity.UNAVAILABLE, Activity.FAULTED):
+            self.legs_in_use = list(self.config.phases)  # the next car may use other legs
+        self.watchdog.forget()
+        self.heard()
+
+    async def _on_meter(self, msg: Incoming[ConnectorMeter]) -> None:
+        meter = msg.payload
+        self.meter = meter
+        now = self.clock.monotonic()
+        legs = clamp_legs({leg: v for leg, v in meter.current_import.items() if leg in self.config.phases},
+                          self.config.max_current)
+        if legs and max(legs.values()) >= self.config.drawing_threshold:
+            self.last_drawing = now
+            detected = legs_drawing(legs, list(self.config.phases), threshold=max(1.0, self.config.drawing_threshold))
+            if detected:
+                self.legs_in_use = detected
+        elif not legs and meter.power is not None and meter.power > self.config.drawing_threshold * 230:
+            self.last_drawing = now
+        self.heard()
+        await self._check_compliance(legs)
+
+    async def _on_result(self, msg: Incoming[OcppResult]) -> None:
+        result = msg.payload
+        pending = self.pending.pop(result.request_id, None)
+        if pending is None:
+            return  # another load's command on the same charger, or an answer too late
+        self.heard()
+        if result.ok:
+            self._succeeded(pending, result)
+        else:
+            await self._failed(pending, f"{result.error}: {result.message}"[:300])
+        self.wake()
+
+    # -- commands ------------------------------------------------------------------------------------
+    async def _send(self, action: str, purpose: str, payload: dict[str, Any], limit: Limit | None = None) -> None:
+        request_id = f"{self.load}-{purpose}-{next(_request_ids)}"[:64]
+        self.pending[request_id] = Pending(action, purpose, self.clock.monotonic(), limit)
+        command = OcppCommand(request_id=request_id, payload=payload, timeout=self.config.command_timeout)
+        await self.runtime.publish(self.topics.charger_command(self.site, self.cp, action), command)
+
+    def _busy(self, purpose: str) -> bool:
+        if any(p.purpose == purpose for p in self.pending.values()):
+            return True
+        return self.clock.monotonic() < self.retry_at.get(purpose, -1e18)
+
+    def _succeeded(self, pending: Pending, result: OcppResult) -> None:
+        self.backoff.pop(pending.purpose, None)
+        self.retry_at.pop(pending.purpose, None)
+        now = self.clock.monotonic()
+        if pending.purpose == "unit":
+            assert self.version is not None
+            self.unit = rate_unit_from(self.version, result.response or {}) or RateUnit.AMPS
+        elif pending.purpose == "baseline":
+            self.baseline_ok = True
+        elif pending.purpose == "max":
+            self.max_ok = True
+        elif pending.purpose == "live":
+            if pending.limit != self.live:
+                self.watchdog.forget()
+            self.live = pending.limit
+            self.live_at = now
+            self.live_cleared = False
+        elif pending.purpose == "clear":
+            self.live = None
+            self.live_at = None
+            self.live_cleared = True
+        elif pending.purpose == "reset":
+            self.last_reset = now
+
+    async def _failed(self, pending: Pending, why: str) -> None:
+        backoff = self.backoff.setdefault(pending.purpose,
+                                          Backoff(self.config.retry_initial, self.config.retry_max))
+        delay = backoff.next_delay()
+        self.retry_at[pending.purpose] = self.clock.monotonic() + delay
+        if pending.purpose == "unit":
+            self.unit = RateUnit.AMPS  # the charger cannot say: amps, which every charger takes
+            await self.report("rate_unit_unknown", f"{pending.action} failed ({why}); using A", self._topic(pending))
+            return
+        await self.report("command_failed", f"{pending.action} ({pending.purpose}) failed: {why}; "
+                          f"retry in {delay:g} s", self._topic(pending))
+
+    def _topic(self, pending: Pending) -> str:
+        return self.topics.charger_command(self.site, self.cp, pending.action)
+
+    async def _expire_pending(self) -> None:
+        """Commands the gateway never answered (it is gone, or the broker lost them) count as failed."""
+        now = self.clock.monotonic()
+        for request_id, pending in list(self.pending.items()):
+            if now - pending.sent_at > self.config.command_timeout + 5.0:
+                del self.pending[request_id]
+                await self._failed(pending, "no result from the gateway")
+
+    # -- profiles ------------------------------------------------------------------------------------
+    def _spec(self, current: float, phases: int, **extra: Any) -> ProfileSpec:
+        assert self.version is not None and self.unit is not None
+        return ProfileSpec(version=self.version, connector=self.config.connector, current=current,
+                           number_phases=phases, unit=self.unit, voltage=self.config.voltage,
+                           validity=self.validity, **extra)
+
+    def _baseline_spec(self) -> ProfileSpec:
+        c = self.config
+        if c.stack_level_zero_only:
+            return self._spec(c.baseline_current, len(c.phases), profile_id=c.profile_id, stack_level=0)
+        return self._spec(c.baseline_current, len(c.phases), profile_id=c.baseline_profile_id,
+                          stack_level=c.baseline_stack_level)
+
+    def wanted(self) -> Limit | None:
+        """The live limit the setpoint asks for (None: no valid setpoint)."""
+        if self.setpoint is None or self.setpoint_expired or self.unit is None:
+            return None
+        c = self.config
+        amps = min(self.setpoint.current, c.max_current)
+        if amps < c.min_current:
+            amps = 0.0  # below what a car can take: pause (never stop the transaction)
+        if self.setpoint.phases:
+            phases = sum(1 for leg in c.phases if c.legs[leg] in self.setpoint.phases) or len(self.legs_in_use)
+        else:
+            phases = len(self.legs_in_use)
+        return Limit(round(amps, 1), phases, self.unit)
+
+    async def _sync(self) -> None:
+        """Bring the charger's profiles to what they should be; at most one command per purpose in flight."""
+        if not self.connected or self.version is None:
+            return
+        c = self.config
+        if self.unit is None:
+            if not self._busy("unit"):
+                action, payload = rate_unit_request(self.version)
+                await self._send(action, "unit", payload)
+            return
+        if not self.baseline_ok and not self._busy("baseline"):
+            await self._send("SetChargingProfile", "baseline", set_charging_profile(self._baseline_spec(),
+                                                                                    self.clock.now()))
+        if not self.max_ok and c.charger_max_current is not None and not self._busy("max"):
+            spec = ProfileSpec(version=self.version, connector=0, profile_id=c.baseline_profile_id + 100,
+                               stack_level=0, current=c.charger_max_current, number_phases=len(c.phases),
+                               unit=self.unit, voltage=c.voltage, validity=self.validity, purpose=Purpose.MAX)
+            await self._send("SetChargingProfile", "max", set_charging_profile(spec, self.clock.now()))
+        if self._busy("live") or self._busy("clear"):
+            return
+        wanted = self.wanted()
+        if wanted is None:
+            if not self.live_cleared:
+                if c.stack_level_zero_only:  # the baseline is the same profile: put it back
+                    await self._send("SetChargingProfile", "clear",
+                                     set_charging_profile(self._baseline_spec(), self.clock.now()))
+                else:
+                    await self._send("ClearChargingProfile", "clear",
+                                     clear_charging_profile(self.version, c.profile_id))
+            return
+        now = self.clock.monotonic()
+        due = self.live_at is None or now - self.live_at >= c.renew_every
+        if wanted != self.live or due:
+            extra: dict[str, Any] = {"profile_id": c.profile_id, "stack_level": c.stack_level,
+                                     "lifetime": c.lifetime}
+            if c.stack_level_zero_only:
+                extra.update(stack_level=0, then_current=c.baseline_current)
+            spec = self._spec(wanted.current, wanted.number_phases, **extra)
+            await self._send("SetChargingProfile", "live", set_charging_profile(spec, self.clock.now()), wanted)
+
+    async def _check_compliance(self, legs: dict[Leg, float]) -> None:
+        live, since = self.live, self.live_at
+        if live is None or since is None or self.version is None or self.activity is not Activity.ACTIVE:
+            return
+        if self.clock.monotonic() - since < self.config.compliance_grace:
+            return
+        meter = self.meter
+        offered = meter.current_offered if meter is not None else None
+        if offered is not None and live.unit is RateUnit.WATTS and offered > self.config.max_current * 3:
+            offered = None  # offered in W by a watts charger: compare the draw only
+        drawn = max(legs.values()) if legs else None
+        if not self.watchdog.observe(live.current, offered, drawn):
+            return
+        c = self.config
+        now = self.clock.monotonic()
+        detail = f"limit {live.current:g} A, offered {offered}, drawn {drawn}"
+        cooled = self.last_reset is None or now - self.last_reset >= c.reset_cooldown
+        if self.watchdog.failures > c.reset_after and cooled and not self._busy("reset"):
+            await self.report("charger_reset", f"the charger ignores its profile after "
+                              f"{self.watchdog.failures - 1} re-sends ({detail}): Reset")
+            self.last_reset = now
+            await self._send("Reset", "reset", reset(self.version))
+            self._session_lost()
+            return
+        await self.report("profile_ignored", f"the charger does not follow its profile for "
+                          f"{c.compliance_cycles} cycles ({detail}): clear and re-send "
+                          f"(round {self.watchdog.failures})")
+        await self._send("ClearChargingProfile", "rewrite", clear_charging_profile(self.version, c.profile_id))
+        self.live = None
+        self.live_at = None
+        await self._sync()
+
+    # -- the load contract ---------------------------------------------------------------------------
+    @property
+    def activity(self) -> Activity:
+        if self.status is None or self.version is None:
+            return Activity.IDLE
+        return activity(self.version, self.status.status, self.status.charging_state)
+
+    def _idle_for(self) -> float:
+        now = self.clock.monotonic()
+        since = max(x for x in (self.suspended_since, self.last_drawing, -1e18) if x is not None)
+        return now - since if self.suspended_since is not None else 0.0
+
+    def build_state(self) -> LoadState:
+        c = self.config
+        meter = self.meter
+        legs: dict[Leg, float] = {}
+        if meter is not None:
+            legs = clamp_legs({leg: v for leg, v in meter.current_import.items() if leg in c.phases}, c.max_current)
+            if not legs and meter.power is not None:
+                per_leg = min(c.max_current, self.watts_to_amps(meter.power, len(self.legs_in_use)))
+                legs = dict.fromkeys(self.legs_in_use, per_leg)
+        draw = {c.legs[leg]: round(amps, 2) for leg, amps in legs.items()}
+        status = load_status(self.activity, self._idle_for(), c.idle_after)
+        live = self.live
+        return self.state(
+            kind=LoadKind.EVSE,
+            phases_in_use=list(self.legs_in_use),
+            min_current=c.min_current,
+            max_current=c.max_current,
+            draw=draw,
+            power=max(0.0, meter.power) if meter is not None and meter.power is not None else None,
+            energy=max(0.0, meter.energy_wh) if meter is not None and meter.energy_wh is not None else None,
+            soc=meter.soc if meter is not None else None,
+            status=status,
+            details={
+                "charger": self.cp,
+                "connector": c.connector,
+                "ocpp_version": self.version.value if self.version else None,
+                "ocpp_status": self.status.status if self.status else None,
+                "charging_state": self.status.charging_state if self.status else None,
+                "offered": meter.current_offered if meter is not None else None,
+                "limit": live.current if live else None,
+                "unit": self.unit.value if self.unit else None,
+                "baseline": self.baseline_ok,
+            },
+        )
+
+    async def apply(self, setpoint: Setpoint | None) -> None:
+        await self._sync()
+
+    async def tick(self) -> None:
+        await self._expire_pending()
+        await self._sync()
+
+    async def on_connect(self) -> None:
+        self._session_lost()  # results may have been lost with the link: install again
+
+
+__all__ = ["OcppChargerAdapter", "OcppChargerConfig"]

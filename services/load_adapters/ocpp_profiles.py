@@ -1,0 +1,155 @@
+"""OCPP payloads the charger adapter sends through the gateway, built by pure functions.
+
+* :func:`set_charging_profile` — a ``SetChargingProfile`` request (1.6 ``csChargingProfiles`` on a
+  ``connectorId``; 2.0.1 ``chargingProfile`` on an ``evseId``) for a TxDefaultProfile (or a
+  ChargePointMaxProfile / ChargingStationMaxProfile on connector 0), limit in A or W, ``numberPhases`` set,
+  validity relative (``duration``, immune to the charger's clock) or absolute (``validFrom``/``validTo``),
+  optionally falling back to a second limit inside the same schedule (for chargers that take stack
+  level 0 only and so cannot hold a baseline under the live profile).
+* :func:`clear_charging_profile`, :func:`reset`, :func:`rate_unit_request` / :func:`rate_unit_from`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from shared.models import OcppVersion
+
+
+class RateUnit(StrEnum):
+    AMPS = "A"
+    WATTS = "W"
+
+
+class Validity(StrEnum):
+    RELATIVE = "relative"  # chargingSchedule.duration: immune to the charger's clock drift
+    ABSOLUTE = "absolute"  # validFrom/validTo and startSchedule in the charger's clock
+
+
+class Purpose(StrEnum):
+    TX_DEFAULT = "TxDefaultProfile"
+    MAX = "ChargePointMaxProfile"  # 2.0.1: ChargingStationMaxProfile
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSpec:
+    """One charging profile, in the adapter's words."""
+
+    version: OcppVersion
+    connector: int
+    profile_id: int
+    stack_level: int
+    #: Per-leg current (A); converted to W with ``voltage`` × ``number_phases`` when ``unit`` is W.
+    current: float
+    number_phases: int
+    unit: RateUnit = RateUnit.AMPS
+    voltage: float = 230.0
+    #: None: a permanent profile (the baseline). Else its lifetime in seconds.
+    lifetime: float | None = None
+    validity: Validity = Validity.RELATIVE
+    purpose: Purpose = Purpose.TX_DEFAULT
+    #: Per-leg current the schedule falls to after ``lifetime`` (stack-level-0-only chargers).
+    then_current: float | None = None
+
+    def limit(self, amps: float | None = None) -> float:
+        """The schedule's limit in the profile's unit: A to 0.1, W to 1."""
+        amps = self.current if amps is None else amps
+        if self.unit is RateUnit.WATTS:
+            return float(round(amps * self.voltage * self.number_phases))
+        return float(round(amps, 1))
+
+
+def ocpp_time(moment: datetime) -> str:
+    """OCPP date-time: UTC, ISO 8601 with a ``Z``, whole seconds."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _profile_body(spec: ProfileSpec, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The profile's kind/validity fields and its schedule."""
+    absolute = spec.validity is Validity.ABSOLUTE
+    periods: list[dict[str, Any]] = [{"startPeriod": 0, "limit": spec.limit(), "numberPhases": spec.number_phases}]
+    schedule: dict[str, Any] = {"chargingRateUnit": spec.unit.value}
+    body: dict[str, Any] = {"chargingProfileKind": "Absolute" if absolute else "Relative"}
+    if absolute:
+        schedule["startSchedule"] = ocpp_time(now)
+    if spec.lifetime is not None:
+        if spec.then_current is not None:
+            # One profile holds both: the live limit for its lifetime, then the fallback for good.
+            periods.append({"startPeriod": int(spec.lifetime), "limit": spec.limit(spec.then_current),
+                            "numberPhases": spec.number_phases})
+        else:
+            schedule["duration"] = int(spec.lifetime)
+            if absolute:
+                body["validFrom"] = ocpp_time(now)
+                body["validTo"] = ocpp_time(now + timedelta(seconds=spec.lifetime))
+    schedule["chargingSchedulePeriod"] = periods
+    return body, schedule
+
+
+def set_charging_profile(spec: ProfileSpec, now: datetime) -> dict[str, Any]:
+    """The ``SetChargingProfile`` request payload for ``spec`` in the charger's version."""
+    body, schedule = _profile_body(spec, now)
+    if spec.version is OcppVersion.V16:
+        profile = {"chargingProfileId": spec.profile_id, "stackLevel": spec.stack_level,
+                   "chargingProfilePurpose": spec.purpose.value, **body, "chargingSchedule": schedule}
+        return {"connectorId": spec.connector, "csChargingProfiles": profile}
+    purpose = "ChargingStationMaxProfile" if spec.purpose is Purpose.MAX else spec.purpose.value
+    profile = {"id": spec.profile_id, "stackLevel": spec.stack_level, "chargingProfilePurpose": purpose,
+               **body, "chargingSchedule": [{"id": spec.profile_id, **schedule}]}
+    return {"evseId": spec.connector, "chargingProfile": profile}
+
+
+def clear_charging_profile(version: OcppVersion, profile_id: int) -> dict[str, Any]:
+    """``ClearChargingProfile`` for one profile id."""
+    if version is OcppVersion.V16:
+        return {"id": profile_id}
+    return {"chargingProfileId": profile_id}
+
+
+def reset(version: OcppVersion) -> dict[str, Any]:
+    """A ``Reset`` that lets a running session end cleanly where the charger can."""
+    return {"type": "Soft"} if version is OcppVersion.V16 else {"type": "OnIdle"}
+
+
+def rate_unit_request(version: OcppVersion) -> tuple[str, dict[str, Any]]:
+    """The action and payload that ask which charging rate unit the charger takes."""
+    if version is OcppVersion.V16:
+        return "GetConfiguration", {"key": ["ChargingScheduleAllowedChargingRateUnit"]}
+    return "GetVariables", {"getVariableData": [
+        {"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": "RateUnit"}}]}
+
+
+def rate_unit_from(version: OcppVersion, response: dict[str, Any]) -> RateUnit | None:
+    """The unit to use from the answer to :func:`rate_unit_request` (amps when both are allowed)."""
+    values: list[str] = []
+    if version is OcppVersion.V16:
+        for entry in response.get("configurationKey") or []:
+            if isinstance(entry, dict) and entry.get("key") == "ChargingScheduleAllowedChargingRateUnit":
+                values.append(str(entry.get("value") or ""))
+    else:
+        for entry in response.get("getVariableResult") or []:
+            if isinstance(entry, dict) and entry.get("attributeStatus") == "Accepted":
+                values.append(str(entry.get("attributeValue") or ""))
+    words = {w.strip().lower() for value in values for w in value.replace(";", ",").split(",") if w.strip()}
+    if words & {"current", "a"}:
+        return RateUnit.AMPS
+    if words & {"power", "w"}:
+        return RateUnit.WATTS
+    return None
+
+
+__all__ = [
+    "ProfileSpec",
+    "Purpose",
+    "RateUnit",
+    "Validity",
+    "clear_charging_profile",
+    "ocpp_time",
+    "rate_unit_from",
+    "rate_unit_request",
+    "reset",
+    "set_charging_profile",
+]
