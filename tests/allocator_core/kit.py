@@ -97,6 +97,11 @@ def grid(
     )
 
 
+def grid1(amps: float, **kw: Any) -> SiteMeasurement:
+    """A 1-phase site's measurement (phase A)."""
+    return grid(amps, phases="A", **kw)
+
+
 def mem(
     current: float = 0.0,
     active: float | None = None,

@@ -9,7 +9,7 @@ allocation.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -40,27 +40,29 @@ from .kit import NOW, SITE
 
 TOL = 1e-6
 PHASE_SETS = [[Phase.A], [Phase.A, Phase.B, Phase.C], [Phase.B, Phase.C], [Phase.C, Phase.A, Phase.B]]
-amps = st.floats(min_value=-60.0, max_value=60.0, allow_nan=False)
+amps = st.floats(min_value=-60.0, max_value=60.0) | st.floats(min_value=-12.0, max_value=8.0)
 small = st.floats(min_value=0.0, max_value=40.0, allow_nan=False)
-seconds_ago = st.one_of(st.none(), st.floats(min_value=0.0, max_value=1000.0))
+seconds_ago = st.one_of(
+    st.none(), st.sampled_from([10.0, 30.0, 90.0, 200.0, 400.0]), st.floats(min_value=0.0, max_value=1000.0)
+)
 
 
 @st.composite
 def memories(draw: st.DrawFn) -> LoadMemory:
-    current = draw(st.sampled_from([0.0, 0.0, 6.0, 10.0, 16.0]) | small)
+    """Fresh, paused a while ago, or running since a while (maybe short of surplus)."""
+    state = draw(st.sampled_from(["fresh", "paused", "running"]))
+    mode = draw(st.one_of(st.none(), st.none(), st.none(), st.sampled_from(list(Mode))))
+    if state == "fresh":
+        return LoadMemory(mode=mode)
 
-    def ago() -> object:
+    def ago() -> datetime | None:
         s = draw(seconds_ago)
         return None if s is None else NOW - timedelta(seconds=s)
 
-    return LoadMemory(
-        current=current,
-        on=current > 0,
-        active_since=ago(),
-        paused_since=ago(),
-        short_since=ago(),
-        mode=draw(st.none() | st.sampled_from(list(Mode))),
-    )
+    if state == "paused":
+        return LoadMemory(current=0.0, on=False, paused_since=ago(), mode=mode)
+    current = draw(st.sampled_from([6.0, 10.0, 16.0]) | small)
+    return LoadMemory(current=current, on=current > 0, active_since=ago(), short_since=ago(), mode=mode)
 
 
 @st.composite
@@ -91,7 +93,7 @@ def loads(draw: st.DrawFn, name: str, circuits: list[str]) -> LoadInput:
         rated_power=rated,
         steps=steps,
         draw={p: draw(small) for p in draw(st.sets(st.sampled_from(list(Phase)), max_size=3))},
-        status=draw(st.sampled_from([LoadStatus.ACTIVE] * 4 + list(LoadStatus))),
+        status=draw(st.sampled_from([LoadStatus.ACTIVE] * 8 + list(LoadStatus))),
         must_run=draw(st.integers(0, 4)) == 0,
         circuit=draw(st.none() | st.sampled_from([*circuits, "elsewhere"])) if circuits else None,
     )
@@ -123,7 +125,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
         site=SITE,
         ts=NOW,
         phases=phases,
-        fuse_limit=draw(st.floats(min_value=6.0, max_value=63.0)),
+        fuse_limit=draw(st.sampled_from([25.0, 32.0, 40.0, 63.0]) | st.floats(min_value=6.0, max_value=63.0)),
         margin=draw(st.floats(min_value=0.0, max_value=3.0)),
         voltage=draw(st.sampled_from([230.0, 120.0, 240.0])),
         max_import_power=draw(st.none() | st.floats(min_value=0.0, max_value=40000.0)),
@@ -211,6 +213,29 @@ def _range_ok(item: LoadInput, current: float, voltage: float) -> None:
     assert current <= hi + TOL, f"{state.load}: {current} A is above its maximum {hi} A"
 
 
+def check_timers(snapshot: Snapshot, allocation: Allocation, now: datetime) -> None:
+    """min_pause keeps a paused load at 0; an increase of a continuous load is at most one ramp step."""
+    s = snapshot.settings
+    t = s.timers
+    by_id = {item.state.load: item for item in snapshot.loads}
+    for d in allocation.decisions:
+        item = by_id[d.load]
+        mem = item.memory
+        ls = item.settings
+        mode = ls.mode if ls is not None and ls.mode is not None else s.mode
+        running = mem.current > 0 or mem.on
+        override = item.state.must_run or (mem.mode is not None and mem.mode is not mode)
+        if allocation.stale:
+            continue
+        paused_for = None if mem.paused_since is None else (now - mem.paused_since).total_seconds()
+        if not running and not override and paused_for is not None and paused_for < t.min_pause:
+            assert d.current == 0.0, f"{d.load} restarted within its minimum pause"
+        if item.state.kind in (LoadKind.EVSE, LoadKind.CONTINUOUS) and d.current > 0:
+            lo = max(item.state.min_current, ls.min_current if ls and ls.min_current is not None else 0.0)
+            start = mem.current if running else 0.0
+            assert d.current <= max(start + t.ramp_step, lo) + TOL, f"{d.load} ramped {start} -> {d.current}"
+
+
 def check(snapshot: Snapshot, allocation: Allocation) -> None:
     s = snapshot.settings
     m = snapshot.measurement
@@ -285,6 +310,7 @@ def check(snapshot: Snapshot, allocation: Allocation) -> None:
 def test_safety_invariant(snapshot: Snapshot) -> None:
     allocation = allocate(snapshot, NOW)
     check(snapshot, allocation)
+    check_timers(snapshot, allocation, NOW)
     again = allocate(snapshot, NOW)
     assert again.model_dump() == allocation.model_dump(), "not deterministic"
     # The core builds its output without validation: it must validate back to the same allocation.
@@ -297,7 +323,8 @@ def test_memory_round_trip_keeps_the_invariant(snapshot: Snapshot) -> None:
     """Feed each decision's memory into the next decision (as the service does): still safe every time."""
     for step in range(3):
         now = NOW + timedelta(seconds=5 * step)
-        allocation = allocate(snapshot, NOW if step == 0 else now)
+        allocation = allocate(snapshot, now)
+        check_timers(snapshot, allocation, now)
         if step == 0:
             check(snapshot, allocation)
         memories = {d.load: d.memory for d in allocation.decisions}

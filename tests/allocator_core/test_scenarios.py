@@ -18,6 +18,7 @@ from .kit import (
     boiler,
     ev,
     grid,
+    grid1,
     load,
     mem,
     plug,
@@ -37,7 +38,6 @@ STD, SP, SO, EX, OFF, CONT = (
 R = Reason
 #: The stability rows: real timers (min_run 60 s, min_pause 120 s, grace 300 s, ramp 4 A), no smoothing.
 TIMERS = Timers(min_run=60.0, min_pause=120.0, grace=300.0, ramp_step=4.0, surplus_smoothing=1.0, surplus_dead_band=0.0)
-ONE = dict(phases="A")
 
 # fmt: off
 SCENARIOS: list[Scenario] = [
@@ -71,22 +71,22 @@ SCENARIOS: list[Scenario] = [
       site(), grid(14, 14, 14), [ev("sp", mode=SP, prio=1), ev("std", prio=9)], {"std": 10, "sp": 0}),
     # --- 1-phase site -------------------------------------------------------------------------------------
     S("1-phase site: 31 A usable, house 10 A",
-      site("A", fuse=32.0), grid(10, **ONE), [ev("ev", on="A", hi=32)], {"ev": 21}),
+      site("A", fuse=32.0), grid1(10), [ev("ev", on="A", hi=32)], {"ev": 21}),
     S("1-phase site: 2300 W plug (10 A) fits in 11 A",
-      site("A", fuse=32.0), grid(20, **ONE), [plug("p", 2300)], {"p": 10}),
+      site("A", fuse=32.0), grid1(20), [plug("p", 2300)], {"p": 10}),
     S("1-phase site: 2300 W plug does not fit in 6 A",
-      site("A", fuse=32.0), grid(25, **ONE), [plug("p", 2300)], {"p": 0}),
+      site("A", fuse=32.0), grid1(25), [plug("p", 2300)], {"p": 0}),
     S("1-phase site: a load wired to B cannot run",
-      site("A", fuse=32.0), grid(0, **ONE), [ev("ev", on="B")], {"ev": 0}, {"ev": R.UNAVAILABLE}),
+      site("A", fuse=32.0), grid1(0), [ev("ev", on="B")], {"ev": 0}, {"ev": R.UNAVAILABLE}),
     S("1-phase site, shared: two EVs split 24 A",
-      site("A", fuse=32.0, strategy=Strategy.SHARED), grid(7, **ONE), [ev("a", on="A", hi=32), ev("b", on="A", hi=32)],
+      site("A", fuse=32.0, strategy=Strategy.SHARED), grid1(7), [ev("a", on="A", hi=32), ev("b", on="A", hi=32)],
       {"a": 12, "b": 12}),
     S("1-phase site, Solar Only on 10 A export",
-      site("A", fuse=32.0), grid(-10, **ONE), [ev("ev", on="A", mode=SO)], {"ev": 10}),
+      site("A", fuse=32.0), grid1(-10), [ev("ev", on="A", mode=SO)], {"ev": 10}),
     S("1-phase site, Excess above a 2300 W threshold",
-      site("A", fuse=40.0, excess_export_threshold=2300.0), grid(-20, **ONE), [ev("ev", on="A", mode=EX)], {"ev": 10}),
+      site("A", fuse=40.0, excess_export_threshold=2300.0), grid1(-20), [ev("ev", on="A", mode=EX)], {"ev": 10}),
     S("1-phase site, export below the threshold: no excess",
-      site("A", fuse=40.0, excess_export_threshold=2300.0), grid(-5, **ONE), [ev("ev", on="A", mode=EX)], {"ev": 0},
+      site("A", fuse=40.0, excess_export_threshold=2300.0), grid1(-5), [ev("ev", on="A", mode=EX)], {"ev": 0},
       {"ev": R.NO_EXCESS}),
     # --- phase mapping ----------------------------------------------------------------------------------
     S("charger L1->B: its 1-phase car draws on B", site(), grid(20, 5, 5), [ev("ev", on="B")], {"ev": 16}),
