@@ -16,9 +16,11 @@ the bridge adds on top of the broker round trip, including its own QoS 1 publish
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from services.meter_bridge.bridge import MeterBridge
@@ -26,7 +28,7 @@ from services.meter_bridge.config import MeterBridgeConfig
 from services.meter_bridge.service import SERVICE
 from shared.broker import Mosquitto
 from shared.clock import SYSTEM_CLOCK
-from shared.mqtt import BrokerAddress, Runtime, serving
+from shared.mqtt import BrokerAddress, Runtime
 from shared.probe import Probe
 from shared.topics import Topics
 
@@ -34,6 +36,21 @@ from . import floors
 from .stats import ratio, summary_ms
 
 TOPICS = Topics()
+
+
+@contextlib.asynccontextmanager
+async def running(runtime: Runtime) -> AsyncIterator[Runtime]:
+    """Like ``shared.mqtt.serving``, but cancels until the runtime has stopped (a cancellation can be
+    taken for a lost connection when the client's disconnect fails)."""
+    task = asyncio.get_running_loop().create_task(runtime.run())
+    try:
+        await runtime.wait_connected(10)
+        yield runtime
+    finally:
+        await runtime.close()
+        while not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=1)
 
 
 def shelly_status(amps: float) -> bytes:
@@ -91,7 +108,7 @@ async def bridge_latency(url: str, samples: int) -> dict[str, float]:
     durations = []
     # Sender and receiver are two clients, as for the floor: one client doing both would have its next
     # publish held back by Nagle's algorithm behind its own PUBACK.
-    async with serving(runtime), Probe(url) as probe, Probe(url) as sender:
+    async with running(runtime), Probe(url) as probe, Probe(url) as sender:
         await probe.subscribe(TOPICS.measurement(site))
         for i in range(samples):
             amps = float(i % 50) + 1.0 + (i % 7) / 10
@@ -113,7 +130,7 @@ async def bridge_burst(url: str, count: int, sites: list[str], coalesce: float) 
     waiting = set(sites)
     out = 0
     done = asyncio.Event()
-    async with serving(runtime), address.client(f"bench-rx-{uuid.uuid4().hex[:6]}") as rx, \
+    async with running(runtime), address.client(f"bench-rx-{uuid.uuid4().hex[:6]}") as rx, \
             address.client(f"bench-tx-{uuid.uuid4().hex[:6]}") as tx:
         await rx.subscribe(TOPICS.measurement_filter(), qos=1)
 

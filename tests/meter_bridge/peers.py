@@ -46,26 +46,38 @@ class HomeWizardPeer:
             self._runner = None
 
 
+class TelegramServer:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connections = 0
+
+
 @contextlib.asynccontextmanager
-async def telegram_server(telegrams: list[str], pause: float = 0.05) -> AsyncIterator[int]:
-    """A TCP port that sends each telegram to every client that connects, then keeps the line open."""
+async def telegram_server(
+    telegrams: list[str], pause: float = 0.05, hang_up: bool = False
+) -> AsyncIterator[TelegramServer]:
+    """A TCP port that sends each telegram to every client that connects, then keeps the line open
+    (or, with ``hang_up``, closes it, as a ser2net whose serial side went away)."""
+    state = TelegramServer(0)
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.connections += 1
         try:
             for telegram in telegrams:
                 writer.write(telegram.encode("ascii"))
                 await writer.drain()
                 await asyncio.sleep(pause)
-            await reader.read()  # until the bridge hangs up
+            if not hang_up:
+                await reader.read()  # until the bridge hangs up
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
 
     server = await asyncio.start_server(client, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    state.port = server.sockets[0].getsockname()[1]
     try:
-        yield port
+        yield state
     finally:
         server.close()
         with contextlib.suppress(Exception):

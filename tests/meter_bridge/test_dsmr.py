@@ -52,7 +52,8 @@ async def test_valid_telegram_applied_bad_crc_reported_and_dropped(mqtt_url: str
     await probe.subscribe(TOPICS.errors(site_id))
     good = telegram()
     corrupted = telegram(i1="040", p1="09.200", bad_crc=True)  # would claim 40 A on L1
-    async with telegram_server([good, corrupted]) as port:
+    async with telegram_server([good, corrupted]) as server:
+        port = server.port
         source = {"id": "p1", "driver": "dsmr", "tcp": f"127.0.0.1:{port}"}
         async with running_bridge(mqtt_url, {site_id: {"sources": [source]}}):
             msg = await probe.expect(TOPICS.measurement(site_id))
@@ -64,3 +65,18 @@ async def test_valid_telegram_applied_bad_crc_reported_and_dropped(mqtt_url: str
             err = await probe.expect(TOPICS.errors(site_id), where=lambda e: e.json()["error"] == "crc")
             assert err.json()["topic"] == f"tcp://127.0.0.1:{port}" and "CRC" in err.json()["message"]
             assert all(currents(x)["A"] == 5.0 for x in probe.on(TOPICS.measurement(site_id)))
+
+
+async def test_lost_connection_is_reconnected_with_backoff(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    await probe.subscribe(TOPICS.measurement(site_id))
+    await probe.subscribe(TOPICS.errors(site_id))
+    async with telegram_server([telegram()], hang_up=True) as server:
+        source = {"id": "p1", "driver": "dsmr", "tcp": f"127.0.0.1:{server.port}", "backoff_initial": 0.1,
+                  "backoff_max": 0.2}
+        async with running_bridge(mqtt_url, {site_id: {"sources": [source]}}):
+            await probe.expect(TOPICS.measurement(site_id), where=lambda m: currents(m).get("A") == 5.0)
+            failed = await probe.expect(TOPICS.errors(site_id), where=lambda e: e.json()["error"] == "driver_failed")
+            assert "connection closed" in failed.json()["message"]
+            mark = probe.mark()
+            await probe.expect(TOPICS.measurement(site_id), after=mark)  # read again after reconnecting
+            assert server.connections >= 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from services.meter_bridge.publisher import CoalescingPublisher
 from services.meter_bridge.service import serve
@@ -11,7 +10,7 @@ from shared.clock import SYSTEM_CLOCK
 from shared.config import AmpmqConfig
 from shared.probe import Probe
 
-from .conftest import TOPICS, currents, payload
+from .conftest import TOPICS, currents, payload, stop
 
 
 async def test_serve_reads_its_section_and_publishes(mqtt_url: str, probe: Probe, site_id: str) -> None:
@@ -31,9 +30,7 @@ async def test_serve_reads_its_section_and_publishes(mqtt_url: str, probe: Probe
         msg = await probe.expect(TOPICS.measurement(site_id))
         assert currents(msg) == {"A": 9.0}
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
 
 
 async def test_coalescing_publishes_the_first_at_once_and_folds_the_rest() -> None:
