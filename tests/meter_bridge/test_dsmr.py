@@ -3,6 +3,9 @@ bad CRC is reported and not applied."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 from dsmr_parser.parsers import TelegramParser  # type: ignore[import-untyped]
 
 from shared.probe import Probe
@@ -80,3 +83,22 @@ async def test_lost_connection_is_reconnected_with_backoff(mqtt_url: str, probe:
             mark = probe.mark()
             await probe.expect(TOPICS.measurement(site_id), after=mark)  # read again after reconnecting
             assert server.connections >= 2
+
+
+async def test_telegrams_from_a_serial_port(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """The serial path, on a pseudo-terminal: the bridge opens the tty as it would a P1 USB cable."""
+    await probe.subscribe(TOPICS.measurement(site_id))
+    master, slave = os.openpty()
+    try:
+        source = {"id": "p1", "driver": "dsmr", "serial": os.ttyname(slave), "version": "V5"}
+        async with running_bridge(mqtt_url, {site_id: {"sources": [source]}}):
+            for _ in range(50):  # as a meter does: a telegram every so often, until one is read
+                os.write(master, telegram(i1="007", p1="01.610").encode("ascii"))
+                if probe.on(TOPICS.measurement(site_id)):
+                    break
+                await asyncio.sleep(0.1)
+            msg = await probe.expect(TOPICS.measurement(site_id))
+            assert currents(msg)["A"] == 7.0
+    finally:
+        os.close(master)
+        os.close(slave)
