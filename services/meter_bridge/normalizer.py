@@ -67,7 +67,8 @@ def normalize(
 ) -> Normalized:
     """Turn ``sample`` of ``source`` into measurement updates (not yet checked for plausibility)."""
     out = Normalized()
-    polarity = -1.0 if source.invert else 1.0
+    # ``invert`` is about clamps and meters (grid, solar); a battery's sign is ``battery_sign``.
+    polarity = -1.0 if source.invert and source.role != "battery" else 1.0
 
     def add(name: FieldName, value: float, phase: Phase | None = None, derived: bool = False) -> None:
         if source.feeds_field(name):
@@ -120,7 +121,7 @@ def normalize(
     elif source.role == "solar" and role_power is not None:
         add("solar_power", role_power)
     elif source.role == "battery" and role_power is not None:
-        add("battery_power", _battery(source, role_power / polarity))
+        add("battery_power", _battery(source, role_power))
 
     if sample.solar_power is not None:
         add("solar_power", sample.solar_power)
