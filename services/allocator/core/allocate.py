@@ -83,6 +83,8 @@ def _idle_reason(load: LoadView) -> Reason | None:
 
 def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
     """The decision for one site at ``now``: pure, deterministic, within every hard limit."""
+    if now.tzinfo is None:
+        raise ValueError("allocate: now must be timezone-aware")
     settings = snapshot.settings
     views = build_views(settings, snapshot.loads)
     pools = compute_pools(settings, snapshot.measurement, views, snapshot.memory, now)

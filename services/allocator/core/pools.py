@@ -34,6 +34,8 @@ AT_MAX_TOLERANCE_W = 50.0
 AT_MAX_TOLERANCE_FRACTION = 0.02
 
 
+#: The battery settings of a site that reports a battery but has none configured (an immutable constant).
+DEFAULT_BATTERY = BatterySettings()
 NOT_COUNTED = frozenset({LoadStatus.FAULTED, LoadStatus.UNAVAILABLE})
 
 
@@ -121,7 +123,7 @@ def compute_pools(
     has_battery = settings.battery is not None or (
         measurement is not None and (measurement.battery_soc is not None or measurement.battery_power is not None)
     )
-    bs = settings.battery or BatterySettings()
+    bs = settings.battery if settings.battery is not None else DEFAULT_BATTERY
     bw = battery_w or 0.0
     charge_w = max(0.0, -bw)
     battery_first = False
