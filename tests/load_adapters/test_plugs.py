@@ -173,3 +173,30 @@ async def test_malformed_device_payload_is_reported(mqtt_url: str, probe: Probe,
         assert report.json()["topic"] == f"{prefix}/status/switch:0"
         await probe.publish(T.setpoint(site_id, "plug"), '{"site": "x"}')
         await probe.expect(T.errors(site_id), where=lambda m: m.json()["error"] == "validation")
+
+
+async def test_serve_runs_the_configured_loads(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    import contextlib
+
+    from services.load_adapters.service import serve
+    from shared.config import AmpmqConfig
+
+    topic = f"tasmota-{site_id}"
+    await probe.subscribe(T.site_all(site_id))
+    config = AmpmqConfig(mqtt_url=mqtt_url, load_adapters={"loads": [
+        {"type": "tasmota_plug", "site": site_id, "id": "lamp", "topic": topic, "rated_power": 60.0, **FAST}]})
+    async with TasmotaPlug(mqtt_url, topic, load_w=58.0) as plug:
+        task = asyncio.get_running_loop().create_task(serve(config))
+        try:
+            await probe.publish(T.setpoint(site_id, "lamp"), setpoint(site_id, "lamp", on=True), retain=True)
+            await plug.wait_for(lambda: plug.output)
+            await probe.expect(T.load_state(site_id, "lamp"), where=lambda m: m.json()["power"] == 58.0)
+            # a setpoint naming another load on this load's topic is rejected, not applied
+            await probe.publish(T.setpoint(site_id, "lamp"), setpoint(site_id, "other", on=False))
+            report = await probe.expect(T.errors(site_id), where=lambda m: m.json()["error"] == "rejected")
+            assert "other" in report.json()["message"]
+            assert plug.output
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
