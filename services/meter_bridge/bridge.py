@@ -9,7 +9,6 @@ drops stale fields (and republishes) and marks silent sources offline.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from shared.clock import Clock
 from shared.models import ErrorReport
@@ -201,9 +200,3 @@ class MeterBridge:
 def _describe(sample: Sample) -> str:
     return ", ".join(f"{name}={value:g}" for name, value in sample.values())
 
-
-def stats(bridge: MeterBridge) -> dict[str, Any]:
-    return {
-        site.name: {c.source.id: {"accepted": c.accepted, "rejected": c.rejected} for c in site.channels.values()}
-        for site in bridge.sites.values()
-    }

@@ -94,3 +94,21 @@ async def test_malformed_shelly_payload_is_reported_on_the_site_errors_topic(
         await probe.publish(f"{prefix}/status/em:0", payload({"a_current": "lots"}))
         err = (await probe.expect(TOPICS.errors(site_id), where=lambda m: "lots" in m.text)).json()
         assert "a_current" in err["message"]
+
+
+async def test_retained_device_message_is_not_taken_as_fresh(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    await probe.subscribe(TOPICS.measurement(site_id))
+    old, new = f"old-{site_id}", f"new-{site_id}"
+    await probe.publish(f"{old}/status/em:0", payload({"a_current": 30.0, "a_act_power": 6900.0}), retain=True)
+    await probe.publish(f"{new}/status/em:0", payload({"a_current": 20.0, "a_act_power": 4600.0}), retain=True)
+    sources = [{"id": "old", "driver": "shelly", "prefix": old, "phase_map": {1: "A"}},
+               {"id": "new", "driver": "shelly", "prefix": new, "phase_map": {1: "B"}, "accept_retained": True}]
+    try:
+        async with running_bridge(mqtt_url, {site_id: {"sources": sources}}):
+            msg = await probe.expect(TOPICS.measurement(site_id))
+            assert currents(msg) == {"B": 20.0}  # the retained one of "old" (of unknown age) is ignored
+            await probe.publish(f"{old}/status/em:0", payload({"a_current": 3.0, "a_act_power": 690.0}))
+            await probe.expect(TOPICS.measurement(site_id), where=lambda m: currents(m) == {"A": 3.0, "B": 20.0})
+    finally:
+        await probe.publish(f"{old}/status/em:0", b"", retain=True)
+        await probe.publish(f"{new}/status/em:0", b"", retain=True)
