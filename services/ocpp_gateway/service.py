@@ -26,13 +26,23 @@ def gateway_for(config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK) -> Gateway:
 async def serve(config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK) -> None:
     gateway = gateway_for(config, clock)
     mqtt = asyncio.get_running_loop().create_task(gateway.runtime.run(), name="ocpp-gateway-mqtt")
+    delay = 1.0
     try:
         with contextlib.suppress(TimeoutError):
             await gateway.runtime.wait_connected(10)  # chargers are served even while the broker is away
-        async with gateway.running():
-            # asyncio.wait, unlike awaiting the task, leaves MQTT up while running() says goodbye on cancel
-            await asyncio.wait([mqtt])
-            mqtt.result()  # the runtime only ends by a bug: let it surface
+        while True:
+            try:
+                async with gateway.running():
+                    # asyncio.wait, unlike awaiting the task, leaves MQTT up while running() says goodbye
+                    await asyncio.wait([mqtt])
+                    mqtt.result()  # the runtime only ends by a bug: let it surface
+                    return
+            except OSError as exc:  # the port is taken (or the certificate unreadable): say so, try again
+                await gateway.runtime.report_error(
+                    gateway.runtime.availability_topic, "listen_failed",
+                    f"cannot listen on {gateway.config.host}:{gateway.config.port}: {exc}; retrying in {delay:.0f}s")
+                await clock.sleep(delay)
+                delay = min(delay * 2, 30.0)
     finally:
         await gateway.runtime.close()
         mqtt.cancel()

@@ -80,9 +80,14 @@ async def test_setup_mode_holds_unknown_chargers_pending(
     run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
 ) -> None:
     await probe.subscribe(topics.site_all(site_id))
-    async with run_gateway(default_site=site_id, allow_unknown="pending") as gateway, \
-            charger(gateway, "NEWBIE") as cp:
-        answer = await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
-        assert answer.status == "Pending"
-        boot = (await probe.expect(topics.charger_boot(site_id, "newbie"))).model(ChargerBoot)
-        assert boot.registration == "Pending"
+    async with run_gateway(default_site=site_id, allow_unknown="pending", chargers={"CP_1": {}}) as gateway:
+        async with charger(gateway, "NEWBIE") as cp:
+            answer = await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+            assert answer.status == "Pending"
+            boot = (await probe.expect(topics.charger_boot(site_id, "newbie"))).model(ChargerBoot)
+            assert boot.registration == "Pending"
+        # an unknown id that would land on a configured charger's topics (cp-1) is refused
+        assert await _refused(f"{gateway.url}/cp-1", subprotocols=["ocpp1.6"]) == 404
+        async with charger(gateway, "CP_1") as known:
+            answer = await known.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+            assert answer.status == "Accepted"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -84,3 +85,35 @@ async def test_tls_with_basic_auth(run_gateway: GatewayFactory, probe: Probe, si
         with pytest.raises(Exception):  # noqa: B017 - the handshake fails in whichever way the transport sees it
             async with connect(gateway.url.replace("wss://", "ws://") + "/SECURE", open_timeout=3):
                 pass
+
+
+async def test_a_taken_port_is_reported_and_retried(mqtt_url: str, probe: Probe, site_id: str,
+                                                    topics: Topics) -> None:
+    await probe.subscribe(topics.service_errors("ocpp-gateway"))
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    port = squatter.getsockname()[1]
+    config = AmpmqConfig(mqtt_url=mqtt_url, ocpp_gateway={"host": "127.0.0.1", "port": port,
+                                                          "chargers": {"LATE": {"site": site_id}}})
+    service = asyncio.get_running_loop().create_task(serve(config))
+    try:
+        report = await probe.expect(topics.service_errors("ocpp-gateway"), timeout=10,
+                                    where=lambda m: m.json()["error"] == "listen_failed")
+        assert str(port) in report.json()["message"]
+        assert not service.done()  # the service lives on, and MQTT with it
+        squatter.close()
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                async with connect(f"ws://127.0.0.1:{port}/LATE", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+                    assert ws.subprotocol == "ocpp1.6"
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the gateway never came up once the port was free")
+    finally:
+        squatter.close()
+        service.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await service
