@@ -81,6 +81,7 @@ class AllocatorService:
         self.registry = Registry(self.section)
         self.allocate = allocate or _core_allocate()
         self.loop = DecisionLoop(clock, self.decide, self._timers)
+        self._publishing: dict[str, asyncio.Future[list[bool]]] = {}
         self._declare_routes()
 
     # -- routes ------------------------------------------------------------------------------------
@@ -268,10 +269,15 @@ class AllocatorService:
             return
         setpoints, decision = publications(snapshot, allocation, now)
         site.remember(allocation.memory, {d.load: d.memory for d in allocation.decisions}, now)
-        await asyncio.gather(
+        # The previous decision's publications must be through before this one's start (bounded backlog,
+        # order kept); this one's acknowledgements are not waited for, so they never delay the next decision.
+        previous = self._publishing.get(site_id)
+        if previous is not None and not previous.done():
+            await previous
+        self._publishing[site_id] = asyncio.ensure_future(asyncio.gather(
             *(self.runtime.publish(self.topics.setpoint(site_id, sp.load), sp, retain=True) for sp in setpoints),
             self.runtime.publish(self.topics.decision(site_id), decision, retain=True),
-        )
+        ))
 
     # -- running -----------------------------------------------------------------------------------
     async def run(self) -> None:
