@@ -20,6 +20,8 @@ from shared.config import SectionModel
 from shared.models import LoadSettings, LoadSettingsSet, SiteSettings, SiteSettingsSet
 from shared.topics import check_id
 
+from .settings_store import SettingsRejected, check_time_zones
+
 #: A ``<site>/<load>`` key of the ``loads`` section.
 LoadKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9-]{0,63}$")]
 
@@ -41,9 +43,11 @@ class AllocatorConfig(SectionModel):
             check_id(site, "site")
             try:
                 SiteSettingsSet.model_validate(fields)
-                SiteSettings.model_validate({**fields, "site": site})
+                check_time_zones(SiteSettings.model_validate({**fields, "site": site}))
             except ValidationError as exc:
                 raise ValueError(f"site {site!r}: {_first_errors(exc)}") from None
+            except SettingsRejected as exc:
+                raise ValueError(f"site {site!r}: {exc}") from None
         return value
 
     @model_validator(mode="after")

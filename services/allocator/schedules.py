@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.models import LoadSettings, Mode, Schedule, SiteSettings
 from shared.models.settings import Weekday
@@ -51,8 +51,12 @@ def active_modes(schedules: Iterable[Schedule], now: datetime) -> ActiveModes:
     site: Mode | None = None
     loads: dict[str, Mode] = {}
     for schedule in schedules:
-        if not is_active(schedule, now):
-            continue
+        try:
+            if not is_active(schedule, now):
+                continue
+        except (ZoneInfoNotFoundError, ValueError):
+            continue  # an unknown time zone (from retained settings; a /set with one is rejected) never opens
+
         if schedule.load is None:
             if site is None:
                 site = schedule.mode

@@ -259,8 +259,8 @@ class AllocatorService:
         """Run the core on the site's snapshot and publish the setpoints and the site decision."""
         site = self.registry.site(site_id)
         now = self._now()
-        snapshot = site.snapshot(now)
         try:
+            snapshot = site.snapshot(now)
             allocation = self.allocate(snapshot, now)
         except Exception as exc:
             self.runtime.log.exception("allocation for site %s failed", site_id)

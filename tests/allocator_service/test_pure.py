@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from pathlib import Path
 
 import pytest
 
 from services.allocator.config import AllocatorConfig
 from services.allocator.schedules import active_modes, is_active, load_in_force, site_in_force
 from services.allocator.settings_store import SettingsRejected, merge_load, merge_site
-from shared.config import AmpmqConfig, ConfigError
+from shared.config import AmpmqConfig, ConfigError, load_config
 from shared.models import LoadSettings, LoadSettingsSet, Mode, Schedule, SiteSettings, SiteSettingsSet
 from shared.models.settings import Weekday
 
@@ -41,6 +42,10 @@ def window(start: str, end: str, days: list[Weekday] | None = None, tz: str = "U
 )
 def test_schedule_windows(schedule: Schedule, at: str, active: bool) -> None:
     assert is_active(schedule, datetime.fromisoformat(at)) is active
+
+
+def test_a_window_in_an_unknown_time_zone_never_opens() -> None:
+    assert active_modes([window("00:00", "00:00", tz="Moon/Tycho")], NOW).site is None
 
 
 def test_the_first_open_window_wins_and_modes_apply_to_site_and_load() -> None:
@@ -125,7 +130,29 @@ def test_config_defaults_are_validated_naming_the_field() -> None:
         ({"loads": {"home": {"priority": 1}}}, "loads"),
         ({"loads": {"home/car": {"priority": 0}}}, "priority"),
         ({"settle": -1}, "settle"),
+        ({"sites": {"home": {"schedules": [{"start": "01:00", "end": "02:00", "mode": "off", "tz": "Moon/Tycho"}]}}},
+         "Moon/Tycho"),
         ({"sitez": {}}, "sitez"),
     ]:
         with pytest.raises(ConfigError, match=named):
             AmpmqConfig(allocator=bad).section("allocator", AllocatorConfig)
+
+
+def test_config_defaults_come_from_the_yaml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ampmq.yaml"
+    path.write_text(
+        "allocator:\n"
+        "  settle: 0.5\n"
+        "  sites:\n"
+        "    home:\n"
+        "      fuse_limit: 35\n"
+        "      schedules: [{days: [mon, tue], start: '22:00', end: '06:00', tz: Europe/Amsterdam, mode: standard}]\n"
+        "  loads:\n"
+        "    home/garage: {priority: 1, max_current: 16}\n"
+    )
+    monkeypatch.setenv("AMPMQ_CONFIG", str(path))
+    section = load_config().section("allocator", AllocatorConfig)
+    home = section.site_defaults("home")
+    assert home.fuse_limit == 35.0 and home.schedules[0].start == time(22, 0)
+    garage = section.load_defaults("home", "garage")
+    assert garage is not None and (garage.priority, garage.max_current) == (1, 16.0)
