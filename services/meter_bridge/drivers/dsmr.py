@@ -71,18 +71,23 @@ class DsmrDriver(TaskDriver):
     async def run(self, sink: Sink) -> None:
         reader, writer = await self._open()
         buffer = TelegramBuffer()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.source.read_timeout  # for the next complete telegram
         try:
             while True:
                 try:
-                    chunk = await asyncio.wait_for(reader.read(4096), self.source.read_timeout)
+                    chunk = await asyncio.wait_for(reader.read(4096), max(0.0, deadline - loop.time()))
                 except TimeoutError as exc:
-                    raise DeviceGone(f"{self.origin}: no data for {self.source.read_timeout:g}s") from exc
+                    raise DeviceGone(
+                        f"{self.origin}: no complete telegram for {self.source.read_timeout:g}s"
+                    ) from exc
                 except OSError as exc:
                     raise DeviceGone(f"{self.origin}: {exc}") from exc
                 if not chunk:
                     raise DeviceGone(f"{self.origin}: connection closed")
                 buffer.append(chunk.decode("ascii", "replace"))
                 for telegram in buffer.get_all():
+                    deadline = loop.time() + self.source.read_timeout
                     try:
                         sample = self.parse(telegram)
                     except TelegramError as exc:
