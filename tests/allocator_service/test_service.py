@@ -10,8 +10,18 @@ from typing import Any
 
 from services.allocator.service import running
 from shared.broker import Mosquitto
+from shared.clock import ScaledClock
 from shared.config import AmpmqConfig
-from shared.models import ErrorReport, Phase, Reason, Setpoint, SiteDecision, SiteSettings, Timers
+from shared.models import (
+    ErrorReport,
+    LoadSettings,
+    Phase,
+    Reason,
+    Setpoint,
+    SiteDecision,
+    SiteSettings,
+    Timers,
+)
 from shared.probe import Probe, Received
 from shared.topics import Topics
 
@@ -127,6 +137,8 @@ async def test_a_restarted_instance_keeps_settings_and_timers(
             await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
             await watch.publish(topics.site_settings_set(site_id), {"fuse_limit": 20.0})
             await watch.expect(topics.site_settings(site_id), where=lambda m: m.json()["fuse_limit"] == 20.0)
+            await watch.publish(topics.load_settings_set(site_id, "car"), {"name": "garage"})
+            await watch.expect(topics.load_settings(site_id, "car"))
             mark = watch.mark()
             house["A"] = 25.0
             paused = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark,
@@ -139,8 +151,15 @@ async def test_a_restarted_instance_keeps_settings_and_timers(
         async with running(config):
             resumed = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark, timeout=10,
                                             where=lambda m: sp(m).current > 0))
+            # a further /set merges into the settings restored from the broker, not into the defaults
+            await watch.publish(topics.site_settings_set(site_id), {"margin": 2.0})
+            await watch.publish(topics.load_settings_set(site_id, "car"), {"priority": 2})
+            site = (await watch.expect(topics.site_settings(site_id), after=mark)).model(SiteSettings)
+            car = (await watch.expect(topics.load_settings(site_id, "car"), after=mark)).model(LoadSettings)
     finally:
         feeder.cancel()
+    assert (site.fuse_limit, site.margin) == (20.0, 2.0)
+    assert (car.name, car.priority) == ("garage", 2)
     assert paused.paused_since is not None
     held_until = paused.paused_since + timedelta(seconds=min_pause)
     after_restart = [sp(m) for m in watch.on(topics.setpoint(site_id, "car"), after=mark)]
@@ -381,3 +400,36 @@ async def test_set_settings_are_published_again_after_a_broker_restart(
             await probe.subscribe(topics.site_settings(site_id))
             again = await probe.expect(topics.site_settings(site_id), timeout=15)
             assert again.model(SiteSettings).fuse_limit == 20.0
+
+
+async def test_the_service_runs_on_the_injected_clock(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    clock = ScaledClock(now(), speed=20.0)  # min_pause 30 s passes in 1.5 s
+    min_pause = 30.0
+    config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "min_pause": min_pause, "min_interval": 1.0,
+                                                     "refresh": 5.0}}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    house = {"A": 5.0}
+
+    async def feed() -> None:
+        while True:
+            await watch.publish(topics.measurement(site_id), measurement(site_id, house["A"], clock.now()))
+            await asyncio.sleep(0.1)
+
+    feeder = asyncio.create_task(feed())
+    try:
+        async with running(config, clock):
+            await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+            mark = watch.mark()
+            house["A"] = 30.0
+            paused = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark,
+                                           where=lambda m: sp(m).current == 0.0))
+            house["A"] = 5.0
+            resumed = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark, timeout=10,
+                                            where=lambda m: sp(m).current > 0))
+    finally:
+        feeder.cancel()
+    assert paused.paused_since is not None
+    assert resumed.ts - paused.paused_since >= timedelta(seconds=min_pause)
+    assert resumed.valid_until - resumed.ts == timedelta(seconds=FAST_TIMERS["setpoint_lifetime"])
