@@ -43,6 +43,23 @@ SESSION_CLASSES: dict[OcppVersion, type[ChargerSession]] = {
 _CMD_PREFIX = f"{Leaf.CMD}/"
 
 
+class _QuietHandshakeFailures(logging.Filter):
+    """websockets logs every failed opening handshake (a port scan, a health check, a charger that hangs
+    up mid-handshake) as an ERROR with a traceback; one INFO line says as much."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() == "opening handshake failed" and record.exc_info:
+            error = record.exc_info[1]
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "opening handshake failed: %s", (error,), None, None)
+        return True
+
+
+websockets_log = logging.getLogger("ampmq.ocpp-gateway.websockets")
+websockets_log.addFilter(_QuietHandshakeFailures())
+
+
 class Gateway:
     """The OCPP central system of ampmq, bridged to MQTT."""
 
@@ -91,6 +108,7 @@ class Gateway:
                 ping_timeout=config.ping_timeout,
                 close_timeout=2,
                 server_header="ampmq-ocpp-gateway",
+                logger=websockets_log,
             ) as server:
                 self._server = server
                 log.info("OCPP gateway listening on %s", self.url)
