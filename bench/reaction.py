@@ -1,0 +1,205 @@
+"""Reaction: a meter message showing an overload → the SetChargingProfile that cuts it, arriving at a real
+OCPP charge point. The whole path runs: Shelly Pro 3EM payload → meter bridge → allocator → load adapter →
+OCPP gateway → websocket → charger. p50/p99 with 1, 100 and 1 000 chargers (two per site beyond one),
+beside the MQTT and websocket round-trip floors measured in the same run.
+
+The services run in their own process (``ampmq run``), the chargers and the meters in this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16 import call as call16
+from ocpp.v16.enums import Action
+from websockets.asyncio.client import connect
+
+from shared.broker import Mosquitto, free_port, wait_for_port
+from shared.probe import Probe
+
+from .floors import measure as measure_floors
+from .stats import ratio, summary_ms
+
+ROOT = Path(__file__).resolve().parents[1]
+FUSE = 32.0
+MAX_CURRENT = 16.0
+NORMAL_HOUSE = 5.0  # A per phase: every charger gets its maximum
+OVERLOAD_HOUSE = 24.0  # A per phase: 32 - 1 (margin) - 24 = 7 A left, so each site's chargers are cut
+
+
+class BenchCharger(ChargePoint):  # type: ignore[misc]
+    """A 1.6J charge point that records when each SetChargingProfile arrives and its limit."""
+
+    def __init__(self, cp_id: str, connection: Any) -> None:
+        ChargePoint.__init__(self, cp_id, connection, response_timeout=30)
+        self.profiles = []
+        self.changed = asyncio.Event()
+
+    @on(Action.set_charging_profile)
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        arrived = time.perf_counter()
+        if cs_charging_profiles.get("charging_profile_purpose") == "TxDefaultProfile" and \
+                cs_charging_profiles.get("stack_level", 0) >= 2:
+            period = cs_charging_profiles["charging_schedule"]["charging_schedule_period"][0]
+            self.profiles.append((arrived, float(period["limit"])))
+            self.changed.set()
+        return call_result.SetChargingProfile(status="Accepted")
+
+    @on(Action.clear_charging_profile)
+    def on_clear(self, **_: Any) -> Any:
+        return call_result.ClearChargingProfile(status="Accepted")
+
+    @on(Action.get_configuration)
+    def on_get_configuration(self, **_: Any) -> Any:
+        return call_result.GetConfiguration(configuration_key=[
+            {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Current"}])
+
+    def limit(self) -> float | None:
+        return self.profiles[-1][1] if self.profiles else None
+
+    async def wait_limit(self, test: Any, after: float, timeout: float) -> float:
+        """The arrival time of the first live profile after ``after`` whose limit passes ``test``."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            for arrived, limit in self.profiles:
+                if arrived >= after and test(limit):
+                    return arrived
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise TimeoutError(f"{self.id}: no live profile passing the test; got {self.profiles[-3:]}")
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), left)
+
+
+def site_layout(chargers: int) -> dict[str, list[str]]:
+    per_site = 1 if chargers == 1 else 2
+    return {f"s{n}": [f"cp-{n}-{k}" for k in range(per_site)] for n in range(max(1, chargers // per_site))}
+
+
+def config(sites: dict[str, list[str]], gateway_port: int) -> dict[str, Any]:
+    timers = {"min_interval": 0.05, "refresh": 10.0, "stale_after": 15.0, "ramp_step": MAX_CURRENT}
+    return {
+        "log_level": "WARNING",
+        "ocpp_gateway": {"host": "127.0.0.1", "port": gateway_port, "heartbeat_interval": 3600,
+                         "chargers": {cp: {"site": site} for site, cps in sites.items() for cp in cps}},
+        "meter_bridge": {"sites": {site: {"stale_after": 15, "coalesce": 0.0, "sources": [
+            {"id": "grid", "driver": "shelly", "prefix": f"shellypro3em-{site}"}]} for site in sites}},
+        "allocator": {"sites": {site: {"fuse_limit": FUSE, "margin": 1.0, "timers": timers} for site in sites}},
+        "load_adapters": {"loads": [
+            {"type": "ocpp_charger", "site": site, "id": cp, "charger": cp, "phases": ["L1", "L2", "L3"],
+             "max_current": MAX_CURRENT, "rate_unit": "A", "silent_after": 3600, "compliance_grace": 3600}
+            for site, cps in sites.items() for cp in cps]},
+    }
+
+
+def shelly_status(house: float) -> str:
+    phases = {f"{p}_{k}": v for p in "abc" for k, v in
+              (("current", house), ("voltage", 230.0), ("act_power", house * 230.0))}
+    return json.dumps({"id": 0, **phases, "total_act_power": 3 * house * 230.0})
+
+
+async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, Any]:
+    sites = site_layout(chargers)
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as conf:
+        yaml.safe_dump(config(sites, port), conf)
+    env = {**os.environ, "AMPMQ_MQTT_URL": broker.url, "AMPMQ_CONFIG": conf.name}
+    services = subprocess.Popen([sys.executable, "-m", "shared.cli", "run"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    house = dict.fromkeys(sites, NORMAL_HOUSE)
+    points: dict[str, BenchCharger] = {}
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 60.0)
+        async with Probe(broker.url) as meters:
+
+            async def meter_loop() -> None:  # every site's meter reports every second, like a Pro 3EM
+                while True:
+                    for site, amps in list(house.items()):
+                        await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(amps), qos=0)
+                    await asyncio.sleep(1.0)
+
+            tasks.append(asyncio.create_task(meter_loop()))
+
+            async def start(site: str, cp_id: str) -> None:
+                ws = await connect(f"ws://127.0.0.1:{port}/{cp_id}", subprotocols=["ocpp1.6"], open_timeout=60)
+                point = BenchCharger(cp_id, ws)
+                points[cp_id] = point
+                tasks.append(asyncio.create_task(point.start()))
+                await point.call(call16.BootNotification(charge_point_vendor="bench", charge_point_model="b"))
+                await point.call(call16.StatusNotification(connector_id=1, error_code="NoError",
+                                                           status="Charging"))
+
+            started = time.perf_counter()
+            for chunk in range(0, chargers, 100):
+                batch = [(s, cp) for s, cps in sites.items() for cp in cps][chunk:chunk + 100]
+                await asyncio.gather(*(start(s, cp) for s, cp in batch))
+            connect_s = time.perf_counter() - started
+            # steady state: every charger holds its maximum
+            await asyncio.gather(*(p.wait_limit(lambda lim: lim >= MAX_CURRENT, 0.0, 120.0) for p in points.values()))
+            latencies: list[float] = []
+            site_names = list(sites)
+            for n in range(trials):
+                site = site_names[n % len(site_names)]
+                cps = [points[cp] for cp in sites[site]]
+                await asyncio.gather(*(p.wait_limit(lambda lim: lim >= MAX_CURRENT, 0.0, 60.0) for p in cps))
+                house[site] = OVERLOAD_HOUSE
+                sent = time.perf_counter()
+                await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(OVERLOAD_HOUSE), qos=0)
+                arrivals = await asyncio.gather(
+                    *(p.wait_limit(lambda lim: lim < MAX_CURRENT, sent, 30.0) for p in cps))
+                latencies.append(max(arrivals) - sent)
+                house[site] = NORMAL_HOUSE
+                await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(NORMAL_HOUSE), qos=0)
+                if len(site_names) == 1:
+                    await cps[0].wait_limit(lambda lim: lim >= MAX_CURRENT, time.perf_counter() - 0.001, 30.0)
+        return {"chargers": chargers, "sites": len(sites), "connect_and_boot_s": round(connect_s, 2),
+                "overload_to_cut": summary_ms(latencies)}
+    finally:
+        for task in tasks:
+            task.cancel()
+        for point in points.values():
+            with contextlib.suppress(Exception):
+                await point._connection.close()
+        services.send_signal(signal.SIGINT)
+        try:
+            services.wait(20)
+        except subprocess.TimeoutExpired:
+            services.kill()
+        os.unlink(conf.name)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    sizes = [(1, 20), (100, 50)] if quick else [(1, 50), (100, 100), (1000, 200)]
+    out: dict[str, Any] = {}
+    with Mosquitto() as broker:
+        floors = asyncio.run(measure_floors(broker.url))
+        out["floors"] = floors
+        for chargers, trials in sizes:
+            result = asyncio.run(run_size(broker, chargers, trials))
+            cut = result["overload_to_cut"]
+            result["p50_vs_mqtt_floor"] = ratio(cut["p50_ms"], floors["mqtt_round_trip"]["p50_ms"])
+            result["p99_vs_mqtt_floor"] = ratio(cut["p99_ms"], floors["mqtt_round_trip"]["p99_ms"])
+            out[f"chargers_{chargers}"] = result
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
