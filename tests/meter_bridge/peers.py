@@ -105,9 +105,11 @@ def sunspec_registers(inverter_w: int, inverter_w_sf: int, soc: int, battery_w: 
 
 
 @contextlib.asynccontextmanager
-async def modbus_server(blocks: dict[int, list[int]], device_id: int = 1) -> AsyncIterator[int]:
-    """A pymodbus TCP server on a free loopback port holding ``blocks`` (start address -> registers)."""
-    port = free_port()
+async def modbus_server(
+    blocks: dict[int, list[int]], device_id: int = 1, port: int | None = None
+) -> AsyncIterator[int]:
+    """A pymodbus TCP server on a loopback port holding ``blocks`` (start address -> registers)."""
+    port = port or free_port()
     simdata = [SimData(address, values=values, datatype=DataType.REGISTERS) for address, values in blocks.items()]
     server = ModbusTcpServer(SimDevice(id=device_id, simdata=simdata), address=("127.0.0.1", port))
     task = asyncio.get_running_loop().create_task(server.serve_forever())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shared.probe import Probe
+from shared.broker import free_port
+from shared.probe import Probe, Received
 
 from .conftest import TOPICS, currents, measurement, running_bridge
 from .peers import modbus_server, sunspec_registers, u16
@@ -43,3 +44,31 @@ async def test_plain_register_map_for_a_non_sunspec_meter(mqtt_url: str, probe: 
             assert currents(msg) == {"B": 12.0, "C": -4.5, "A": 0.8}
             m = measurement(msg)
             assert m.grid_power is not None and m.grid_power.value == -2500.0
+
+
+async def test_inverter_that_goes_away_is_offline_then_back(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    await probe.subscribe(TOPICS.measurement(site_id))
+    await probe.subscribe(TOPICS.errors(site_id))
+    await probe.subscribe(TOPICS.meter_availability(site_id, "inverter"))
+    port = free_port()
+    source = {"id": "inverter", "driver": "modbus", "host": "127.0.0.1", "port": port, "role": "solar",
+              "poll_interval": 0.1, "timeout": 1, "backoff_initial": 0.1, "backoff_max": 0.3}
+    async with running_bridge(mqtt_url, {site_id: {"sources": [source], "stale_after": 30}}):
+        async with modbus_server({40000: sunspec_registers(300, 1, 500, 0)}, port=port):
+            await probe.expect(TOPICS.measurement(site_id), where=lambda m: solar(m) == 3000.0)
+        mark = probe.mark()
+        failed = await probe.expect(TOPICS.errors(site_id), after=mark,
+                                    where=lambda e: e.json()["error"] == "driver_failed")
+        assert failed.json()["topic"] == f"modbus://127.0.0.1:{port}/1"
+        await probe.expect(TOPICS.meter_availability(site_id, "inverter"), after=mark,
+                           where=lambda m: m.text == "offline")
+        async with modbus_server({40000: sunspec_registers(420, 1, 500, 0)}, port=port):
+            await probe.expect(TOPICS.measurement(site_id), after=mark, where=lambda m: solar(m) == 4200.0,
+                               timeout=8)
+            await probe.expect(TOPICS.meter_availability(site_id, "inverter"), after=mark,
+                               where=lambda m: m.text == "online")
+
+
+def solar(msg: Received) -> float | None:
+    reading = measurement(msg).solar_power
+    return None if reading is None else reading.value
