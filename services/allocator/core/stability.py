@@ -124,6 +124,17 @@ def next_memory(load: LoadView, amount: float, now: datetime) -> LoadMemory:
         active_since, paused_since = None, now
     else:
         active_since, paused_since = None, mem.paused_since
+    short_since = load.short_since if on else None
+    mode = load.mode
+    if (
+        mem.current == amount
+        and mem.on is on
+        and mem.active_since == active_since
+        and mem.paused_since == paused_since
+        and mem.short_since == short_since
+        and mem.mode is mode
+    ):
+        return mem  # unchanged (models are immutable: sharing is safe)
     return construct(
         LoadMemory,
         {
@@ -131,14 +142,24 @@ def next_memory(load: LoadView, amount: float, now: datetime) -> LoadMemory:
             "on": on,
             "active_since": active_since,
             "paused_since": paused_since,
-            "short_since": load.short_since if on else None,
-            "mode": load.mode,
+            "short_since": short_since,
+            "mode": mode,
         },
     )
 
 
 def fresh_memory(load: LoadView) -> LoadMemory:
     """Memory of a load that is not competing (idle, faulted, unavailable): the timers start over."""
+    mem = load.memory
+    if (
+        mem.current == 0.0
+        and not mem.on
+        and mem.active_since is None
+        and mem.paused_since is None
+        and mem.short_since is None
+        and mem.mode is load.mode
+    ):
+        return mem
     return construct(
         LoadMemory,
         {

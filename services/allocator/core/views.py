@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from shared.models.allocation import LoadInput, LoadMemory
 from shared.models.base import Phase
@@ -110,6 +111,25 @@ class LoadView:
 Wiring = tuple[tuple[tuple[Phase, int], ...], dict[Phase, int], str, tuple[tuple[Phase, Phase, int], ...], str]
 
 
+@lru_cache(maxsize=512)
+def work_out_wiring(phases: tuple[Phase, ...], site_order: tuple[Phase, ...]) -> Wiring:
+    """Weights, label, imbalance pairs and phases outside the site, for one way a load is wired.
+
+    A pure function of its arguments, memoised (loads share a handful of wirings): the cache changes
+    nothing but the time a decision takes."""
+    counts: dict[Phase, int] = {}
+    for p in phases:
+        counts[p] = counts.get(p, 0) + 1
+    outside = ", ".join(p.value for p in counts if p not in site_order)
+    pairs: list[tuple[Phase, Phase, int]] = []
+    for p, kp in counts.items():
+        for q in site_order:
+            kq = counts.get(q, 0)
+            if kp > kq:
+                pairs.append((p, q, kp - kq))
+    return tuple(counts.items()), counts, "/".join(p.value for p in counts), tuple(pairs), outside
+
+
 def circuit_chain(circuit: str | None, parents: dict[str, str | None]) -> tuple[str, ...]:
     """The circuit and its ancestors, innermost first; unknown circuits are ignored, cycles cut."""
     chain: list[str] = []
@@ -123,8 +143,7 @@ def build_views(settings: SiteSettings, loads: list[LoadInput]) -> list[LoadView
     """Flatten every load input into a :class:`LoadView` (effective mode, range, steps, circuits)."""
     parents = {c.id: c.parent for c in settings.circuits}
     chains: dict[str | None, tuple[str, ...]] = {None: ()}
-    site_order = settings.phases
-    site_phases = set(site_order)
+    site_order = tuple(settings.phases)
     voltage = settings.voltage
     site_mode = settings.mode
     onoff, stepped = LoadKind.ONOFF, LoadKind.STEPPED
@@ -139,19 +158,7 @@ def build_views(settings: SiteSettings, loads: list[LoadInput]) -> list[LoadView
         phases = tuple([legs_map[leg] for leg in state.phases_in_use])
         wiring = wirings.get(phases)
         if wiring is None:
-            counts: dict[Phase, int] = {}
-            for p in phases:
-                counts[p] = counts.get(p, 0) + 1
-            outside = ", ".join(p.value for p in counts if p not in site_phases)
-            pair_list: list[tuple[Phase, Phase, int]] = []
-            for p, kp in counts.items():
-                for q in site_order:
-                    kq = counts.get(q, 0)
-                    if kp > kq:
-                        pair_list.append((p, q, kp - kq))
-            pairs = tuple(pair_list)
-            wiring = (tuple(counts.items()), counts, "/".join(p.value for p in counts), pairs, outside)
-            wirings[phases] = wiring
+            wiring = wirings[phases] = work_out_wiring(phases, site_order)
         weights, weight_map, label, pairs, outside = wiring
         legs = len(phases)
         unfit: str | None = None
