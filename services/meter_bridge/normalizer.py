@@ -94,7 +94,7 @@ def normalize(
     total = polarity * sample.total_power if sample.total_power is not None else None
     role_power: float | None = total
     role_power_derived = False
-    if role_power is None and phase_powers:
+    if role_power is None and phase_powers and not sample.partial:
         role_power = sum(phase_powers.values())
 
     if source.role == "grid":
@@ -111,7 +111,7 @@ def normalize(
             mapped = site_phase(device_phase)
             if mapped is not None:
                 add("grid_current", amps, mapped, derived)
-        if role_power is None and currents:
+        if role_power is None and currents and not sample.partial:
             role_power = sum(a * volts_for(p)[0] for p, (a, _) in currents.items())
             role_power_derived = True
         if not currents and total is not None and source.feeds_field("grid_current"):

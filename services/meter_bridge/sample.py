@@ -24,6 +24,9 @@ class Sample:
     solar_power: float | None = None
     battery_power: float | None = None
     battery_soc: float | None = None
+    #: True when the device spreads one reading over several messages and this one holds only part of
+    #: it: no total is then derived from its phases (a sum of one phase is not the grid power).
+    partial: bool = False
 
     def is_empty(self) -> bool:
         return not (self.current or self.power or self.voltage) and all(

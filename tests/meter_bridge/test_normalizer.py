@@ -78,3 +78,9 @@ def test_solar_role_and_feeds_filter() -> None:
     assert got == {"solar_power": (2100.0, False)}
     only_current = values(Sample(current={1: 3.0}, power={1: 700.0}, voltage={1: 230.0}), feeds=["grid_current"])
     assert set(only_current) == {"grid_current.A"}
+
+
+def test_a_partial_reading_gives_no_total() -> None:
+    got = values(Sample(power={2: 1150.0}, partial=True))
+    assert got == {"grid_current.B": (5.0, True)}  # one phase of three is not the grid power
+    assert values(Sample(power={2: 1150.0}))["grid_power"] == (1150.0, False)

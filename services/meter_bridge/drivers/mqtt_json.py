@@ -26,9 +26,10 @@ class MqttJsonDriver(MqttDriver):
     def parse(self, topic: str, payload: bytes) -> Sample | None:
         sample = Sample()
         decoded: Any = None
-        for spec in self.source.values:
-            if not aiomqtt.Topic(topic).matches(spec.topic):
-                continue
+        matching = [spec for spec in self.source.values if aiomqtt.Topic(topic).matches(spec.topic)]
+        # per-phase values on other topics: this message is only part of the reading
+        sample.partial = any(spec.phase is not None and spec not in matching for spec in self.source.values)
+        for spec in matching:
             if spec.path is None:
                 try:
                     raw: Any = payload.decode().strip()

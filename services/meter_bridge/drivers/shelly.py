@@ -85,15 +85,17 @@ class ShellyDriver(MqttDriver):
             text = payload.decode()
         except UnicodeDecodeError as exc:
             raise DeviceDataError(f"{topic}: not text") from exc
-        cache = self._gen1.setdefault(phase, {})
-        cache[quantity] = number(text, topic)
+        self._gen1.setdefault(phase, {})[quantity] = number(text, topic)
+        # The device publishes every emeter each interval: hand over the latest of all of them, so a
+        # phase's current keeps its power's sign and the grid power is the sum over all phases.
         sample = Sample()
-        if "power" in cache:
-            sample.power[phase] = cache["power"]
-        if "current" in cache:
-            sample.current[phase] = cache["current"]
-        if "voltage" in cache:
-            sample.voltage[phase] = cache["voltage"]
+        for emeter, cache in self._gen1.items():
+            if "power" in cache:
+                sample.power[emeter] = cache["power"]
+            if "current" in cache:
+                sample.current[emeter] = cache["current"]
+            if "voltage" in cache:
+                sample.voltage[emeter] = cache["voltage"]
         return sample
 
 
