@@ -23,6 +23,7 @@ from shared.topics import check_id
 from .settings_store import SettingsRejected, check_time_zones
 
 #: A ``<site>/<load>`` key of the ``loads`` section.
+SiteId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 LoadKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9-]{0,63}$")]
 
 
@@ -35,6 +36,8 @@ class AllocatorConfig(SectionModel):
     sites: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: ``<site>/<load>`` -> the load settings fields that differ from the defaults.
     loads: dict[LoadKey, dict[str, Any]] = Field(default_factory=dict)
+    #: Partitioning: the only sites this instance serves (None: every site under the root).
+    serve_only: list[SiteId] | None = None
 
     @field_validator("sites")
     @classmethod
@@ -60,6 +63,10 @@ class AllocatorConfig(SectionModel):
             except ValidationError as exc:
                 raise ValueError(f"load {key!r}: {_first_errors(exc)}") from None
         return self
+
+    def serves(self, site: str) -> bool:
+        """Whether this instance serves ``site``."""
+        return self.serve_only is None or site in self.serve_only
 
     def site_defaults(self, site: str) -> SiteSettings:
         """The configured settings of ``site`` (the model's defaults where the config says nothing)."""

@@ -36,21 +36,17 @@ from shared.mqtt import ONLINE, Incoming, RawIncoming, Runtime
 from shared.topics import Leaf, TopicRef, Topics
 
 from .config import AllocatorConfig
+from .core import allocate
 from .loop import DecisionLoop
 from .publisher import publications
 from .settings_store import describe, merge_load, merge_site
 from .state import Registry, SiteState
 
 SERVICE = "allocator"
+
 SetT = TypeVar("SetT", SiteSettingsSet, LoadSettingsSet)
 
 Allocate = Callable[[Snapshot, datetime], Allocation]
-
-
-def _core_allocate() -> Allocate:
-    from services.allocator.core import allocate
-
-    return allocate
 
 
 def _site_of(ref: TopicRef | None, payload_site: str) -> str:
@@ -73,13 +69,13 @@ def _load_of(ref: TopicRef | None, payload_load: str) -> str:
 class AllocatorService:
     """The allocator's routes, state and decision loop around one :class:`Runtime`."""
 
-    def __init__(self, config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK, allocate: Allocate | None = None) -> None:
+    def __init__(self, config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self.section = config.section("allocator", AllocatorConfig)
         self.clock = clock
         self.topics = Topics(config.root)
         self.runtime = Runtime(SERVICE, config.broker_url(), self.topics)
         self.registry = Registry(self.section)
-        self.allocate = allocate or _core_allocate()
+        self.allocate: Allocate = allocate
         self.loop = DecisionLoop(clock, self.decide, self._timers)
         self._publishing: dict[str, asyncio.Future[list[bool]]] = {}
         self._declare_routes()
@@ -91,29 +87,36 @@ class AllocatorService:
         @rt.route(topics.measurement_filter(), SiteMeasurement)
         async def on_measurement(msg: Incoming[SiteMeasurement]) -> None:
             site = self._served(_site_of(msg.ref, msg.payload.site))
+            if site is None:
+                return
             site.measurement = msg.payload
             self.loop.changed(site.site)
 
         @rt.route(topics.load_filter(Leaf.STATE), LoadState)
         async def on_load_state(msg: Incoming[LoadState]) -> None:
             site = self._served(_site_of(msg.ref, msg.payload.site))
+            if site is None:
+                return
             self.registry.load(site.site, _load_of(msg.ref, msg.payload.load)).state = msg.payload
             self.loop.changed(site.site)
 
         @rt.raw_route(topics.load_filter(Leaf.AVAILABILITY))
         async def on_load_availability(msg: RawIncoming) -> None:
             ref = topics.parse(msg.topic)
-            if ref.site is None or ref.id is None:
+            if ref.site is None or ref.id is None or not self.section.serves(ref.site):
                 return
             entry = self.registry.load(ref.site, ref.id)
             online = msg.payload.strip().decode("utf-8", "replace") != "offline"
             if online != entry.online:
                 entry.online = online
-                self.loop.changed(ref.site)
+                if self.registry.site(ref.site).served:
+                    self.loop.changed(ref.site)
 
         @rt.route(topics.site_settings_filter(), SiteSettings)
         async def on_site_settings(msg: Incoming[SiteSettings]) -> None:
             site = self._served(_site_of(msg.ref, msg.payload.site))
+            if site is None:
+                return
             if site.take_settings(msg.payload):
                 self.loop.changed(site.site)
 
@@ -133,6 +136,8 @@ class AllocatorService:
         @rt.route(topics.load_filter(Leaf.SETTINGS), LoadSettings)
         async def on_load_settings(msg: Incoming[LoadSettings]) -> None:
             site = self._served(_site_of(msg.ref, msg.payload.site))
+            if site is None:
+                return
             load = _load_of(msg.ref, msg.payload.load)
             self.registry.load(site.site, load)
             if site.take_load_settings(load, msg.payload):
@@ -208,6 +213,8 @@ class AllocatorService:
     async def set_site(self, site_id: str, command: SiteSettingsSet) -> None:
         """Apply a site ``/set``: merge, validate the whole, publish retained, decide at once."""
         site = self._served(site_id)
+        if site is None:
+            return
         settings = merge_site(site.settings, command, self._now())
         site.take_settings(settings)
         self.runtime.log.info("site %s settings changed: %s", site_id, command.model_dump(exclude_unset=True))
@@ -217,6 +224,8 @@ class AllocatorService:
     async def set_load(self, site_id: str, load: str, command: LoadSettingsSet) -> None:
         """Apply a load ``/set`` the same way."""
         site = self._served(site_id)
+        if site is None:
+            return
         entry = self.registry.load(site_id, load)
         settings = merge_load(entry.settings or LoadSettings(site=site_id, load=load), command, self._now())
         site.take_load_settings(load, settings)
@@ -241,7 +250,11 @@ class AllocatorService:
             await self.runtime.report_error(msg.topic, "validation", describe(exc), msg.payload)
             return None
 
-    def _served(self, site: str) -> SiteState:
+    def _served(self, site: str) -> SiteState | None:
+        """The site's state, now served (its first input schedules its first decision); None for a site
+        another instance serves (``allocator.serve_only``)."""
+        if not self.section.serves(site):
+            return None
         state = self.registry.site(site)
         if not state.served:
             state.served = True
@@ -282,8 +295,9 @@ class AllocatorService:
     # -- running -----------------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve until cancelled."""
-        for site in self.registry.sites:
-            self.loop.changed(site)
+        for site, state in self.registry.sites.items():
+            if state.served:
+                self.loop.changed(site)
         try:
             await self.runtime.run()
         finally:
@@ -292,10 +306,10 @@ class AllocatorService:
 
 @contextlib.asynccontextmanager
 async def running(
-    config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK, allocate: Allocate | None = None, timeout: float = 10.0
+    config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK, timeout: float = 10.0
 ) -> AsyncIterator[AllocatorService]:
     """Run an allocator in the background for the duration of the block (tests, benchmarks, the demo)."""
-    service = AllocatorService(config, clock, allocate)
+    service = AllocatorService(config, clock)
     task = asyncio.get_running_loop().create_task(service.run())
     try:
         await service.runtime.wait_connected(timeout)

@@ -148,7 +148,8 @@ class Registry:
         self.config = config
         self.sites: dict[str, SiteState] = {}
         for site in config.sites:
-            self.site(site).served = True
+            if config.serves(site):
+                self.site(site).served = True
 
     def site(self, site: str) -> SiteState:
         state = self.sites.get(site)

@@ -433,3 +433,28 @@ async def test_the_service_runs_on_the_injected_clock(
     assert paused.paused_since is not None
     assert resumed.ts - paused.paused_since >= timedelta(seconds=min_pause)
     assert resumed.valid_until - resumed.ts == timedelta(seconds=FAST_TIMERS["setpoint_lifetime"])
+
+
+async def test_instances_partition_sites_with_serve_only(
+    watch: Probe, topics: Topics, site_id: str, mqtt_url: str
+) -> None:
+    mine, theirs = f"{site_id}-a", f"{site_id}-b"
+    for s in (mine, theirs):
+        await watch.publish(topics.load_state(s, "car"), evse(s, "car"), retain=True)
+        await watch.publish(topics.measurement(s), measurement(s, 2.0), retain=True)
+        await watch.publish(topics.site_settings(s), SiteSettings(site=s, timers=Timers(**FAST_TIMERS)), retain=True)
+
+    def config(serve: str) -> AmpmqConfig:
+        return AmpmqConfig(mqtt_url=mqtt_url, root=topics.root, allocator={"settle": 0.2, "serve_only": [serve]})
+
+    async with running(config(mine)):
+        mark = watch.mark()
+        for _ in range(3):  # three refreshes of its own site...
+            await watch.expect(topics.decision(mine), after=watch.mark(), timeout=5)
+        assert not watch.on(topics.decision(theirs), after=mark)  # ...and not one decision for the other
+        await watch.publish(topics.site_settings_set(theirs), {"mode": "off"})
+        async with running(config(theirs)):
+            off = sp(await watch.expect(topics.setpoint(theirs, "car"), after=mark, timeout=5))
+    # the /set sent while no instance served the site was applied by no one
+    assert not watch.on(topics.site_settings(theirs), after=mark)
+    assert (off.current, off.reason) == (16.0, Reason.OK)
