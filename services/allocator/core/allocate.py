@@ -143,6 +143,8 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
         message = f"stale data ({pools.stale_why}): safe minimums only"
     else:
         message = f"{running} running, {paused} paused, {len(views) - running - paused} not competing"
+    if pools.battery_note:
+        message = f"{message}; {pools.battery_note}"
     return construct(
         Allocation,
         {

@@ -65,6 +65,8 @@ class Pools:
     excess_blocked: str
     latched: bool
     surplus_ema: dict[Phase, float]
+    #: One line about the battery for the allocation's message ("" without a battery).
+    battery_note: str = ""
 
 
 def _fresh(reading: Reading | None, cutoff: datetime) -> bool:
@@ -154,6 +156,12 @@ def compute_pools(
                 else f"the battery ({battery_soc:.0f} %) is not full and not charging at its maximum rate"
             )
 
+    battery_note = ""
+    if has_battery:
+        soc_text = "SOC unknown" if battery_soc is None else f"{battery_soc:.0f} %"
+        flow = "" if battery_w is None else f", {'discharging' if bw > 0 else 'charging'} {abs(bw):.0f} W"
+        state = "full (latched)" if latched else "below target" if battery_first else "above target"
+        battery_note = f"battery {soc_text}{flow}: {state}"
     n = len(phases)
     per_phase_battery = (allowance_w - bw) / (voltage * n)
     raw_surplus = {p: -h + per_phase_battery for p, h in house.items()}
@@ -188,6 +196,7 @@ def compute_pools(
         excess_blocked=excess_blocked,
         latched=latched,
         surplus_ema=ema,
+        battery_note=battery_note,
     )
 
 

@@ -1,0 +1,137 @@
+"""What a decision leaves for the next one: load timers, the battery latch and the smoothed surplus."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from services.allocator.core import allocate
+from services.allocator.core.explain import table
+from shared.models import Mode, Phase, Reason, Timers
+from shared.models.allocation import Allocation, SiteMemory, Snapshot
+
+from .kit import NOW, battery, ev, grid, mem, site
+
+TIMERS = Timers(min_run=60.0, min_pause=120.0, grace=300.0, ramp_step=4.0, surplus_smoothing=1.0, surplus_dead_band=0.0)
+
+
+def _next(snapshot: Snapshot, allocation: Allocation) -> Snapshot:
+    """The snapshot the service builds for the next decision: the same inputs with the memory fed back."""
+    memories = {d.load: d.memory for d in allocation.decisions}
+    return snapshot.model_copy(
+        update={
+            "loads": [i.model_copy(update={"memory": memories[i.state.load]}) for i in snapshot.loads],
+            "memory": allocation.memory,
+        }
+    )
+
+
+def test_a_start_sets_active_since_and_a_pause_sets_paused_since() -> None:
+    snap = Snapshot(settings=site(timers=TIMERS), measurement=grid(0, 0, 0), loads=[ev("ev")])
+    first = allocate(snap, NOW)
+    d = first.decision("ev")
+    assert d.current == 6.0 and d.memory.active_since == NOW and d.memory.paused_since is None
+    assert d.memory.mode is Mode.STANDARD
+    # Ten seconds later the house takes everything: the EV pauses, and remembers when.
+    later = NOW + timedelta(seconds=10)
+    busy = _next(snap, first).model_copy(update={"measurement": grid(24, 24, 24, age=-10)})
+    second = allocate(busy, later)
+    d2 = second.decision("ev")
+    assert d2.current == 0.0 and d2.memory.paused_since == later and d2.memory.active_since is None
+
+
+def test_ramp_climbs_step_by_step_to_the_maximum() -> None:
+    snap = Snapshot(settings=site(timers=TIMERS), measurement=grid(0, 0, 0), loads=[ev("ev")])
+    seen = []
+    for step in range(5):
+        now = NOW + timedelta(seconds=step)
+        allocation = allocate(snap, now)
+        seen.append(allocation.decision("ev").current)
+        snap = _next(snap, allocation).model_copy(update={"measurement": grid(0, 0, 0, age=-step - 1)})
+    assert seen == [6.0, 10.0, 14.0, 16.0, 16.0]
+
+
+def test_grace_remembers_when_the_surplus_fell_short_then_pauses() -> None:
+    snap = Snapshot(
+        settings=site(timers=TIMERS),
+        measurement=grid(2, 2, 2),
+        loads=[ev("ev", mode=Mode.SOLAR_ONLY, memory=mem(8, active=1000))],
+    )
+    first = allocate(snap, NOW)
+    d = first.decision("ev")
+    assert (d.current, d.reason, d.memory.short_since) == (6.0, Reason.GRACE, NOW)
+    # Still short 301 s later: grace is over, the EV pauses.
+    later = NOW + timedelta(seconds=301)
+    second = allocate(_next(snap, first).model_copy(update={"measurement": grid(2, 2, 2, age=-301)}), later)
+    d2 = second.decision("ev")
+    assert (d2.current, d2.reason) == (0.0, Reason.WAITING_FOR_SURPLUS)
+    assert d2.memory.paused_since == later and d2.memory.short_since is None
+
+
+def test_battery_latch_sets_at_100_and_holds_within_the_hysteresis() -> None:
+    settings = site(battery=battery())
+    full = Snapshot(
+        settings=settings, measurement=grid(-8, -8, -8, soc=100, battery=0.0), loads=[ev("ev", mode=Mode.EXCESS)]
+    )
+    first = allocate(full, NOW)
+    assert first.memory.battery_full_latched is True
+    dipped = _next(full, first).model_copy(update={"measurement": grid(-8, -8, -8, soc=97.5, battery=0.0)})
+    second = allocate(dipped, NOW)
+    assert second.memory.battery_full_latched is True
+    assert second.decision("ev").current == pytest.approx(8.0)
+    low = _next(dipped, second).model_copy(update={"measurement": grid(-8, -8, -8, soc=96.9, battery=0.0)})
+    third = allocate(low, NOW)
+    assert third.memory.battery_full_latched is False
+    # No excess any more; the EV started moments ago, so min_run keeps its minimum from the grid.
+    assert (third.decision("ev").current, third.decision("ev").reason) == (6.0, Reason.MIN_RUN)
+
+
+def test_the_smoothed_surplus_is_carried_per_phase() -> None:
+    settings = site(timers=Timers(ramp_step=1000.0, surplus_smoothing=0.5, surplus_dead_band=0.0))
+    snap = Snapshot(settings=settings, measurement=grid(-10, -10, -10), loads=[ev("ev", mode=Mode.SOLAR_ONLY)])
+    first = allocate(snap, NOW)
+    assert first.memory.surplus_ema == {Phase.A: 10.0, Phase.B: 10.0, Phase.C: 10.0}
+    second = allocate(_next(snap, first).model_copy(update={"measurement": grid(-2, -2, -2)}), NOW)
+    assert second.memory.surplus_ema == {Phase.A: 6.0, Phase.B: 6.0, Phase.C: 6.0}
+    assert second.decision("ev").current == pytest.approx(6.0)
+
+
+def test_stale_data_keeps_the_smoothed_surplus_and_holds_nothing() -> None:
+    memory = SiteMemory(surplus_ema={Phase.A: 5.0, Phase.B: 5.0, Phase.C: 5.0})
+    snap = Snapshot(
+        settings=site(timers=TIMERS),
+        measurement=grid(0, 0, 0, age=60),
+        loads=[ev("ev", mode=Mode.SOLAR_ONLY, memory=mem(8, active=10))],
+        memory=memory,
+    )
+    allocation = allocate(snap, NOW)
+    assert allocation.stale
+    assert allocation.memory.surplus_ema == memory.surplus_ema
+    assert allocation.decision("ev").current == 0.0
+    assert "60 s old" in allocation.decision("ev").message
+
+
+def test_pools_house_and_headroom_are_reported_per_phase() -> None:
+    snap = Snapshot(settings=site(), measurement=grid(12, 6, -3), loads=[ev("ev", on="B", draw={"B": 4})])
+    allocation = allocate(snap, NOW)
+    assert allocation.house == {Phase.A: 12.0, Phase.B: 2.0, Phase.C: -3.0}
+    assert allocation.pools["physical"] == {Phase.A: 12.0, Phase.B: 22.0, Phase.C: 27.0}
+    assert allocation.decision("ev").current == 16.0
+    assert allocation.headroom == {Phase.A: 12.0, Phase.B: 6.0, Phase.C: 27.0}
+    text = table(allocation)
+    assert "ev" in text and "headroom" in text
+
+
+def test_decisions_keep_the_input_order_and_every_sentence_is_readable() -> None:
+    loads = [ev("z", prio=1), ev("a", prio=9), ev("m", mode=Mode.OFF)]
+    allocation = allocate(Snapshot(settings=site(), measurement=grid(0, 0, 0), loads=loads), NOW)
+    assert [d.load for d in allocation.decisions] == ["z", "a", "m"]
+    assert allocation.decision("m").message == "mode is off"
+    assert all(len(d.message) > 5 for d in allocation.decisions)
+
+
+def test_a_naive_now_is_rejected() -> None:
+    snap = Snapshot(settings=site(), measurement=grid(0, 0, 0), loads=[ev("ev")])
+    with pytest.raises(ValueError, match="timezone"):
+        allocate(snap, NOW.replace(tzinfo=None))
