@@ -40,9 +40,10 @@ class SiteState:
             ):
                 continue  # a fresh measured value of this source beats one derived from its other values
             self.entries[update.key] = Entry(update.value, ts, now, source, update.derived)
+        # A source's notes say how its latest currents were made: a reading with currents replaces them.
         if normalized.notes:
             self.notes[source] = list(normalized.notes)
-        elif any(u.key.field == "grid_current" and not u.derived for u in normalized.updates):
+        elif any(u.key.field == "grid_current" for u in normalized.updates):
             self.notes.pop(source, None)
 
     def expire(self, now: float) -> list[FieldKey]:

@@ -1,0 +1,57 @@
+"""The site's picture: notes follow the latest currents, measured beats derived, stale fields go."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.meter_bridge.config import MeterBridgeConfig
+from services.meter_bridge.normalizer import normalize
+from services.meter_bridge.sample import Sample
+from services.meter_bridge.site import SiteState
+from shared.models.base import Phase
+
+T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+
+def site_state() -> SiteState:
+    config = MeterBridgeConfig.model_validate({"sites": {"home": {"stale_after": 5, "sources": [
+        {"id": "grid", "driver": "mqtt_json", "values": [{"topic": "t", "unit": "W"}]}]}}}).sites["home"]
+    return SiteState("home", config)
+
+
+def apply(state: SiteState, sample: Sample, now: float) -> None:
+    source = state.config.sources[0]
+    state.apply("grid", normalize(source, sample, nominal_voltage=230.0, site_phases=list(Phase)), T0, now)
+
+
+def test_split_note_lasts_as_long_as_the_split_currents() -> None:
+    state = site_state()
+    apply(state, Sample(total_power=2300.0), 0.0)
+    m = state.measurement(T0)
+    assert m.grid_current[Phase.A].derived and m.grid_current[Phase.A].value == 10.0
+    assert any("worst case" in n for n in m.notes)
+    apply(state, Sample(current={1: 4.0, 2: 1.0, 3: 0.5}, power={1: 920.0, 2: 230.0, 3: 115.0}), 1.0)
+    m = state.measurement(T0)
+    assert not any("worst case" in n for n in m.notes)
+    assert m.grid_current[Phase.A].value == 4.0 and not m.grid_current[Phase.A].derived
+
+
+def test_a_fresh_measured_current_is_not_overwritten_by_a_derived_one() -> None:
+    state = site_state()
+    apply(state, Sample(current={1: 4.0}, power={1: 920.0}, partial=True), 0.0)
+    apply(state, Sample(power={1: 1150.0}, partial=True), 1.0)  # power alone: current derived (5 A)
+    assert state.measurement(T0).grid_current[Phase.A].value == 4.0
+    apply(state, Sample(power={1: 1150.0}, partial=True), 7.0)  # the measured one is stale by now
+    assert state.measurement(T0).grid_current[Phase.A].value == 5.0
+
+
+def test_stale_fields_are_dropped_with_their_notes_and_derived_solar() -> None:
+    state = site_state()
+    apply(state, Sample(total_power=-1500.0), 0.0)
+    m = state.measurement(T0)
+    assert m.solar_power is not None and m.solar_power.value == 1500.0 and m.solar_power.derived
+    assert state.expire(4.0) == []
+    dropped = state.expire(5.5)
+    assert {str(k) for k in dropped} == {"grid_power", "grid_current.A", "grid_current.B", "grid_current.C"}
+    m = state.measurement(T0)
+    assert m.grid_current == {} and m.grid_power is None and m.solar_power is None and m.notes == []
