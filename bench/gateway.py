@@ -10,6 +10,8 @@ Figures:
   per second on MQTT (state waiting to be published is coalesced, latest wins), the latency from the
   charger's send to the MQTT receive (p50/p99) under that load, the gateway's CPU time per MeterValues,
   and that every charger's last value arrived.
+* ``meter_values_steady``: an even 500 MeterValues per second (quick: 200) from 500 chargers (quick: 100)
+  for 10 s: the share that reached MQTT and the send → MQTT latency (p50/p99) when the gateway keeps up.
 * ``latency_unloaded``: one charger, one MeterValues at a time: send → the ConnectorMeter received on MQTT,
   against the floors measured in the same run on the same broker (a raw websocket send→receive round trip
   and a raw MQTT publish→receive round trip), with the ratio to their sum.
@@ -92,7 +94,7 @@ def gateway_process(broker_url: str, chargers: int, compression: bool = True) ->
         path = Path(tmp) / "gateway.yaml"
         path.write_text(yaml.safe_dump(config))
         env = {**os.environ, "AMPMQ_CONFIG": str(path), "AMPMQ_MQTT_URL": broker_url}
-        process = subprocess.Popen([sys.executable, "-m", "services.ocpp_gateway"], env=env,
+        process = subprocess.Popen([sys.executable, "-m", "services.ocpp_gateway"], env=env, stdout=sys.stderr,
                                    cwd=Path(__file__).resolve().parents[1])
         try:
             yield process.pid, port
@@ -265,6 +267,43 @@ async def measure_meter_values(url: str, clients: list[ClientConnection], pid: i
             "latency_send_to_mqtt": summary_ms(latencies) if latencies else {}}
 
 
+async def measure_steady_rate(url: str, clients: list[ClientConnection], rate: float, seconds: float
+                              ) -> dict[str, Any]:
+    """Open loop: the chargers together send ``rate`` MeterValues per second, evenly spread; every value
+    should reach MQTT (nothing left to coalesce when the gateway keeps up)."""
+    sent_at: dict[int, float] = {}
+    latencies: list[float] = []
+    counter = iter(range(10**9, 2 * 10**9))
+    interval = len(clients) / rate
+
+    def on_meter(_topic: str, payload: bytes) -> None:
+        started = sent_at.pop(int(json.loads(payload)["energy_wh"]), None)
+        if started is not None:
+            latencies.append(time.perf_counter() - started)
+
+    async def charger_loop(index: int, ws: ClientConnection, until: float) -> int:
+        await asyncio.sleep(interval * index / len(clients))  # spread the chargers over the interval
+        next_send, sent = time.perf_counter(), 0
+        while next_send < until:
+            seq = next(counter)
+            sent_at[seq] = time.perf_counter()
+            await ws.send(meter_values(seq))
+            await ws.recv()
+            sent += 1
+            next_send += interval
+            await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
+        return sent
+
+    async with mqtt_listener(url, TOPICS.connector_meter(SITE, "+", 1), on_meter):
+        await asyncio.sleep(0.3)
+        started = time.perf_counter()
+        sent = sum(await asyncio.gather(*(charger_loop(i, ws, started + seconds) for i, ws in enumerate(clients))))
+        await wait_until(lambda: len(latencies) >= sent, 10)
+    return {"chargers": len(clients), "target_per_s": rate, "sent_per_s": round(sent / seconds),
+            "delivered": len(latencies), "sent": sent, "delivered_fraction": round(len(latencies) / max(sent, 1), 4),
+            "latency_send_to_mqtt": summary_ms(latencies) if latencies else {}}
+
+
 async def measure_unloaded(url: str, ws: ClientConnection, samples: int, floor: dict[str, Any]) -> dict[str, Any]:
     arrived: dict[int, asyncio.Event] = {}
 
@@ -324,6 +363,8 @@ async def measure(url: str, quick: bool) -> dict[str, Any]:
         results["memory"] = memory
         loaded = clients[: 50 if quick else 200]
         results["meter_values"] = await measure_meter_values(url, loaded, pid, 3.0 if quick else 10.0)
+        results["meter_values_steady"] = await measure_steady_rate(
+            url, clients[: 100 if quick else 500], 200.0 if quick else 500.0, 3.0 if quick else 10.0)
         results["latency_unloaded"] = await measure_unloaded(url, clients[0], 100 if quick else 300, floor)
         reconnecting = min(1000, len(clients))
         results["reconnect"], fresh = await measure_reconnect(url, port, clients[:reconnecting])

@@ -187,6 +187,7 @@ class Gateway:
         """After an MQTT (re)connect: the broker may have lost retained state while we were away, and what
         chargers said meanwhile was dropped. Availability, boot and connector status go out again (meter
         values and heartbeats renew themselves)."""
+        self.outbox.allow_in_flight()
         for session in self.registry:
             await self.outbox.put(self.topics.charger_availability(session.site, session.charger), ONLINE,
                                   retain=True)

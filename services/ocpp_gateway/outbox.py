@@ -25,6 +25,10 @@ from shared.mqtt import Runtime
 
 log = logging.getLogger("ampmq.ocpp-gateway")
 
+#: Publishes in flight at once. Each QoS 1 publish takes several event-loop turns; when thousands of
+#: chargers keep the loop busy, 10 in flight (aiomqtt's warning threshold) publish ten times slower.
+IN_FLIGHT = 100
+
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
@@ -45,8 +49,7 @@ class _StateSlot:
 class Outbox:
     """A bounded, ordered publish queue in front of the service's MQTT runtime."""
 
-    def __init__(self, runtime: Runtime, size: int = 10_000, in_flight: int = 10) -> None:
-        # aiomqtt warns above 10 pending publishes; 10 in flight already outruns one broker connection
+    def __init__(self, runtime: Runtime, size: int = 10_000, in_flight: int = IN_FLIGHT) -> None:
         self.runtime = runtime
         self._queue: asyncio.Queue[Outgoing | _StateSlot] = asyncio.Queue(maxsize=size)
         self._latest: dict[str, Outgoing] = {}
@@ -96,6 +99,13 @@ class Outbox:
         report = ErrorReport(service=self.runtime.service, topic=(topic or errors_topic)[:512], error=error[:64],
                              message=message[:1000], payload=text[:512])
         self.put_nowait(errors_topic, report)
+
+    def allow_in_flight(self) -> None:
+        """Tell the runtime's MQTT client that ``IN_FLIGHT`` pending publishes are intended (aiomqtt logs a
+        warning per publish above its default of 10). Called after every connect."""
+        client = getattr(self.runtime, "_client", None)  # the runtime exposes no setting for it
+        if client is not None and hasattr(client, "pending_calls_threshold"):
+            client.pending_calls_threshold = IN_FLIGHT + 10
 
     @property
     def pending(self) -> int:
