@@ -188,6 +188,13 @@ class MeterBridge:
                 await channel.publish_availability()
             await site.publisher.request()
 
+    async def shutdown(self) -> None:
+        """A clean stop: say ``offline`` for every source that was ``online`` (the Last Will only covers
+        the service itself)."""
+        for site in self.sites.values():
+            for channel in site.channels.values():
+                await channel.set_online(False) if channel.online else None
+
     async def report(self, site: str, origin: str, code: str, message: str, payload: str = "") -> None:
         """Log a rejected reading or a failing source and publish an ErrorReport on the site's errors topic."""
         self.errors += 1

@@ -13,9 +13,12 @@ from shared.probe import Probe
 from .conftest import TOPICS, currents, payload, stop
 
 
-async def test_serve_reads_its_section_and_publishes(mqtt_url: str, probe: Probe, site_id: str) -> None:
+async def test_serve_reads_its_section_publishes_and_says_offline_on_stop(
+    mqtt_url: str, probe: Probe, site_id: str
+) -> None:
     await probe.subscribe(TOPICS.measurement(site_id))
     await probe.subscribe(TOPICS.service_availability("meter-bridge"))
+    await probe.subscribe(TOPICS.meter_availability(site_id, "grid"))
     prefix = f"shellypro3em-{site_id}"
     config = AmpmqConfig(mqtt_url=mqtt_url, meter_bridge={"sites": {site_id: {"sources": [
         {"id": "grid", "driver": "shelly", "prefix": prefix}]}}})
@@ -29,8 +32,11 @@ async def test_serve_reads_its_section_and_publishes(mqtt_url: str, probe: Probe
             await asyncio.sleep(0.1)
         msg = await probe.expect(TOPICS.measurement(site_id))
         assert currents(msg) == {"A": 9.0}
+        await probe.expect(TOPICS.meter_availability(site_id, "grid"), where=lambda m: m.text == "online")
     finally:
+        mark = probe.mark()
         await stop(task)
+    await probe.expect(TOPICS.meter_availability(site_id, "grid"), after=mark, where=lambda m: m.text == "offline")
 
 
 async def test_coalescing_publishes_the_first_at_once_and_folds_the_rest() -> None:
