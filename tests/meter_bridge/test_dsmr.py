@@ -102,3 +102,15 @@ async def test_telegrams_from_a_serial_port(mqtt_url: str, probe: Probe, site_id
     finally:
         os.close(master)
         os.close(slave)
+
+
+async def test_a_line_that_talks_but_sends_no_telegram_counts_as_gone(
+    mqtt_url: str, probe: Probe, site_id: str
+) -> None:
+    await probe.subscribe(TOPICS.errors(site_id))
+    noise = ["\x00\x7f garbage at the wrong baud rate \r\n"] * 60  # 3 s of noise, one line per 50 ms
+    async with telegram_server(noise) as server:
+        source = {"id": "p1", "driver": "dsmr", "tcp": f"127.0.0.1:{server.port}", "read_timeout": 0.5}
+        async with running_bridge(mqtt_url, {site_id: {"sources": [source]}}):
+            failed = await probe.expect(TOPICS.errors(site_id), where=lambda e: e.json()["error"] == "driver_failed")
+            assert "no complete telegram" in failed.json()["message"]
