@@ -24,7 +24,8 @@ def permissions(topics: Topics | None = None) -> dict[str, dict[str, list[str]]]
     return {
         "allocator": {
             "read": [t.measurement_filter(), t.load_filter(Leaf.STATE), t.load_filter(Leaf.AVAILABILITY),
-                     t.site_settings_set_filter(), t.load_filter(Leaf.SETTINGS_SET)],
+                     t.site_settings_set_filter(), t.load_filter(Leaf.SETTINGS_SET),
+                     t.site_settings_set_field("+", "+"), t.load_settings_set_field("+", "+", "+")],
             "readwrite": [t.load_filter(Leaf.SETPOINT), t.load_filter(Leaf.SETTINGS), t.site_settings_filter(),
                           t.decision("+"), own["allocator"]],
             "write": [site_errors],
@@ -49,7 +50,8 @@ def permissions(topics: Topics | None = None) -> dict[str, dict[str, list[str]]]
         },
         OPERATOR: {
             "read": [t.all(), "homeassistant/#"],
-            "write": [t.site_settings_set_filter(), t.load_filter(Leaf.SETTINGS_SET)],
+            "write": [t.site_settings_set_filter(), t.load_filter(Leaf.SETTINGS_SET),
+                      t.site_settings_set_field("+", "+"), t.load_settings_set_field("+", "+", "+")],
             "readwrite": [],
         },
     }

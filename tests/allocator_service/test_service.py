@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.allocator.service import running
+from shared import acl
 from shared.broker import Mosquitto
 from shared.clock import ScaledClock
 from shared.config import AmpmqConfig
@@ -458,3 +459,23 @@ async def test_instances_partition_sites_with_serve_only(
     # the /set sent while no instance served the site was applied by no one
     assert not watch.on(topics.site_settings(theirs), after=mark)
     assert (off.current, off.reason) == (16.0, Reason.OK)
+
+
+async def test_the_allocator_works_behind_the_generated_acl(own_mosquitto: type[Mosquitto], site_id: str) -> None:
+    users = {name: f"pw-{name}" for name in ("allocator", "meter-bridge", "load-adapters", acl.OPERATOR)}
+    broker = own_mosquitto(users=users, acl=acl.render().splitlines()).start()
+    topics = Topics()
+    config = AmpmqConfig(mqtt_url=broker.url_for("allocator"),
+                         allocator={"settle": 0.2, "sites": {site_id: {"timers": FAST_TIMERS}}})
+    async with (Probe(broker.url_for("meter-bridge")) as meter, Probe(broker.url_for("load-adapters")) as adapter,
+                Probe(broker.url_for(acl.OPERATOR)) as operator):
+        await operator.subscribe(topics.site_all(site_id))
+        await adapter.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+        await meter.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+        async with running(config):
+            await operator.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+            await operator.publish(topics.load_settings_set_field(site_id, "car", "max_current"), "10")
+            await operator.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 10.0)
+            await operator.publish(topics.site_settings_set(site_id), {"fuse_limit": "25"})
+            report = (await operator.expect(topics.errors(site_id))).model(ErrorReport)
+            assert report.service == "allocator"
