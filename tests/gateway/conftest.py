@@ -1,3 +1,4 @@
+# mypy: disable-error-code="import-untyped,untyped-decorator,misc"
 """Gateway tests: the gateway in-process on a free port, the real Mosquitto, real OCPP clients."""
 
 from __future__ import annotations

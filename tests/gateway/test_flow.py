@@ -1,3 +1,4 @@
+# mypy: disable-error-code="import-untyped,untyped-decorator,misc"
 """Boot → status → meter values → transactions appear on topics; commands go out and answers come back."""
 
 from __future__ import annotations

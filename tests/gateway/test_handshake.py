@@ -1,3 +1,4 @@
+# mypy: disable-error-code="import-untyped,untyped-decorator,misc"
 """The handshake: allowlist, HTTP Basic auth against stored hashes, subprotocol choice, setup mode."""
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ class JsCharger:
                 stderr = await self.process.stderr.read() if self.process.stderr else b""
                 raise AssertionError(f"node charger ended before {event!r}: {self.events[-3:]} "
                                      f"{stderr.decode()[-2000:]}")
-            message = json.loads(line)
+            message: dict[str, Any] = json.loads(line)
             self.events.append(message)
             if message["event"] == "error":
                 raise AssertionError(f"node charger failed: {message}")
@@ -105,6 +105,7 @@ async def test_independent_charger_end_to_end(
                                          after=mark)).model(OcppResult)
             assert (result.ok, result.request_id, result.response) == (True, "js-1", {"status": "Accepted"})
 
+            payload: dict[str, Any]
             if protocol == "ocpp1.6":
                 action, payload = "GetConfiguration", {"key": ["HeartbeatInterval"]}
             else:

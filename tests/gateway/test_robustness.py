@@ -1,9 +1,11 @@
+# mypy: disable-error-code="import-untyped,untyped-decorator,misc"
 """Bad frames, dead sockets, oversized messages and reconnects: answered per OCPP-J, reported, contained."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
@@ -14,10 +16,14 @@ from services.ocpp_gateway.config import GatewayConfig
 from services.ocpp_gateway.gateway import Gateway
 from shared.models import ErrorReport
 from shared.mqtt import Runtime, serving
-from shared.probe import Probe
+from shared.probe import Probe, Received
 from shared.topics import Topics
 
 from .conftest import GatewayFactory, charger, raw_charger
+
+
+def _error_is(error: str) -> Callable[[Received], bool]:
+    return lambda m: bool(m.json()["error"] == error)
 
 
 async def _answer(ws: ClientConnection, frame: str | bytes) -> list[object]:
@@ -69,8 +75,7 @@ async def test_garbage_frames_get_callerrors_and_others_are_unaffected(
         assert answer[0] == 3 and answer[1] == "h1" and "currentTime" in answer[2]  # type: ignore[operator]
 
         for error in ("malformed_frame", "call_rejected", "unexpected_response", "invalid_value"):
-            report = await probe.expect(topics.errors(site_id), after=mark,
-                                        where=lambda m, e=error: m.json()["error"] == e)
+            report = await probe.expect(topics.errors(site_id), after=mark, where=_error_is(error))
             assert report.model(ErrorReport).service == "ocpp-gateway"
         # the well-behaved charger was served all along
         booted = await good.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="import-untyped,untyped-decorator,misc"
 """The service as ``ampmq`` runs it (``serve(config)``), and wss:// with HTTP Basic auth (security profile 2)."""
 
 from __future__ import annotations
