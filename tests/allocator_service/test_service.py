@@ -479,3 +479,28 @@ async def test_the_allocator_works_behind_the_generated_acl(own_mosquitto: type[
             await operator.publish(topics.site_settings_set(site_id), {"fuse_limit": "25"})
             report = (await operator.expect(topics.errors(site_id))).model(ErrorReport)
             assert report.service == "allocator"
+
+
+async def test_a_users_mode_change_overrides_min_pause(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "min_pause": 600.0}}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    house = {"A": 5.0}
+    feeder = asyncio.create_task(_hold_measurement(watch, topics, site_id, lambda: house["A"], lambda: 0.0))
+    try:
+        async with running(config):
+            await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+            mark = watch.mark()
+            house["A"] = 30.0
+            await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 0.0)
+            house["A"] = 5.0
+            held = await watch.expect(topics.setpoint(site_id, "car"), after=mark,
+                                      where=lambda m: sp(m).reason is Reason.MIN_PAUSE)
+            await watch.publish(topics.load_settings_set(site_id, "car"), {"mode": "solar_priority"})
+            restarted = sp(await watch.expect(topics.setpoint(site_id, "car"), after=watch.messages.index(held),
+                                              where=lambda m: sp(m).current > 0))
+    finally:
+        feeder.cancel()
+    assert restarted.mode.value == "solar_priority"
+    assert restarted.current == 6.0  # solar priority without surplus: the minimum, from the grid
