@@ -117,3 +117,18 @@ async def test_silent_charger_times_out_and_other_commands_still_run(
         sent = json.loads(await mute.recv())
         assert sent[0] == 2 and sent[2] == "Reset" and sent[3] == {"type": "Soft"}
         assert cp.received
+
+
+async def test_a_command_waiting_on_a_charger_that_goes_away_is_answered_offline(
+    run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
+) -> None:
+    await probe.subscribe(topics.site_all(site_id))
+    async with run_gateway(chargers={"GONE": {"site": site_id}}) as gateway:
+        async with raw_charger(gateway, "GONE") as gone:
+            await probe.expect(topics.charger_availability(site_id, "gone"), where=lambda m: m.text == "online")
+            mark = probe.mark()
+            await probe.publish(topics.charger_command(site_id, "gone", "Reset"),
+                                OcppCommand(request_id="g-1", payload={"type": "Hard"}, timeout=60))
+            assert json.loads(await gone.recv())[2] == "Reset"  # it arrived; the charger never answers
+        result = await _result(probe, topics, site_id, "gone", "Reset", mark)  # long before the 60 s timeout
+        assert (result.ok, result.error, result.request_id) == (False, "offline", "g-1")
