@@ -181,6 +181,14 @@ class RegisterMap(SectionModel):
     #: Value = raw x scale (e.g. 0.1 for tenths of a volt); -1 flips a sign.
     scale: float = 1.0
 
+    @model_validator(mode="after")
+    def _phase_where_needed(self) -> RegisterMap:
+        if self.quantity in ("current", "voltage") and self.phase is None:
+            raise ValueError(f"register {self.address}: a {self.quantity} needs its phase (1-3)")
+        if self.quantity not in ("current", "voltage", "power") and self.phase is not None:
+            raise ValueError(f"register {self.address}: {self.quantity} has no phase")
+        return self
+
 
 class ModbusSource(SourceBase):
     driver: Literal["modbus"]

@@ -48,6 +48,8 @@ def test_documented_examples_validate(example: dict[str, Any]) -> None:
         ({"id": "x", "driver": "modbus", "host": "h", "sunspec": False}, "register map"),
         ({"id": "x", "driver": "mqtt_json", "values": [{"topic": "t", "unit": "A"}]}, "phase"),
         ({"id": "Bad Id", "driver": "shelly", "prefix": "p"}, "id"),
+        ({"id": "x", "driver": "modbus", "host": "h", "sunspec": False,
+          "registers": [{"address": 7, "quantity": "voltage"}]}, "needs its phase"),
     ],
 )
 def test_mistakes_are_rejected_naming_the_field(source: dict[str, Any], named: str) -> None:
