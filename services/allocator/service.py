@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -215,7 +215,7 @@ class AllocatorService:
         site = self._served(site_id)
         if site is None:
             return
-        settings = merge_site(site.settings, command, self._now())
+        settings = merge_site(site.settings, command, self._stamp(site.settings_ts))
         site.take_settings(settings)
         self.runtime.log.info("site %s settings changed: %s", site_id, command.model_dump(exclude_unset=True))
         await self.runtime.publish(self.topics.site_settings(site_id), settings, retain=True)
@@ -227,7 +227,8 @@ class AllocatorService:
         if site is None:
             return
         entry = self.registry.load(site_id, load)
-        settings = merge_load(entry.settings or LoadSettings(site=site_id, load=load), command, self._now())
+        settings = merge_load(entry.settings or LoadSettings(site=site_id, load=load), command,
+                              self._stamp(entry.settings_ts))
         site.take_load_settings(load, settings)
         self.runtime.log.info("load %s/%s settings changed: %s", site_id, load,
                               command.model_dump(exclude_unset=True))
@@ -266,6 +267,12 @@ class AllocatorService:
 
     def _now(self) -> datetime:
         return self.clock.now()
+
+    def _stamp(self, held: datetime | None) -> datetime:
+        """``ts`` for new settings: now, but always after those they replace (clocks can disagree), so every
+        instance takes them as the newer."""
+        now = self._now()
+        return now if held is None or now > held else held + timedelta(microseconds=1)
 
     # -- deciding ----------------------------------------------------------------------------------
     async def decide(self, site_id: str) -> None:

@@ -504,3 +504,21 @@ async def test_a_users_mode_change_overrides_min_pause(
         feeder.cancel()
     assert restarted.mode.value == "solar_priority"
     assert restarted.current == 6.0  # solar priority without surplus: the minimum, from the grid
+
+
+async def test_a_set_applies_over_settings_stamped_by_a_clock_ahead_of_ours(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
+    ahead = now() + timedelta(days=1)
+    retained = SiteSettings(site=site_id, ts=ahead, fuse_limit=10.0, timers=Timers(**FAST_TIMERS))
+    await watch.publish(topics.site_settings(site_id), retained, retain=True)
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    async with running(config):
+        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 7.0)  # 10 - 1 - 2
+        mark = watch.mark()
+        await watch.publish(topics.site_settings_set(site_id), {"fuse_limit": 25.0})
+        applied = (await watch.expect(topics.site_settings(site_id), after=mark)).model(SiteSettings)
+        assert applied.fuse_limit == 25.0 and applied.ts > ahead
+        await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 16.0)
