@@ -17,13 +17,15 @@ from websockets.asyncio.client import connect
 
 from services.ocpp_gateway.passwords import hash_password
 from services.ocpp_gateway.service import serve
-from shared.broker import free_port
+from shared import acl
+from shared.broker import Mosquitto, free_port
 from shared.config import AmpmqConfig
-from shared.models import ChargerBoot
+from shared.models import ChargerBoot, ErrorReport, OcppCommand, OcppResult
 from shared.probe import Probe
 from shared.topics import Topics
 
 from .conftest import Client16, GatewayFactory, basic_auth
+from .test_flow import PROFILE_16
 
 
 async def test_serve_runs_the_gateway_until_cancelled(mqtt_url: str, probe: Probe, site_id: str,
@@ -118,3 +120,42 @@ async def test_a_taken_port_is_reported_and_retried(mqtt_url: str, probe: Probe,
         service.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await service
+
+
+async def test_the_gateway_works_behind_the_generated_acl(own_mosquitto: type[Mosquitto], site_id: str,
+                                                          topics: Topics) -> None:
+    users = {name: f"pw-{name}" for name in ("ocpp-gateway", "load-adapters", acl.OPERATOR)}
+    broker = own_mosquitto(users=users, acl=acl.render().splitlines()).start()
+    port = free_port()
+    config = AmpmqConfig(mqtt_url=broker.url_for("ocpp-gateway"), ocpp_gateway={
+        "host": "127.0.0.1", "port": port, "chargers": {"ACL-CP": {"site": site_id}}})
+    service = asyncio.get_running_loop().create_task(serve(config))
+    async with Probe(broker.url_for("load-adapters")) as adapter, Probe(broker.url_for(acl.OPERATOR)) as operator:
+        await operator.subscribe(topics.all())
+        await operator.expect(topics.service_availability("ocpp-gateway"), where=lambda m: m.text == "online")
+        try:
+            ws = None
+            for _ in range(100):
+                with contextlib.suppress(OSError):
+                    ws = await connect(f"ws://127.0.0.1:{port}/ACL-CP", subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+                    break
+                await asyncio.sleep(0.05)
+            assert ws is not None
+            client = Client16("ACL-CP", ws)
+            reader = asyncio.get_running_loop().create_task(client.start())
+            await client.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+            await operator.expect(topics.charger_boot(site_id, "acl-cp"))
+            await adapter.publish(topics.charger_command(site_id, "acl-cp", "SetChargingProfile"),
+                                  OcppCommand(request_id="acl-1", payload=PROFILE_16))
+            result = await operator.expect(topics.charger_result(site_id, "acl-cp", "SetChargingProfile"))
+            assert result.model(OcppResult).ok
+            await adapter.publish(topics.charger_command(site_id, "acl-cp", "SetChargingProfile"),
+                                  OcppCommand(request_id="acl-2", payload={"connectorId": 1}))
+            report = (await operator.expect(topics.errors(site_id))).model(ErrorReport)
+            assert report.error == "schema"
+            reader.cancel()
+            await ws.close()
+        finally:
+            service.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await service
