@@ -84,11 +84,9 @@ def normalize(
         if mapped is not None and source.role == "grid":
             add("voltage", volts, mapped)
 
-    def volts_for(device_phase: int) -> tuple[float, bool]:
+    def volts_for(device_phase: int) -> float:
         measured = voltages.get(device_phase)
-        if measured is not None and measured >= MIN_USABLE_VOLTAGE:
-            return measured, True
-        return nominal_voltage, False
+        return measured if measured is not None and measured >= MIN_USABLE_VOLTAGE else nominal_voltage
 
     phase_powers = {p: polarity * w for p, w in sample.power.items()}
     total = polarity * sample.total_power if sample.total_power is not None else None
@@ -105,16 +103,15 @@ def normalize(
             currents[device_phase] = (polarity * signed if power is None else signed, False)
         for device_phase, watts in phase_powers.items():
             if device_phase not in currents:
-                volts, _ = volts_for(device_phase)
-                currents[device_phase] = (watts / volts, True)
+                currents[device_phase] = (watts / volts_for(device_phase), True)
         for device_phase, (amps, derived) in sorted(currents.items()):
             mapped = site_phase(device_phase)
             if mapped is not None:
                 add("grid_current", amps, mapped, derived)
         if role_power is None and currents and not sample.partial:
-            role_power = sum(a * volts_for(p)[0] for p, (a, _) in currents.items())
+            role_power = sum(a * volts_for(p) for p, (a, _) in currents.items())
             role_power_derived = True
-        if not currents and total is not None and source.feeds_field("grid_current"):
+        if not currents and total is not None and not sample.partial and source.feeds_field("grid_current"):
             _split(source, total, nominal_voltage, site_phases, out)
         if role_power is not None:
             add("grid_power", role_power, derived=role_power_derived)

@@ -84,3 +84,8 @@ def test_a_partial_reading_gives_no_total() -> None:
     got = values(Sample(power={2: 1150.0}, partial=True))
     assert got == {"grid_current.B": (5.0, True)}  # one phase of three is not the grid power
     assert values(Sample(power={2: 1150.0}))["grid_power"] == (1150.0, False)
+
+
+def test_a_partial_total_is_not_split_over_phases() -> None:
+    got = values(Sample(total_power=2300.0, partial=True))
+    assert got == {"grid_power": (2300.0, False)}  # the currents come on their own topics
