@@ -32,8 +32,10 @@ Decisions on points the issue leaves open:
   minimum, no excess). Battery discharge above target counts as surplus only when ``max_discharge_power`` is
   set. The full latch sets at 100 % and releases below ``100 − hysteresis``.
 * **Finishing** loads are treated like idle ones: 0, with an ``available`` figure.
-* **Excess "at least the minimum"**: while any excess is left, the next Excess load may take its minimum
-  even where the excess is smaller (within the hard limits); the rest follows the excess.
+* **Excess "once it is there, at least the minimum"**: an Excess load starts only when the excess covers its
+  minimum (it is *truly* excess power); once it runs (the previous decision let it), it keeps at least its
+  minimum while any excess is left, and follows the excess above that — a start/stop hysteresis on top of
+  min_run and grace.
 * Circuits are applied as limits during the allocation itself (same ordering), so budget a circuit cannot
   use goes to the next load; a load naming a circuit the site does not define is limited by the main fuse only.
 * The imbalance limit bounds ``max − min`` of ``house + allocations`` over the site's phases; an allocation

@@ -6,7 +6,8 @@ Pools per mode (``LoadView.pool``):
 * ``solar_priority`` — the minimum from anywhere, more only from the solar surplus; only the minimum while
   the battery is below its target SOC.
 * ``solar`` — Solar Only: the surplus only; nothing while the battery is below its target SOC.
-* ``excess`` — only truly excess power; once there is any, at least the minimum (within the hard limits).
+* ``excess`` — only truly excess power: it starts when the excess covers its minimum; once it runs, it keeps
+  at least its minimum while any excess is left (within the hard limits).
 
 Every allocation, whatever its mode, lowers the solar pools too: a Standard load eats the surplus a Solar
 load after it would have used.
@@ -75,8 +76,8 @@ def room_for(load: LoadView, budget: Budget, pools: Pools) -> tuple[float, Reaso
     cap = budget.excess_left / legs
     if cap <= EPS:
         return 0.0, Reason.NO_EXCESS, ""
-    if load.amount <= EPS and cap < load.floor:
-        cap = load.floor  # once there is excess, at least the minimum
+    if load.amount <= EPS and cap < load.floor and load.was_running:
+        cap = load.floor  # once it runs on excess, at least its minimum while any excess is left
     if cap < room:
         return cap, Reason.NO_EXCESS, ""
     return room, reason, subject

@@ -82,6 +82,11 @@ class LoadView:
         return self.steps[0] if self.steps else self.minimum
 
     @property
+    def was_running(self) -> bool:
+        """The previous decision let it run."""
+        return self.memory.current > EPS or self.memory.on
+
+    @property
     def wants_power(self) -> bool:
         """Active (or finishing is not), enabled, not off, able to run: it competes for the budget."""
         return (
