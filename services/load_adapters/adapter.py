@@ -184,6 +184,8 @@ class LoadAdapter(ABC, Generic[C]):
         self._last_state_at = -1e18
         self._started = clock.monotonic()
         self._fallback_applied = False
+        self._setpoint_changed = False
+        self._stopping = False
         self._wake = asyncio.Event()
 
     # -- what each adapter type provides -----------------------------------------------------------
@@ -277,18 +279,19 @@ class LoadAdapter(ABC, Generic[C]):
         self.routes()
 
     async def _on_setpoint(self, msg: Incoming[Setpoint]) -> None:
-        setpoint = msg.payload
+        setpoint: Setpoint | None = msg.payload
+        assert setpoint is not None
         if setpoint.site != self.site or setpoint.load != self.load:
             raise ValueError(f"setpoint names {setpoint.site}/{setpoint.load}, not {self.site}/{self.load}")
         if self.clock.now() >= setpoint.valid_until:
             await self.report("stale", f"setpoint valid until {setpoint.valid_until.isoformat()} has expired",
                               msg.topic)
-            await self._fall_back()
-            return
+            setpoint = None  # the safe state, applied by the loop
+        # Handlers never publish on the message path: the adapter's own loop applies it at once.
         self.setpoint = setpoint
         self._fallback_applied = False
-        await self.apply(setpoint)
-        await self.publish_state()
+        self._setpoint_changed = True
+        self.wake()
 
     async def _fall_back(self) -> None:
         if self._fallback_applied:
@@ -299,7 +302,13 @@ class LoadAdapter(ABC, Generic[C]):
         await self.apply(None)
 
     async def step(self) -> None:
-        """One turn of the loop: expiry, device work, availability and state."""
+        """One turn of the loop: a new setpoint, expiry, device work, availability and state."""
+        if self._setpoint_changed:
+            self._setpoint_changed = False
+            if self.setpoint is None:
+                await self._fall_back()
+            elif not self.setpoint_expired:
+                await self.apply(self.setpoint)
         if self.setpoint is not None and self.setpoint_expired:
             await self.report("setpoint_expired", f"setpoint expired at {self.setpoint.valid_until.isoformat()}; "
                               "falling back to the safe state")
@@ -333,9 +342,14 @@ class LoadAdapter(ABC, Generic[C]):
             self._last_state = comparable
             self._last_state_at = now
 
+    def stop(self) -> None:
+        """Make :meth:`run` return (a cancellation alone can be swallowed by a racing ``wait_for``)."""
+        self._stopping = True
+        self.wake()
+
     async def run(self) -> None:
-        """Serve this load until cancelled."""
-        while True:
+        """Serve this load until cancelled or stopped."""
+        while not self._stopping:
             try:
                 await self.step()
             except Exception:  # one load's bug must not stop the others

@@ -26,7 +26,15 @@ from shared.config import SectionModel
 from shared.models import LoadKind, LoadState, LoadStatus, Setpoint
 from shared.mqtt import RawIncoming, Runtime
 
-from .adapter import LoadAdapter, LoadConfig, NonNegativeSeconds, PositiveSeconds, ValueConfig, extract_number
+from .adapter import (
+    SAFETY_REASONS,
+    LoadAdapter,
+    LoadConfig,
+    NonNegativeSeconds,
+    PositiveSeconds,
+    ValueConfig,
+    extract_number,
+)
 from .relay import RelayDriver, SwitchControl
 from .sg_ready import SgReady, SgReadyConfig
 from .switches import RelayConfig, make_relay
@@ -135,8 +143,7 @@ class BoilerAdapter(LoadAdapter[BoilerConfig]):
         self._update_latches()
         if self.control_silent_is_data:
             self.heard()
-        await self._drive()
-        self.wake()
+        self.wake()  # the loop drives the heater (off at once when the tank is full)
 
     async def _on_power(self, msg: RawIncoming) -> None:
         assert self.config.power is not None
@@ -200,17 +207,19 @@ class BoilerAdapter(LoadAdapter[BoilerConfig]):
         c = self.config
         setpoint = None if self.setpoint_expired else self.setpoint
         allowed_on = setpoint is not None and (setpoint.on or setpoint.current > 0) and not self.hot
+        #: Off without waiting for the minimum on time: no setpoint, a safety cut, or the tank is full.
+        force = setpoint is None or setpoint.reason in SAFETY_REASONS or self.hot
         if c.control == "onoff" or c.control == "sg_ready":
             if self.sg is not None:
                 self.sg.want(self.sg.config.on_state if allowed_on else self.sg.config.off_state)
                 await self.sg.reconcile()
             elif self.controls:
-                self.controls[0].want(allowed_on, force=setpoint is None)
+                self.controls[0].want(allowed_on, force=force)
                 await self.controls[0].reconcile()
         elif c.control == "stepped":
             self.stage = self._stage_for(setpoint.current) if setpoint is not None and not self.hot else 0
             for n, control in enumerate(self.controls, start=1):
-                control.want(n <= self.stage, force=setpoint is None)
+                control.want(n <= self.stage, force=force)
                 await control.reconcile()
         elif self.percent is not None and c.max_power is not None:
             watts = self.amps_to_watts(setpoint.current) if setpoint is not None and not self.hot else 0.0

@@ -155,6 +155,10 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.live_cleared = True
         self.watchdog = ComplianceWatchdog(config.compliance_cycles, config.compliance_tolerance)
         self.last_reset: float | None = None
+        #: The per-leg draw of a meter reading the watchdog has yet to look at.
+        self._compliance_due: list[dict[Leg, float]] = []
+        #: Answers to our commands, handled by the loop (handlers never publish on the message path).
+        self._results: list[tuple[Pending, OcppResult]] = []
 
     # -- config --------------------------------------------------------------------------------------
     def _configured_unit(self) -> RateUnit | None:
@@ -253,7 +257,9 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         elif not legs and meter.power is not None and meter.power > self.config.drawing_threshold * 230:
             self.last_drawing = now
         self.heard()
-        await self._check_compliance(legs)
+        if len(self._compliance_due) < 32:
+            self._compliance_due.append(legs)
+        self.wake()
 
     async def _on_result(self, msg: Incoming[OcppResult]) -> None:
         result = msg.payload
@@ -261,10 +267,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         if pending is None:
             return  # another load's command on the same charger, or an answer too late
         self.heard()
-        if result.ok:
-            self._succeeded(pending, result)
-        else:
-            await self._failed(pending, f"{result.error}: {result.message}"[:300])
+        self._results.append((pending, result))
         self.wake()
 
     # -- commands ------------------------------------------------------------------------------------
@@ -277,6 +280,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
     def _busy(self, purpose: str) -> bool:
         if any(p.purpose == purpose for p in self.pending.values()):
             return True
+        if any(p.purpose == purpose for p, _ in self._results):
+            return True  # answered, not yet handled
         return self.clock.monotonic() < self.retry_at.get(purpose, -1e18)
 
     def _succeeded(self, pending: Pending, result: OcppResult) -> None:
@@ -478,6 +483,15 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
 
     async def tick(self) -> None:
         await self._expire_pending()
+        results, self._results = self._results, []
+        for pending, result in results:
+            if result.ok:
+                self._succeeded(pending, result)
+            else:
+                await self._failed(pending, f"{result.error}: {result.message}"[:300])
+        due, self._compliance_due = self._compliance_due, []
+        for legs in due:
+            await self._check_compliance(legs)
         await self._sync()
 
     async def on_connect(self) -> None:

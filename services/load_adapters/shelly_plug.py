@@ -51,7 +51,7 @@ class ShellyRelay(RelayDriver):
         super().__init__(adapter, label)
         self.config = config
         self.src = config.rpc_src or f"ampmq-{adapter.site}-{adapter.load}-{config.switch_id}"
-        self._pending: dict[int, str] = {}
+        self._pending: dict[int, tuple[str, dict[str, Any]]] = {}
 
     @property
     def command_topic(self) -> str:
@@ -70,7 +70,7 @@ class ShellyRelay(RelayDriver):
 
     async def _rpc(self, method: str, params: dict[str, Any]) -> None:
         request_id = next(self._ids)
-        self._pending[request_id] = method
+        self._pending[request_id] = (method, params)
         if len(self._pending) > 64:  # answers that never came
             self._pending.pop(next(iter(self._pending)))
         body = {"id": request_id, "src": self.src, "method": method, "params": params}
@@ -128,9 +128,10 @@ class ShellyRelay(RelayDriver):
             await self.bad_payload(msg, str(exc))
             return
         request_id = answer.get("id")
-        method = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
-        if method is None:
+        request = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
+        if request is None:
             return  # not ours (another switch of the same device) or already answered
+        method, params = request
         error = answer.get("error")
         if error is not None:
             text = error.get("message", error) if isinstance(error, dict) else error
@@ -141,6 +142,8 @@ class ShellyRelay(RelayDriver):
         result = answer.get("result")
         if method == "Switch.GetStatus" and isinstance(result, dict):
             self._apply_status(result)
+        elif method == "Switch.Set" and isinstance(params.get("on"), bool):
+            self.set_output(params["on"])  # done: the status topic may follow, or not (notifications off)
         else:
             self.updated()
 
