@@ -274,6 +274,10 @@ class Runtime:
                     self._client = client
                     await self._session(client)
             except aiomqtt.MqttError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # The disconnect on the way out of a cancelled session failed: still a stop, not a loss.
+                    raise asyncio.CancelledError from exc
                 self.log.warning("broker %s: %s; reconnecting in %.1fs", self.broker.url, exc, delay)
             finally:
                 self._connected.clear()
