@@ -275,7 +275,9 @@ def check(snapshot: Snapshot, allocation: Allocation) -> None:
                 fresh[p] = r.value
     house = {}
     for p, value in fresh.items():
-        house[p] = value - sum(i.state.draw.get(p, 0.0) for i in snapshot.loads if _counted(i))
+        house[p] = value - sum(
+            i.state.draw.get(p, 0.0) for i in snapshot.loads if _counted(i) and p in i.state.site_phases()
+        )
     for p in s.phases:
         if p not in house:
             assert alloc[p] == 0.0, f"allocated {alloc[p]} A on phase {p} whose grid current is unknown"

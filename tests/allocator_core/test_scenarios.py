@@ -93,6 +93,8 @@ SCENARIOS: list[Scenario] = [
     S("charger L1->C, phase C busy: paused", site(), grid(5, 5, 20), [ev("ev", on="C")], {"ev": 0}),
     S("a car on L1->B drawing 10 A: its draw is removed on B",
       site(), grid(2, 12, 2), [ev("ev", on="B", hi=32, draw={"B": 10})], {"ev": 22}),
+    S("a draw on a phase the load does not use stays house load",
+      site(), grid(10, 10, 20), [ev("ev", on="C", hi=32, draw={"A": 10, "C": 6})], {"ev": 10}),
     S("rotated 3-phase charger (BCA) limited by its busiest phase",
       site(), grid(0, 14, 0), [ev("ev", on="BCA", hi=32)], {"ev": 10}),
     # --- 2-phase and mixed loads ------------------------------------------------------------------------

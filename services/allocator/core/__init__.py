@@ -11,7 +11,8 @@ Decisions on points the issue leaves open:
 
 * **Safety invariant.** Per phase ``house + Σ allocations ≤ fuse_limit − margin`` and per circuit
   ``Σ member allocations (+ draw of members not counted on) ≤ circuit.limit − margin``, where
-  ``house = grid − Σ draw`` of the loads that get a setpoint. Faulted/unavailable loads are not counted on:
+  ``house = grid − Σ draw`` of the loads that get a setpoint, each on the phases it uses now (a draw reported
+  on another phase stays house load). Faulted/unavailable loads are not counted on:
   their draw stays in the house load (and on their circuits) and they get 0.
 * **Inverter limits** never add to the fuse budget (the fuse is at the grid connection; the invariant is
   measured there). They cap the battery's contribution to the surplus pool instead.

@@ -5,8 +5,9 @@ phases (a meter nets export on one phase against import on another), held as "le
 ``I`` A on ``k`` legs takes ``k * I`` from them, so a 1-phase load is budgeted on its one phase only.
 
 Sign conventions: grid current import positive, battery power discharge positive. With ``draw`` the loads'
-own draw, ``house = grid - draw`` per phase; ``-house`` summed over the phases (times the voltage) is what the
-site would export if the loads drew nothing. That figure still contains the battery, so
+own draw on the phases they use now, ``house = grid - draw`` per phase; ``-house`` summed over the phases
+(times the voltage) is what the site would export if the loads drew nothing. That figure still contains
+the battery, so
 
 * surplus = export + what the battery is charging - what it is discharging + what it may discharge above its
   target SOC (capped by ``max_discharge_power`` and by the inverter's ``max_power`` less its present output);
@@ -103,8 +104,10 @@ def compute_pools(
     for view in views:
         if view.status in NOT_COUNTED:
             continue  # not counted on: its draw stays in the house load
+        weights = view.weight_map
         for p, amps in view.draw.items():
-            if p in drawn:
+            # Only on the phases its setpoint covers: a draw elsewhere is not the allocator's to give away.
+            if p in weights and p in drawn:
                 drawn[p] += amps
     house = {p: grid[p] - drawn[p] for p in phases if p in grid}
     physical = {p: limit - h for p, h in house.items()}
