@@ -232,13 +232,17 @@ class Runtime:
         self.stats.published += 1
         return True
 
-    async def report_error(self, topic: str, error: str, message: str, payload: bytes | str = b"") -> None:
-        """Log a rejected input and publish an :class:`ErrorReport` on the errors topic it belongs to."""
+    async def report_error(
+        self, topic: str, error: str, message: str, payload: bytes | str = b"", *, site: str | None = None
+    ) -> None:
+        """Log a rejected input and publish an :class:`ErrorReport` on the errors topic it belongs to:
+        ``site``'s when given (a device topic outside the tree), else the site the topic names, else the
+        service's own."""
         text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
         report = ErrorReport(service=self.service, topic=topic[:512], error=error, message=message[:1000],
                              payload=text[:512])
         self.log.warning("rejected %s: %s: %s", topic, error, message)
-        await self.publish(self.errors_topic_for(topic), report)
+        await self.publish(self.topics.errors(site) if site else self.errors_topic_for(topic), report)
 
     def errors_topic_for(self, topic: str) -> str:
         try:
