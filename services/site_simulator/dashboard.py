@@ -1,0 +1,119 @@
+"""The live view of a run: a refreshing terminal dashboard (``rich``) on a TTY, a line log otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from .runner import LiveView
+
+
+def _bar(value: float, limit: float, width: int = 24) -> Text:
+    filled = round(min(abs(value), limit * 1.2) / (limit * 1.2) * width) if limit > 0 else 0
+    style = "red" if abs(value) > limit else ("yellow" if abs(value) > 0.9 * limit else "green")
+    marker = round(width / 1.2)
+    cells = ["█" if i < filled else ("│" if i == marker else "·") for i in range(width)]
+    return Text("".join(cells), style=style)
+
+
+def render(view: LiveView) -> Group:
+    state = view.site.state
+    scenario = view.scenario
+    limit = scenario.grid.fuse
+    head = Text.assemble(
+        (f"{scenario.name}", "bold"), f"  {state.at.astimezone(scenario.start.tzinfo):%H:%M:%S}  ",
+        f"speed {view.speed:g}×  ",
+        ("trips " + str(view.site.fuse.trips), "bold red" if view.site.fuse.trips else "green"),
+        f"  overload {view.site.fuse.overload_seconds:.0f}s",
+    )
+    progress = ProgressBar(total=1.0, completed=view.progress, width=60)
+    phases = Table(title="grid per phase (A)", expand=False, box=None)
+    phases.add_column("phase")
+    phases.add_column("current", justify="right")
+    phases.add_column(f"limit {limit:g} A")
+    phases.add_column("peak", justify="right")
+    for phase, amps in state.grid_current.items():
+        fuse = view.site.fuse.phases[phase]
+        phases.add_row(phase, f"{amps:6.1f}", _bar(amps, limit), f"{fuse.peak:5.1f}")
+    site = Table(box=None, title="site")
+    site.add_column("")
+    site.add_column("", justify="right")
+    site.add_row("solar", f"{state.solar / 1000:5.2f} kW")
+    site.add_row("house", f"{sum(state.house.values()) / 1000:5.2f} kW")
+    site.add_row("grid", f"{sum(state.grid_power.values()) / 1000:5.2f} kW")
+    if state.battery_soc is not None:
+        site.add_row("battery", f"{state.battery_power / 1000:5.2f} kW  SOC {state.battery_soc:4.1f} %")
+    if state.boiler_temperature is not None:
+        site.add_row("boiler tank", f"{state.boiler_temperature:4.1f} °C")
+    if state.appliances:
+        site.add_row("running", ", ".join(state.appliances))
+    loads = Table(title="loads", box=None)
+    for col in ("load", "mode", "setpoint", "reason", "draw", "car"):
+        loads.add_column(col)
+    for load, amps in state.load_current.items():
+        sp = view.recorder.latest.get(load)
+        plug = view.site.chargers.get(load)
+        car = ""
+        if plug is not None and plug.ev is not None:
+            car = f"{plug.ev.spec.name} {plug.ev.soc:4.1f} % ({plug.ev.spec.phases}φ)"
+        elif plug is not None:
+            car = "—"
+        setpoint = "—" if sp is None else (f"{sp.current:4.1f} A" if sp.current or not sp.on else "on")
+        loads.add_row(load, str(sp.mode) if sp else "?", setpoint, str(sp.reason) if sp else "waiting",
+                      f"{amps:4.1f} A", car)
+    services = Text("services: " + "  ".join(
+        f"{name} {'●' if status == 'online' else '○'}" for name, status in sorted(view.services.items())))
+    parts: list[object] = [head, progress, phases, site, loads, services]
+    for line in view.missing:
+        parts.append(Text(f"! {line}", style="bold yellow"))
+    return Group(*parts)  # type: ignore[arg-type]
+
+
+class Dashboard:
+    """Call it with the view as often as you like; it draws at most ``fps`` times a second."""
+
+    def __init__(self, out: TextIO | None = None, interactive: bool | None = None, log_every: float = 3.0) -> None:
+        self.out = out or sys.stdout
+        self.interactive = self.out.isatty() if interactive is None else interactive
+        self.log_every = log_every
+        self._live: Live | None = None
+        self._last_line = 0.0
+
+    def __enter__(self) -> Dashboard:
+        if self.interactive:
+            self._live = Live(console=Console(file=self.out), refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def __call__(self, view: LiveView) -> None:
+        if self._live is not None:
+            self._live.update(Panel(render(view), title="ampmq demo"))
+            return
+        if time.monotonic() - self._last_line < self.log_every and view.progress < 1.0:
+            return
+        self._last_line = time.monotonic()
+        self.out.write(line(view) + "\n")
+        self.out.flush()
+
+
+def line(view: LiveView) -> str:
+    state = view.site.state
+    phases = " ".join(f"{p}={a:5.1f}A" for p, a in state.grid_current.items())
+    loads = " ".join(
+        f"{k}={a:4.1f}A[{view.recorder.latest[k].mode}/{view.recorder.latest[k].reason}]"
+        if k in view.recorder.latest else f"{k}={a:4.1f}A" for k, a in state.load_current.items())
+    soc = f" soc={state.battery_soc:4.1f}%" if state.battery_soc is not None else ""
+    return (f"{state.at.astimezone(view.scenario.start.tzinfo):%H:%M} {view.progress:4.0%} {phases} "
+            f"solar={state.solar / 1000:4.1f}kW{soc} {loads} trips={view.site.fuse.trips}")

@@ -1,0 +1,239 @@
+"""Run a scenario: a broker, the four services and the simulated site in one process, on one scaled clock.
+
+The site's devices speak their real protocols to the real services: each charger is an OCPP client of the
+gateway, the grid meter a Shelly Pro 3EM on MQTT, the battery and inverter a SunSpec Modbus server, the
+boiler a Shelly plug. The simulator listens to what the allocator publishes only to show and record it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.broker import BrokerStartError, Mosquitto, embedded_broker, free_port
+from shared.clock import ScaledClock
+from shared.config import AmpmqConfig
+from shared.models import LoadState, Mode, Setpoint, SiteDecision, SiteSettings, Timers
+from shared.mqtt import Incoming, RawIncoming, Runtime
+from shared.services import SERVICES, run_services
+from shared.topics import Leaf, Topics
+
+from .charge_point import ChargerDevice
+from .recorder import Recorder
+from .scenario import Scenario
+from .shelly import BoilerPlug, Pro3em
+from .site import Site
+from .sunspec import SunSpecServer
+from .wiring import Ports, Wiring, build
+
+log = logging.getLogger("ampmq.site-simulator")
+SERVICE = "site-simulator"
+
+
+@dataclass(slots=True)
+class LiveView:
+    """What the dashboard shows: the site now and what the services said about it."""
+
+    scenario: Scenario
+    site: Site
+    recorder: Recorder
+    devices: dict[str, ChargerDevice]
+    duration: float
+    speed: float
+    missing: list[str]
+    services: dict[str, str] = field(default_factory=dict)
+    load_states: dict[str, LoadState] = field(default_factory=dict)
+    decision: SiteDecision | None = None
+    settings: SiteSettings | None = None
+    real_started: float = field(default_factory=time.monotonic)
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.site.t / self.duration) if self.duration > 0 else 1.0
+
+    @property
+    def timers(self) -> Timers:
+        return self.settings.timers if self.settings is not None else Timers()
+
+
+@dataclass(slots=True)
+class RunResult:
+    kpis: dict[str, Any]
+    view: LiveView
+
+
+Observer = Callable[[LiveView], None]
+
+
+def available_services() -> tuple[list[str], list[str]]:
+    """The services whose module loads, and a line for each that does not."""
+    ok, missing = [], []
+    for name, module in SERVICES.items():
+        try:
+            importlib.import_module(module)
+            ok.append(name)
+        except Exception as exc:  # an unfinished service must not stop the demo
+            missing.append(f"service {name} is missing ({type(exc).__name__}: {exc}); the demo runs without it")
+    return ok, missing
+
+
+async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | None = None,
+                       duration: float | None = None, observe: Observer | None = None,
+                       refresh: float = 0.25, broker: str = "auto") -> RunResult:
+    """Run ``scenario`` to its end (or ``duration`` simulated seconds) and return its KPIs."""
+    speed = speed or scenario.speed
+    duration = duration if duration is not None else scenario.duration
+    async with contextlib.AsyncExitStack() as stack:
+        url = base.mqtt_url or await _broker(stack, broker)
+        site = Site(scenario)
+        sunspec = await SunSpecServer(lambda: site.state, battery=scenario.battery is not None,
+                                      solar=scenario.solar.peak_power > 0).start()
+        stack.push_async_callback(sunspec.stop)
+        ports = Ports(url, free_port(), sunspec.port)
+        wiring = build(base, scenario, ports)
+        names, missing = available_services()
+        missing = missing + wiring.missing
+        clock = ScaledClock(scenario.start, speed)
+        topics = Topics(wiring.config.root)
+        runtime = Runtime(SERVICE, url, topics)
+        recorder = Recorder(scenario, {c.id for c in scenario.chargers if c.mode is Mode.SOLAR_ONLY}
+                            | ({scenario.boiler.id} if scenario.boiler and scenario.boiler.mode is Mode.SOLAR_ONLY
+                               else set()), scenario.start)
+        gateway_url = f"ws://127.0.0.1:{ports.gateway_port}"
+        devices = {c.id: ChargerDevice(site.chargers[c.id], gateway_url, clock, scenario.timing.charger_meter_interval)
+                   for c in scenario.chargers}
+        view = LiveView(scenario, site, recorder, devices, duration, speed, missing)
+        _observe(runtime, topics, scenario.site, view)
+        meter = Pro3em(runtime, wiring.meter_prefix)
+        plug = BoilerPlug(runtime, wiring.boiler_prefix, site.boiler, clock) \
+            if site.boiler is not None and wiring.boiler_prefix else None
+
+        tasks: list[asyncio.Task[Any]] = []
+        stack.callback(lambda: [t.cancel() for t in tasks])
+        tasks.append(asyncio.ensure_future(runtime.run()))
+        await runtime.wait_connected(10)
+        await meter.online()
+        if plug is not None:
+            await plug.online()
+        services = asyncio.ensure_future(run_services(wiring.config, names, clock))
+        services.add_done_callback(lambda task: _services_ended(task, view))
+        tasks.append(services)
+        tasks += [asyncio.ensure_future(d.run()) for d in devices.values()]
+        try:
+            await _physics(site, clock, duration, view, meter, plug, observe, refresh)
+        finally:
+            for task in reversed(tasks):
+                task.cancel()
+            for task in reversed(tasks):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 10)
+        timers = view.timers
+        kpis = recorder.kpis(site, timers.min_run, timers.min_pause, missing)
+        kpis["speed"] = speed
+        kpis["real_seconds"] = round(time.monotonic() - view.real_started, 1)
+        kpis["ocpp"] = {cid: {"version": d.spec.ocpp, "connects": d.connects, "messages_sent": d.messages_sent,
+                              "profiles_received": d.profiles_received} for cid, d in devices.items()}
+        kpis["meter_messages"] = meter.published
+        if plug is not None:
+            kpis["boiler_switches"] = plug.switches
+        return RunResult(kpis, view)
+
+
+async def _broker(stack: contextlib.AsyncExitStack, kind: str) -> str:
+    """A broker for the run: a private Mosquitto when the machine has one (``auto``, ``mosquitto``), else
+    (or with ``embedded``) the embedded amqtt broker, which carries a few hundred messages a second."""
+    if kind in ("auto", "mosquitto"):
+        try:
+            mosquitto = Mosquitto().start()
+        except BrokerStartError:
+            if kind == "mosquitto":
+                raise
+        else:
+            stack.callback(mosquitto.__exit__, None, None, None)
+            log.info("broker: a private mosquitto on %s", mosquitto.url)
+            return mosquitto.url
+    url: str = await stack.enter_async_context(embedded_broker())
+    log.info("broker: the embedded broker on %s", url)
+    return url
+
+
+async def _physics(site: Site, clock: ScaledClock, duration: float, view: LiveView, meter: Pro3em,
+                   plug: BoilerPlug | None, observe: Observer | None, refresh: float) -> None:
+    scenario = site.scenario
+    step = scenario.timing.step
+    #: The loop wakes up twice per meter interval; the physics takes steps of ``step`` in between.
+    wake = max(step, scenario.timing.meter_interval / 2)
+    limit = scenario.grid.fuse
+    next_meter = 0.0
+    shown = 0.0
+    while site.t < duration:
+        await clock.sleep(wake)
+        target = min(clock.monotonic(), duration)
+        while site.t < target - 1e-9:
+            dt = min(step, target - site.t)
+            now: datetime = site.now
+            for device in view.devices.values():
+                device.control(now)
+            state = site.step(dt)
+            view.recorder.step(state, dt)
+            view.recorder.sample(state, limit)
+        if site.t >= next_meter:
+            next_meter = site.t + scenario.timing.meter_interval
+            await meter.publish(site.state)
+        if plug is not None:
+            await plug.report()
+        if observe is not None and time.monotonic() - shown >= refresh:
+            shown = time.monotonic()
+            observe(view)
+    if observe is not None:
+        observe(view)
+
+
+def _services_ended(task: asyncio.Task[None], view: LiveView) -> None:
+    """The services stopped before the run did: a config error or a crash that took them all down."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    causes = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else [exc]
+    for cause in causes:
+        line = f"the services stopped: {type(cause).__name__}: {cause}"
+        log.error(line)
+        view.missing.append(line)
+
+
+def _observe(runtime: Runtime, topics: Topics, site: str, view: LiveView) -> None:
+    @runtime.route(topics.load_filter(Leaf.SETPOINT), Setpoint)
+    async def on_setpoint(msg: Incoming[Setpoint]) -> None:
+        if msg.payload.site == site and not msg.retain:
+            view.recorder.setpoint(msg.payload)
+
+    @runtime.route(topics.load_filter(Leaf.STATE), LoadState)
+    async def on_state(msg: Incoming[LoadState]) -> None:
+        if msg.payload.site == site:
+            view.load_states[msg.payload.load] = msg.payload
+
+    @runtime.route(topics.decision(site), SiteDecision)
+    async def on_decision(msg: Incoming[SiteDecision]) -> None:
+        view.decision = msg.payload
+
+    @runtime.route(topics.site_settings(site), SiteSettings)
+    async def on_settings(msg: Incoming[SiteSettings]) -> None:
+        view.settings = msg.payload
+
+    for name in SERVICES:
+        def make(service: str) -> Callable[[RawIncoming], Any]:
+            async def on_availability(msg: RawIncoming) -> None:
+                view.services[service] = msg.payload.decode("utf-8", "replace")
+            return on_availability
+
+        runtime.raw_route(topics.service_availability(name))(make(name))
+
+
+__all__ = ["LiveView", "RunResult", "Wiring", "run_scenario"]
