@@ -300,6 +300,9 @@ SCENARIOS: list[Scenario] = [
     S("phase C stale: the minimum does not fit on A", site(), grid(20, 5, 5, stale="C"), [ev("ev", on="A")], {"ev": 0}),
     S("stale with a max import limit: nothing is known to fit",
       site(max_import_power=11040.0), grid(5, 5, phases="AB"), [ev("ev", on="A")], {"ev": 0}),
+    S("phase C missing: a 1-phase EV within its minimum pause stays paused",
+      site(timers=TIMERS), grid(5, 5, phases="AB"), [ev("one", on="A", memory=mem(0, paused=30))], {"one": 0},
+      {"one": R.STALE_DATA}),
     S("1-phase site, stale reading: 0",
       site("A", fuse=32.0), grid(0, phases="A", age=60), [ev("ev", on="A")], {"ev": 0}),
     # --- must run ----------------------------------------------------------------------------------------

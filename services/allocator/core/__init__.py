@@ -28,10 +28,13 @@ Decisions on points the issue leaves open:
   ``timers.stale_after``): loads whose mode may take grid power for their minimum (Standard, Continuous,
   Solar Priority, must-run) get their minimum when every phase they use has a fresh reading and it fits there
   (and no max-import or imbalance limit depends on an unknown phase); everyone else 0; reason stale_data.
-  Timers do not hold anything on stale data. Readings from the future count as fresh.
+  Timers do not hold anything on stale data, and a load within its minimum pause stays paused. Readings
+  from the future count as fresh.
 * **Battery**: SOC unknown on a battery site → battery first (Solar Only gets nothing, Solar Priority its
   minimum, no excess). Battery discharge above target counts as surplus only when ``max_discharge_power`` is
-  set. The full latch sets at 100 % and releases below ``100 − hysteresis``.
+  set. The full latch sets at 100 % and releases below ``100 − hysteresis``. ``min_soc`` is the inverter's
+  business: the allocator never counts on the battery below its target. Of the inverter limits only
+  ``max_power`` is used (the surplus is a netted power pool, so per-phase inverter limits do not bind it).
 * **Finishing** loads are treated like idle ones: 0, with an ``available`` figure.
 * **Excess "once it is there, at least the minimum"**: an Excess load starts only when the excess covers its
   minimum (it is *truly* excess power); once it runs (the previous decision let it), it keeps at least its

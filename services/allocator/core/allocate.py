@@ -93,7 +93,7 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
     competing = in_order([v for v in views if v.wants_power])
     if pools.stale:
         final = Budget.start(settings, pools, views)
-        _stale_minimums(competing, final, pools, settings)
+        _stale_minimums(before_allocation(competing, now, settings.timers), final, pools, settings)
     else:
         budget = Budget.start(settings, pools, views)
         allowed = before_allocation(competing, now, settings.timers)
