@@ -35,6 +35,7 @@ class Outgoing:
     topic: str
     payload: BaseModel | str
     retain: bool
+    qos: int = 1
 
 
 class _StateSlot:
@@ -59,9 +60,9 @@ class Outbox:
         self.reported = 0
         self.coalesced = 0
 
-    async def put(self, topic: str, payload: BaseModel | str, *, retain: bool = False) -> None:
+    async def put(self, topic: str, payload: BaseModel | str, *, retain: bool = False, qos: int = 1) -> None:
         """Queue a publish; waits while the queue is full (backpressure on the caller)."""
-        item = Outgoing(topic, payload, retain)
+        item = Outgoing(topic, payload, retain, qos)
         if not retain:
             await self._queue.put(item)
         elif topic in self._latest:
@@ -124,7 +125,7 @@ class Outbox:
 
     async def _publish(self, item: Outgoing) -> None:
         try:
-            await self.runtime.publish(item.topic, item.payload, retain=item.retain)
+            await self.runtime.publish(item.topic, item.payload, retain=item.retain, qos=item.qos)
         except Exception:  # the runtime reports broker trouble itself; never lose the worker
             log.exception("publish to %s failed", item.topic)
         finally:

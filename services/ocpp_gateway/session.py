@@ -307,8 +307,8 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
     def now(self) -> datetime:
         return self.ctx.clock.now()
 
-    async def publish(self, topic: str, model: Any, *, retain: bool = True) -> None:
-        await self.ctx.outbox.put(topic, model, retain=retain)
+    async def publish(self, topic: str, model: Any, *, retain: bool = True, qos: int = 1) -> None:
+        await self.ctx.outbox.put(topic, model, retain=retain, qos=qos)
 
     def report(self, error: str, message: str, payload: str | bytes = b"") -> None:
         self.ctx.outbox.report(self.site, error, f"charger {self.admission.ocpp_id}: {message}", payload,
@@ -329,7 +329,9 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         for problem in problems:
             self.report("meter_value", f"connector {connector}: {problem}")
         if meter is not None:
-            await self.publish(self.topics.connector_meter(self.site, self.charger, connector), meter)
+            # QoS 0: meter values are the busiest state and renew themselves; QoS 1 holds each publish
+            # in flight until the broker acknowledges it, and a busy gateway then publishes them late.
+            await self.publish(self.topics.connector_meter(self.site, self.charger, connector), meter, qos=0)
         return meter
 
     async def publish_boot(self, boot: ChargerBoot) -> None:
