@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import socket
@@ -134,9 +135,13 @@ class RuntimeStats:
     connects: int = 0
 
 
+_instances = itertools.count(1)
+
+
 def client_identifier(service: str) -> str:
-    """A client id unique per process, so a standby instance never kicks the active one off."""
-    return f"ampmq-{service}-{socket.gethostname()[:20]}-{os.getpid()}"
+    """A client id unique per runtime, so a standby instance never kicks the active one off (not even a
+    second instance of the same service in one process: tests, partitioned allocators)."""
+    return f"ampmq-{service}-{socket.gethostname()[:20]}-{os.getpid()}-{next(_instances)}"
 
 
 class Runtime:
@@ -167,6 +172,7 @@ class Runtime:
         self._max_queued = max_queued
         self._tasks: set[asyncio.Task[Any]] = set()
         self.log = logging.getLogger(f"ampmq.{service}")
+        self.identifier = client_identifier(service)
 
     # -- declaring ---------------------------------------------------------------------------------
     def route(self, topic_filter: str, model: type[M]) -> Callable[[Callable[[Incoming[M]], Awaitable[None]]], Any]:
@@ -273,7 +279,7 @@ class Runtime:
             connects_before = self.stats.connects
             try:
                 async with self.broker.client(
-                    client_identifier(self.service), will=will, max_queued_incoming_messages=self._max_queued
+                    self.identifier, will=will, max_queued_incoming_messages=self._max_queued
                 ) as client:
                     self._client = client
                     await self._session(client)
