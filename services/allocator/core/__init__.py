@@ -19,8 +19,9 @@ Decisions on points the issue leaves open:
 * **Surplus and excess are power pools** netted over the phases (as meters net them), consumed in leg-amps;
   fuses, circuits and the imbalance limit are per phase. Every allocation lowers the solar pools.
 * **allow_grid_charging=False**: Standard and Solar Priority loads may not take grid import at all — they
-  behave as Solar Only (keeping their urgency for ordering). Continuous on/off loads and must-run loads are
-  exempt.
+  behave as Solar Only (keeping their urgency for ordering), and no load is held at its minimum from the grid
+  by min_run or grace (they pause at once; min_pause and the smoothing still damp flicker). Continuous on/off
+  loads and must-run loads are exempt.
 * **Continuous** on a load that is not on/off behaves as Standard.
 * **must_run** runs whatever the mode (even Off), before every mode, within the hard limits; a load disabled
   in its settings stays at 0 even when it must run.

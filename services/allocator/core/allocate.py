@@ -98,7 +98,7 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
         budget = Budget.start(settings, pools, views)
         allowed = before_allocation(competing, now, settings.timers)
         STRATEGIES[settings.strategy](allowed, budget, pools)
-        after_allocation(allowed, now, settings.timers)
+        after_allocation(allowed, now, settings.timers, settings.allow_grid_charging)
         final = Budget.start(settings, pools, views)
         refit(allowed, final)
 

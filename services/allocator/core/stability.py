@@ -17,9 +17,10 @@ Driven only by the memory the previous decision left (:class:`LoadMemory`, :clas
   on the load's maximum for this decision, known beforehand, so the rest of the budget goes to the others.
 
 A user's mode change (``LoadMemory.mode`` differs from the mode now) or ``must_run`` overrides min_run,
-grace and min_pause; a fault, an unavailable device, stale data, Off and disabled are never held. Holds take
-from the grid: they are *wishes* — the safety refit (:mod:`.safety`) fits them after every load that is not
-held, within the hard limits only, so a hold never pushes a phase or a circuit over its limit.
+grace and min_pause; ``allow_grid_charging=False`` means no holds (they would import the minimum); a
+fault, an unavailable device, stale data, Off and disabled are never held. Holds take from the grid: they
+are *wishes* — the safety refit (:mod:`.safety`) fits them after every load that is not held, within the
+hard limits only, so a hold never pushes a phase or a circuit over its limit.
 """
 
 from __future__ import annotations
@@ -94,8 +95,10 @@ def before_allocation(loads: list[LoadView], now: datetime, timers: Timers) -> l
     return competing
 
 
-def after_allocation(loads: list[LoadView], now: datetime, timers: Timers) -> None:
-    """min_run and grace: turn each competing load's raw ``amount`` into its ``target`` (held or not)."""
+def after_allocation(loads: list[LoadView], now: datetime, timers: Timers, allow_grid: bool = True) -> None:
+    """min_run and grace: turn each competing load's raw ``amount`` into its ``target`` (held or not).
+
+    A hold takes the minimum from the grid, so none is made where the site allows no grid charging."""
     for load in loads:
         raw = load.amount
         load.raw = raw
@@ -103,7 +106,8 @@ def after_allocation(loads: list[LoadView], now: datetime, timers: Timers) -> No
         mem = load.memory
         running = mem.current > EPS or mem.on
         override = load.must_run or (mem.mode is not None and mem.mode is not load.mode)
-        if running and raw <= EPS and load.reason in SURPLUS_REASONS and not override and load.floor > EPS:
+        holdable = allow_grid and not override and load.floor > EPS
+        if running and raw <= EPS and load.reason in SURPLUS_REASONS and holdable:
             since = mem.short_since or now
             if _seconds(now, mem.active_since) < timers.min_run:
                 target, load.hold, load.reason, load.short_since = load.floor, True, Reason.MIN_RUN, since
