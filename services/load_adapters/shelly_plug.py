@@ -51,7 +51,9 @@ class ShellyRelay(RelayDriver):
         super().__init__(adapter, label)
         self.config = config
         self.src = config.rpc_src or f"ampmq-{adapter.site}-{adapter.load}-{config.switch_id}"
-        self._pending: dict[int, tuple[str, dict[str, Any]]] = {}
+        self._pending: dict[int, tuple[str, dict[str, Any], float]] = {}
+        #: When the device last pushed its status: an RPC answer to a request sent before that is older news.
+        self._pushed_at = -1e18
 
     @property
     def command_topic(self) -> str:
@@ -70,7 +72,7 @@ class ShellyRelay(RelayDriver):
 
     async def _rpc(self, method: str, params: dict[str, Any]) -> None:
         request_id = next(self._ids)
-        self._pending[request_id] = (method, params)
+        self._pending[request_id] = (method, params, self.adapter.clock.monotonic())
         if len(self._pending) > 64:  # answers that never came
             self._pending.pop(next(iter(self._pending)))
         body = {"id": request_id, "src": self.src, "method": method, "params": params}
@@ -100,6 +102,7 @@ class ShellyRelay(RelayDriver):
     async def _on_status(self, msg: RawIncoming) -> None:
         try:
             self._apply_status(json_object(msg.payload))
+            self._pushed_at = self.adapter.clock.monotonic()
         except ValueError as exc:
             await self.bad_payload(msg, str(exc))
 
@@ -114,6 +117,7 @@ class ShellyRelay(RelayDriver):
             status = params.get(f"switch:{self.config.switch_id}")
             if isinstance(status, dict):
                 self._apply_status(status)
+                self._pushed_at = self.adapter.clock.monotonic()
 
     async def _on_online(self, msg: RawIncoming) -> None:
         if msg.payload.strip() == b"false":
@@ -131,7 +135,8 @@ class ShellyRelay(RelayDriver):
         request = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
         if request is None:
             return  # not ours (another switch of the same device) or already answered
-        method, params = request
+        method, params, sent_at = request
+        stale = self._pushed_at >= sent_at
         error = answer.get("error")
         if error is not None:
             text = error.get("message", error) if isinstance(error, dict) else error
@@ -140,7 +145,9 @@ class ShellyRelay(RelayDriver):
             self.reject(f"{method} error {code}: {text}")
             return
         result = answer.get("result")
-        if method == "Switch.GetStatus" and isinstance(result, dict):
+        if stale:
+            self.updated()  # the device pushed its status since we asked: that status is newer than this answer
+        elif method == "Switch.GetStatus" and isinstance(result, dict):
             self._apply_status(result)
         elif method == "Switch.Set" and isinstance(params.get("on"), bool):
             self.set_output(params["on"])  # done: the status topic may follow, or not (notifications off)
