@@ -139,3 +139,13 @@ async def test_v201_boot_status_meter_transaction_and_profile(
                                      after=mark)).model(OcppResult)
         assert (result.ok, result.response) == (True, {"status": "Accepted"})
         assert cs.received[0][1]["charging_profile"]["id"] == 7
+
+        # Ended names no EVSE: the gateway remembers which EVSE the transaction is on
+        await cs.call(call201.TransactionEvent(
+            event_type="Ended", timestamp="2026-12-01T01:00:00Z", trigger_reason="EVCommunicationLost", seq_no=1,
+            transaction_info={"transactionId": "tx-9", "stoppedReason": "EVDisconnected"},
+            meter_value=[{"timestamp": "2026-12-01T01:00:00Z", "sampledValue": [
+                {"value": 9.5, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "kWh"}}]}]))
+        ended = await probe.expect(topics.connector_transaction(site_id, "cs-201", 1),
+                                   where=lambda m: m.json()["state"] == "ended")
+        assert (ended.model(TransactionState).meter_stop_wh, ended.json()["reason"]) == (9500.0, "EVDisconnected")
