@@ -26,6 +26,7 @@ from websockets.headers import build_www_authenticate_basic, parse_authorization
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.models import OcppVersion
 from shared.topics import TopicError, slugify
 
@@ -39,6 +40,9 @@ SUBPROTOCOLS: dict[str, OcppVersion] = {"ocpp2.0.1": OcppVersion.V201, "ocpp1.6"
 #: The version of a charger that offers no subprotocol.
 DEFAULT_VERSION = OcppVersion.V16
 REALM = "ampmq OCPP gateway"
+#: At most this many handshake refusals are reported per window (the rest are counted).
+REFUSAL_REPORTS = 20
+REFUSAL_WINDOW = 10.0
 
 #: ``report(site or None, error code, message)``: how a refusal reaches the errors topic (never blocks).
 Reporter = Callable[[str | None, str, str], None]
@@ -88,9 +92,14 @@ def server_ssl_context(config: GatewayConfig) -> ssl.SSLContext | None:
 class Handshake:
     """``process_request`` for websockets' ``serve``: admits or refuses each charger."""
 
-    def __init__(self, config: GatewayConfig, report: Reporter, taken: Callable[[str], str | None]) -> None:
+    def __init__(self, config: GatewayConfig, report: Reporter, taken: Callable[[str], str | None],
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
-        self._report = report
+        self._report_to = report
+        self._clock = clock
+        self._window_start = clock.monotonic()
+        self._window_reports = 0
+        self.suppressed = 0
         #: Which configured charge point id owns a topic id (so an unknown id cannot take a known one's topics).
         self._taken = taken
         self._configured = {slugify(cp_id): cp_id for cp_id in config.chargers}
@@ -165,6 +174,23 @@ class Handshake:
             return "wrong password"
         self._verified[ocpp_id] = digest
         return None
+
+    def _report(self, site: str | None, error: str, message: str) -> None:
+        """Report a refusal, at most ``REFUSAL_REPORTS`` per ``REFUSAL_WINDOW`` seconds: a scanner or a
+        misconfigured fleet knocking thousands of times must not crowd the errors topic (or the outbox
+        the chargers' state goes through). The refusals beyond are counted and summed up once."""
+        now = self._clock.monotonic()
+        if now - self._window_start >= REFUSAL_WINDOW:
+            if self.suppressed:
+                self._report_to(None, "refusals_suppressed", f"{self.suppressed} more handshake refusals in "
+                                f"{REFUSAL_WINDOW:g}s were not reported one by one")
+            self._window_start, self._window_reports, self.suppressed = now, 0, 0
+        if self._window_reports >= REFUSAL_REPORTS:
+            self.suppressed += 1
+            log.info("refused (not reported: too many): %s: %s", error, message)
+            return
+        self._window_reports += 1
+        self._report_to(site, error, message)
 
     async def _refuse(self, connection: ServerConnection, site: str | None, status: http.HTTPStatus, error: str,
                       message: str, *, challenge: bool = False) -> Response:

@@ -22,6 +22,7 @@ from websockets.typing import Subprotocol
 
 from services.ocpp_gateway.config import GatewayConfig
 from services.ocpp_gateway.gateway import Gateway
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.mqtt import Runtime, serving
 from shared.topics import Topics
 
@@ -38,12 +39,12 @@ def run_gateway(mqtt_url: str) -> GatewayFactory:
     """``async with run_gateway(chargers={...}, ...) as gateway``: a gateway on a free port, connected to MQTT."""
 
     @contextlib.asynccontextmanager
-    async def factory(**settings: Any) -> AsyncIterator[Gateway]:
+    async def factory(clock: Clock = SYSTEM_CLOCK, **settings: Any) -> AsyncIterator[Gateway]:
         settings.setdefault("host", "127.0.0.1")
         settings.setdefault("port", 0)
         config = GatewayConfig.model_validate(settings)
         runtime = Runtime("ocpp-gateway", mqtt_url, Topics())
-        gateway = Gateway(config, runtime)
+        gateway = Gateway(config, runtime, clock)
         async with serving(runtime), gateway.running():
             yield gateway
 

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 import pytest
 from ocpp.v16 import call as call16
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from services.ocpp_gateway.handshake import REFUSAL_REPORTS, REFUSAL_WINDOW
 from services.ocpp_gateway.passwords import hash_password
 from shared.models import ChargerBoot, ErrorReport
 from shared.probe import Probe
@@ -37,6 +41,46 @@ async def test_unknown_id_is_refused_and_reported(
         assert report.model(ErrorReport).error == "unknown_charger"
         assert await _refused(f"{gateway.url}/", subprotocols=["ocpp1.6"]) == 404
         assert gateway.handshake.refused == 2
+
+
+class SteppedClock:
+    """A clock the test moves by hand (the gateway takes all its time from its clock)."""
+
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.seconds, UTC)
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+async def test_a_flood_of_refusals_is_reported_in_moderation(
+    run_gateway: GatewayFactory, probe: Probe, topics: Topics
+) -> None:
+    await probe.subscribe(topics.service_errors("ocpp-gateway"))
+    clock = SteppedClock()
+    async with run_gateway(clock=clock) as gateway:
+        mark = probe.mark()
+        for i in range(REFUSAL_REPORTS + 10):
+            assert await _refused(f"{gateway.url}/SCANNER-{i}", subprotocols=["ocpp1.6"]) == 404
+        assert (gateway.handshake.refused, gateway.handshake.suppressed) == (REFUSAL_REPORTS + 10, 10)
+        await probe.expect(topics.service_errors("ocpp-gateway"), after=mark,
+                           where=lambda m: f"SCANNER-{REFUSAL_REPORTS - 1}'" in m.json()["message"])
+        clock.seconds += REFUSAL_WINDOW  # the next window: a summary, then reports one by one again
+        assert await _refused(f"{gateway.url}/LATECOMER", subprotocols=["ocpp1.6"]) == 404
+        summary = await probe.expect(topics.service_errors("ocpp-gateway"), after=mark,
+                                     where=lambda m: m.json()["error"] == "refusals_suppressed")
+        assert summary.json()["message"].startswith("10 more")
+        await probe.expect(topics.service_errors("ocpp-gateway"), after=mark,
+                           where=lambda m: "LATECOMER" in m.json()["message"])
+        reported = [m for m in probe.on(topics.service_errors("ocpp-gateway"), after=mark)
+                    if "SCANNER" in m.json()["message"]]
+        assert len(reported) == REFUSAL_REPORTS
 
 
 async def test_password_checked_against_the_stored_hash(
