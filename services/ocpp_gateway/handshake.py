@@ -31,6 +31,7 @@ from shared.models import OcppVersion
 from shared.topics import TopicError, slugify
 
 from .config import CHARGE_POINT_ID_MAX, GatewayConfig
+from .moderation import Moderator
 from .passwords import verify_password
 
 log = logging.getLogger("ampmq.ocpp-gateway.handshake")
@@ -96,10 +97,7 @@ class Handshake:
                  clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
         self._report_to = report
-        self._clock = clock
-        self._window_start = clock.monotonic()
-        self._window_reports = 0
-        self.suppressed = 0
+        self._moderator = Moderator(clock, REFUSAL_REPORTS, REFUSAL_WINDOW)
         #: Which configured charge point id owns a topic id (so an unknown id cannot take a known one's topics).
         self._taken = taken
         self._configured = {slugify(cp_id): cp_id for cp_id in config.chargers}
@@ -175,22 +173,22 @@ class Handshake:
         self._verified[ocpp_id] = digest
         return None
 
+    @property
+    def suppressed(self) -> int:
+        return self._moderator.suppressed
+
     def _report(self, site: str | None, error: str, message: str) -> None:
         """Report a refusal, at most ``REFUSAL_REPORTS`` per ``REFUSAL_WINDOW`` seconds: a scanner or a
         misconfigured fleet knocking thousands of times must not crowd the errors topic (or the outbox
         the chargers' state goes through). The refusals beyond are counted and summed up once."""
-        now = self._clock.monotonic()
-        if now - self._window_start >= REFUSAL_WINDOW:
-            if self.suppressed:
-                self._report_to(None, "refusals_suppressed", f"{self.suppressed} more handshake refusals in "
-                                f"{REFUSAL_WINDOW:g}s were not reported one by one")
-            self._window_start, self._window_reports, self.suppressed = now, 0, 0
-        if self._window_reports >= REFUSAL_REPORTS:
-            self.suppressed += 1
+        allowed, held_back = self._moderator.allow()
+        if held_back:
+            self._report_to(None, "refusals_suppressed", f"{held_back} more handshake refusals in "
+                            f"{REFUSAL_WINDOW:g}s were not reported one by one")
+        if allowed:
+            self._report_to(site, error, message)
+        else:
             log.info("refused (not reported: too many): %s: %s", error, message)
-            return
-        self._window_reports += 1
-        self._report_to(site, error, message)
 
     async def _refuse(self, connection: ServerConnection, site: str | None, status: http.HTTPStatus, error: str,
                       message: str, *, challenge: bool = False) -> Response:

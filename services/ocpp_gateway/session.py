@@ -61,6 +61,7 @@ from . import schemas
 from .config import GatewayConfig
 from .handshake import Admission
 from .meter import connector_meter
+from .moderation import Moderator
 from .outbox import Outbox
 
 log = logging.getLogger("ampmq.ocpp-gateway.session")
@@ -71,6 +72,9 @@ frames_log.setLevel(logging.WARNING)
 #: OCPP 1.6J spells two error codes differently (errata v1.0 section 5).
 _V16_CODES = {"FormatViolation": "FormationViolation", "OccurenceConstraintViolation": "OccurrenceConstraintViolation"}
 MAX_REMEMBERED_TRANSACTIONS = 64
+#: At most this many error reports per charger per window; the rest are counted and summed up.
+REPORTS_PER_CHARGER = 20
+REPORT_WINDOW = 10.0
 _MESSAGE_TYPES = {MessageType.Call: Call, MessageType.CallResult: CallResult, MessageType.CallError: CallError}
 _UNSUPPORTED = "is not supported"
 
@@ -181,6 +185,7 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
         #: The camelCase payload of the CALL being handled (the library hands handlers snake_case).
         self.current_payload: Mapping[str, Any] = {}
+        self._moderator = Moderator(ctx.clock, REPORTS_PER_CHARGER, REPORT_WINDOW)
 
     # -- the reading loop ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -311,8 +316,20 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         await self.ctx.outbox.put(topic, model, retain=retain, qos=qos)
 
     def report(self, error: str, message: str, payload: str | bytes = b"") -> None:
-        self.ctx.outbox.report(self.site, error, f"charger {self.admission.ocpp_id}: {message}", payload,
-                               topic=self.topics.charger_availability(self.site, self.charger))
+        """Report trouble with this charger, at most ``REPORTS_PER_CHARGER`` per ``REPORT_WINDOW`` seconds
+        (a charger sending garbage in a loop must not crowd out everyone else's state); the rest are
+        counted and summed up once."""
+        allowed, held_back = self._moderator.allow()
+        topic = self.topics.charger_availability(self.site, self.charger)
+        if held_back:
+            self.ctx.outbox.report(self.site, "reports_suppressed", f"charger {self.admission.ocpp_id}: "
+                                   f"{held_back} more problems in {REPORT_WINDOW:g}s not reported one by one",
+                                   topic=topic)
+        if allowed:
+            self.ctx.outbox.report(self.site, error, f"charger {self.admission.ocpp_id}: {message}", payload,
+                                   topic=topic)
+        else:
+            log.info("charger %s (not reported: too many): %s: %s", self.admission.ocpp_id, error, message)
 
     async def event(self, name: str, data: Mapping[str, Any] | None = None) -> None:
         """Publish a ChargerEvent (not retained) named after the OCPP action, e.g. ``firmware-status-notification``."""

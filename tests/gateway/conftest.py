@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -25,6 +26,23 @@ from services.ocpp_gateway.gateway import Gateway
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.mqtt import Runtime, serving
 from shared.topics import Topics
+
+
+class SteppedClock:
+    """A clock the test moves by hand (the gateway takes all its time from its clock)."""
+
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.seconds, UTC)
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
 
 GatewayFactory = Callable[..., contextlib.AbstractAsyncContextManager[Gateway]]
 

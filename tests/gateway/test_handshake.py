@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
-
 import pytest
 from ocpp.v16 import call as call16
 from websockets.asyncio.client import connect
@@ -17,7 +14,7 @@ from shared.models import ChargerBoot, ErrorReport
 from shared.probe import Probe
 from shared.topics import Topics
 
-from .conftest import GatewayFactory, basic_auth, charger
+from .conftest import GatewayFactory, SteppedClock, basic_auth, charger
 
 CHEAP = {"n": 2**10}  # a cheap hash keeps the suite fast; production hashes use the default cost
 
@@ -41,22 +38,6 @@ async def test_unknown_id_is_refused_and_reported(
         assert report.model(ErrorReport).error == "unknown_charger"
         assert await _refused(f"{gateway.url}/", subprotocols=["ocpp1.6"]) == 404
         assert gateway.handshake.refused == 2
-
-
-class SteppedClock:
-    """A clock the test moves by hand (the gateway takes all its time from its clock)."""
-
-    def __init__(self) -> None:
-        self.seconds = 1000.0
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.seconds, UTC)
-
-    def monotonic(self) -> float:
-        return self.seconds
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)
 
 
 async def test_a_flood_of_refusals_is_reported_in_moderation(

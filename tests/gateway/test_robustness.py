@@ -14,12 +14,13 @@ from websockets.exceptions import ConnectionClosed
 
 from services.ocpp_gateway.config import GatewayConfig
 from services.ocpp_gateway.gateway import Gateway
+from services.ocpp_gateway.session import REPORT_WINDOW, REPORTS_PER_CHARGER
 from shared.models import ErrorReport
 from shared.mqtt import Runtime, serving
 from shared.probe import Probe, Received
 from shared.topics import Topics
 
-from .conftest import GatewayFactory, charger, raw_charger
+from .conftest import GatewayFactory, SteppedClock, charger, raw_charger
 
 
 def _error_is(error: str) -> Callable[[Received], bool]:
@@ -81,6 +82,28 @@ async def test_garbage_frames_get_callerrors_and_others_are_unaffected(
         booted = await good.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
         assert booted.status == "Accepted"
         await probe.expect(topics.charger_boot(site_id, "good"))
+
+
+async def test_a_charger_spewing_garbage_is_answered_but_reported_in_moderation(
+    run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
+) -> None:
+    await probe.subscribe(topics.errors(site_id))
+    clock = SteppedClock()
+    chargers = {"NOISY": {"site": site_id}, "CALM": {"site": site_id}}
+    async with run_gateway(chargers=chargers, clock=clock) as gateway, charger(gateway, "CALM") as calm, \
+            raw_charger(gateway, "NOISY") as noisy:
+        mark = probe.mark()
+        for i in range(REPORTS_PER_CHARGER + 30):
+            assert (await _answer(noisy, f'[2, "n{i}", "NoSuchAction", {{}}]'))[:3] == [4, f"n{i}", "NotSupported"]
+        assert (await calm.call(call16.Heartbeat())).current_time
+        clock.seconds += REPORT_WINDOW
+        await _answer(noisy, "garbage")
+        summary = await probe.expect(topics.errors(site_id), after=mark,
+                                     where=_error_is("reports_suppressed"))
+        assert "30 more problems" in summary.json()["message"]
+        await probe.expect(topics.errors(site_id), after=mark, where=_error_is("malformed_frame"))
+        assert len([m for m in probe.on(topics.errors(site_id), after=mark)
+                    if m.json()["error"] == "call_rejected"]) == REPORTS_PER_CHARGER
 
 
 async def test_killed_charger_goes_offline(
