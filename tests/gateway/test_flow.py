@@ -6,7 +6,16 @@ from __future__ import annotations
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from shared.models import ChargerBoot, ConnectorMeter, ConnectorStatus, Leg, OcppCommand, OcppResult, TransactionState
+from shared.models import (
+    ChargerBoot,
+    ChargerEvent,
+    ConnectorMeter,
+    ConnectorStatus,
+    Leg,
+    OcppCommand,
+    OcppResult,
+    TransactionState,
+)
 from shared.probe import Probe
 from shared.topics import Topics
 
@@ -149,3 +158,37 @@ async def test_v201_boot_status_meter_transaction_and_profile(
         ended = await probe.expect(topics.connector_transaction(site_id, "cs-201", 1),
                                    where=lambda m: m.json()["state"] == "ended")
         assert (ended.model(TransactionState).meter_stop_wh, ended.json()["reason"]) == (9500.0, "EVDisconnected")
+
+
+async def test_authorize_policy_notifications_and_data_transfer(
+    run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
+) -> None:
+    await probe.subscribe(topics.site_all(site_id))
+    async with run_gateway(chargers={"CP": {"site": site_id}, "CS": {"site": site_id}}, authorize="allowlist",
+                           id_tags=["GOOD-TAG"]) as gateway, \
+            charger(gateway, "CP") as cp, charger(gateway, "CS", "2.0.1") as cs:
+        assert (await cp.call(call16.Authorize(id_tag="GOOD-TAG"))).id_tag_info["status"] == "Accepted"
+        assert (await cp.call(call16.Authorize(id_tag="STOLEN"))).id_tag_info["status"] == "Invalid"
+        refused = await cp.call(call16.StartTransaction(connector_id=2, id_tag="STOLEN", meter_start=0,
+                                                        timestamp="2026-12-01T00:00:00Z"))
+        assert refused.id_tag_info["status"] == "Invalid"
+        tx = await probe.expect(topics.connector_transaction(site_id, "cp", 2))
+        assert tx.model(TransactionState).reason == "id tag Invalid"
+        token = {"idToken": "STOLEN", "type": "ISO14443"}
+        assert (await cs.call(call201.Authorize(id_token=token))).id_token_info["status"] == "Invalid"
+
+        await cp.call(call16.FirmwareStatusNotification(status="Downloading"))
+        event = await probe.expect(topics.charger_event(site_id, "cp", "firmware-status-notification"))
+        assert event.model(ChargerEvent).data == {"status": "Downloading"}
+        await cp.call(call16.DiagnosticsStatusNotification(status="Uploaded"))
+        await probe.expect(topics.charger_event(site_id, "cp", "diagnostics-status-notification"))
+        answer = await cp.call(call16.DataTransfer(vendor_id="com.acme", message_id="x", data="{}"))
+        assert answer.status == "UnknownVendorId"
+        transfer = await probe.expect(topics.charger_event(site_id, "cp", "data-transfer"))
+        assert transfer.model(ChargerEvent).data["vendorId"] == "com.acme"
+        await cs.call(call201.NotifyEvent(generated_at="2026-12-01T00:00:00Z", seq_no=0, event_data=[{
+            "eventId": 1, "timestamp": "2026-12-01T00:00:00Z", "trigger": "Alerting", "actualValue": "true",
+            "eventNotificationType": "HardWiredMonitor", "component": {"name": "EVSE"},
+            "variable": {"name": "Problem"}}]))
+        notify = await probe.expect(topics.charger_event(site_id, "cs", "notify-event"))
+        assert notify.model(ChargerEvent).data["eventData"][0]["variable"] == {"name": "Problem"}
