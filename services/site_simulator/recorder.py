@@ -144,16 +144,17 @@ def flicker_violations(events: list[SetpointEvent], load: str, min_run: float, m
                        tolerance: float = 0.1) -> list[str]:
     """Setpoint transitions of ``load`` that break the anti-flicker rules for want of surplus: a start on
     surplus stopped before ``min_run``, a surplus pause ended before ``min_pause`` (``tolerance`` is the
-    fraction of slack allowed for the publishing delay)."""
+    fraction of slack allowed for the publishing delay). A load's first pause, before it ever ran, is its
+    starting state, not a pause the timers govern."""
     mine = [e for e in events if e.load == load]
     problems: list[str] = []
-    for before, after in itertools.pairwise(mine):
+    for i, (before, after) in enumerate(itertools.pairwise(mine)):
         held = after.t - before.t
         if before.running and not after.running and after.reason in SURPLUS_REASONS \
                 and before.mode in (Mode.SOLAR_ONLY, Mode.SOLAR_PRIORITY, Mode.EXCESS) \
                 and held < min_run * (1 - tolerance):
             problems.append(f"t={after.t:.0f}s stopped ({after.reason}) after running {held:.0f}s < min_run")
-        if not before.running and after.running and before.reason in SURPLUS_REASONS \
+        if not before.running and after.running and before.reason in SURPLUS_REASONS and i > 0 \
                 and held < min_pause * (1 - tolerance):
             problems.append(f"t={after.t:.0f}s resumed after a {before.reason} pause of {held:.0f}s < min_pause")
     return problems

@@ -36,6 +36,7 @@ MODBUS_POLL = 15.0
 PROFILE_LIFETIME = 600.0
 PROFILE_RENEW = 120.0
 COMMAND_TIMEOUT = 300.0
+CONFIRM_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,8 @@ def build(base: AmpmqConfig, scenario: Scenario, ports: Ports) -> Wiring:
                                "max_charge_power": scenario.battery.max_charge_power,
                                "max_discharge_power": scenario.battery.max_discharge_power}
     for load in loads:
-        load.update({"tick": ADAPTER_TICK, "state_interval": STATE_INTERVAL})
+        load.update({"tick": ADAPTER_TICK, "state_interval": STATE_INTERVAL, "confirm_timeout": CONFIRM_TIMEOUT,
+                     "retry_initial": CONFIRM_TIMEOUT, "retry_max": 10 * CONFIRM_TIMEOUT})
     if scenario.circuits:
         settings["circuits"] = [{"id": c.id, "limit": c.limit} for c in scenario.circuits]
     settings.update(scenario.allocator)
