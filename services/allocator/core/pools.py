@@ -68,6 +68,8 @@ class Pools:
     surplus_ema: dict[Phase, float]
     #: One line about the battery for the allocation's message ("" without a battery).
     battery_note: str = ""
+    #: The site allows grid import for a load's minimum (``allow_grid_charging``).
+    grid_for_minimums: bool = True
 
 
 def _fresh(reading: Reading | None, cutoff: datetime) -> bool:
@@ -200,6 +202,7 @@ def compute_pools(
         latched=latched,
         surplus_ema=ema,
         battery_note=battery_note,
+        grid_for_minimums=settings.allow_grid_charging,
     )
 
 

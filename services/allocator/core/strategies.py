@@ -76,7 +76,7 @@ def room_for(load: LoadView, budget: Budget, pools: Pools) -> tuple[float, Reaso
     cap = budget.excess_left / legs
     if cap <= EPS:
         return 0.0, Reason.NO_EXCESS, ""
-    if load.amount <= EPS and cap < load.floor and load.was_running:
+    if load.amount <= EPS and cap < load.floor and load.was_running and pools.grid_for_minimums:
         cap = load.floor  # once it runs on excess, at least its minimum while any excess is left
     if cap < room:
         return cap, Reason.NO_EXCESS, ""
