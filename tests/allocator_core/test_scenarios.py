@@ -206,6 +206,9 @@ SCENARIOS: list[Scenario] = [
       site(allow_grid_charging=False), grid(-9, -9, -9), [ev("ev")], {"ev": 9}),
     S("no grid charging: Solar Priority gets no grid minimum",
       site(allow_grid_charging=False), grid(-1, -1, -1), [ev("ev", mode=SP)], {"ev": 0}),
+    S("no grid charging: a running Excess EV gets no minimum on 4 A of excess",
+      site(allow_grid_charging=False), grid(-4, -4, -4), [ev("ev", mode=EX, memory=mem(8, active=900, short=900))],
+      {"ev": 0}, {"ev": R.NO_EXCESS}),
     S("no grid charging: a Continuous plug still runs",
       site(allow_grid_charging=False), grid(5, 5, 5), [plug("p", 2300, mode=CONT)], {"p": 10}),
     # --- modes ------------------------------------------------------------------------------------------
