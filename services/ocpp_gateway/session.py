@@ -31,7 +31,6 @@ from typing import Any, ClassVar, TypeVar
 
 from ocpp.charge_point import (  # type: ignore[import-untyped]
     ChargePoint,
-    _raise_key_error,
     camel_to_snake_case,
     remove_nones,
     serialize_as_dict,
@@ -42,6 +41,8 @@ from ocpp.exceptions import (  # type: ignore[import-untyped]
     OCPPError,
     PropertyConstraintViolationError,
 )
+from ocpp.exceptions import NotImplementedError as NotImplementedCallError
+from ocpp.exceptions import NotSupportedError as NotSupportedCallError
 from ocpp.messages import (  # type: ignore[import-untyped]
     Call,
     CallError,
@@ -168,6 +169,8 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
     """A charger on its websocket; subclasses add the version's ``@on`` handlers."""
 
     version: ClassVar[OcppVersion]
+    #: Every action of the version, either direction.
+    known_actions: ClassVar[frozenset[str]]
     _ocpp_version: str
 
     def __init__(self, admission: Admission, connection: ServerConnection, ctx: GatewayContext,
@@ -225,7 +228,8 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
     async def _handle_call(self, msg: Call) -> None:
         """Route a CALL to its ``@on`` handler: the library's routing, schemas and key conversion, made lean.
 
-        Differences from ``ChargePoint._handle_call``: the schema is checked in the event loop with the
+        Differences from ``ChargePoint._handle_call``: NotImplemented and NotSupported as OCPP-J defines
+        them (the library swaps the two), the schema is checked in the event loop with the
         same schema files compiled (:mod:`.schemas`; a thread hop per message costs more than the check),
         camelCase keys are converted once per distinct key (the library runs two regexes per key per
         message), and a failing handler raises its OCPPError here (see :func:`reported`) so
@@ -233,7 +237,13 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         """
         handlers = self.route_map.get(msg.action)
         if handlers is None or "_on_action" not in handlers:
-            _raise_key_error(msg.action, self._ocpp_version)
+            # OCPP-J: NotImplemented = "not known by receiver", NotSupported = "recognized but not supported".
+            # (The ocpp library answers the other way round.)
+            if msg.action in self.known_actions:
+                raise NotSupportedCallError(description="Requested Action is recognized but not supported by the "
+                                             "receiver", details={"cause": f"{msg.action} is not handled here"})
+            raise NotImplementedCallError(description="Requested Action is not known by receiver",
+                                           details={"cause": f"{msg.action} is not an OCPP {self.version} action"})
         validate = not handlers.get("_skip_schema_validation", False)
         if validate:
             schemas.check(self._ocpp_version, msg.action, MessageType.Call, msg.payload)

@@ -17,6 +17,7 @@ from .session import ChargerSession, ocpp_time, reported
 
 class ChargePoint16(ChargerSession, V16ChargePoint):  # type: ignore[misc]
     version = OcppVersion.V16
+    known_actions = frozenset(action.value for action in Action)
 
     @on(Action.boot_notification)
     @reported

@@ -23,6 +23,7 @@ _EVENT_STATE = {"Started": "started", "Updated": "updated", "Ended": "ended"}
 
 class ChargePoint201(ChargerSession, V201ChargePoint):  # type: ignore[misc]
     version = OcppVersion.V201
+    known_actions = frozenset(action.value for action in Action)
 
     @on(Action.boot_notification)
     @reported

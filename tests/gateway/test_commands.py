@@ -70,7 +70,7 @@ async def test_offline_unknown_action_rejected_and_invalid_command(
             rejected = await _result(probe, topics, site_id, "cp1", "SetChargingProfile", mark)
             assert (rejected.ok, rejected.error, rejected.response) == (False, "rejected", {"status": "Rejected"})
 
-            # a charger without a handler answers NotImplemented: a call_error result
+            # a charger without a handler answers with a CALLERROR (the ocpp library's NotImplemented): call_error
             mark = probe.mark()
             await probe.publish(topics.charger_command(site_id, "cp1", "Reset"),
                                 OcppCommand(request_id="ce-1", payload={"type": "Soft"}))

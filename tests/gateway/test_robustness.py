@@ -48,8 +48,8 @@ async def test_garbage_frames_get_callerrors_and_others_are_unaffected(
             ('[2, 17, "Heartbeat", {}]', "-1", "FormationViolation"),
             ('[7, "m1", "Heartbeat", {}]', "m1", "GenericError"),
             ('[2, "m2", "Heartbeat"]', "m2", "FormationViolation"),
-            ('[2, "m3", "NoSuchAction", {}]', "m3", "NotSupported"),
-            ('[2, "m4", "Reset", {"type": "Soft"}]', "m4", "NotImplemented"),  # central-system action, wrong way
+            ('[2, "m3", "NoSuchAction", {}]', "m3", "NotImplemented"),  # OCPP-J: "not known by receiver"
+            ('[2, "m4", "Reset", {"type": "Soft"}]', "m4", "NotSupported"),  # known, but the other direction
             ('[2, "m5", "BootNotification", {"chargePointVendor": 5, "chargePointModel": "M"}]', "m5",
              "TypeConstraintViolation"),
             ('[2, "m6", "StatusNotification", {"connectorId": 1}]', "m6", "ProtocolError"),
@@ -64,7 +64,7 @@ async def test_garbage_frames_get_callerrors_and_others_are_unaffected(
         cases_201: list[tuple[str | bytes, str, str]] = [
             ("{{{", "-1", "RpcFrameworkError"),
             ('[9, "n1", "Heartbeat", {}]', "n1", "MessageTypeNotSupported"),
-            ('[2, "n2", "NoSuchAction", {}]', "n2", "NotSupported"),
+            ('[2, "n2", "NoSuchAction", {}]', "n2", "NotImplemented"),
             ('[2, "n3", "BootNotification", {"reason": "PowerUp"}]', "n3", "ProtocolError"),
         ]
         for frame, unique_id, code in cases_201:
@@ -94,7 +94,7 @@ async def test_a_charger_spewing_garbage_is_answered_but_reported_in_moderation(
             raw_charger(gateway, "NOISY") as noisy:
         mark = probe.mark()
         for i in range(REPORTS_PER_CHARGER + 30):
-            assert (await _answer(noisy, f'[2, "n{i}", "NoSuchAction", {{}}]'))[:3] == [4, f"n{i}", "NotSupported"]
+            assert (await _answer(noisy, f'[2, "n{i}", "NoSuchAction", {{}}]'))[:3] == [4, f"n{i}", "NotImplemented"]
         assert (await calm.call(call16.Heartbeat())).current_time
         clock.seconds += REPORT_WINDOW
         await _answer(noisy, "garbage")
