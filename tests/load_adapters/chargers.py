@@ -64,6 +64,8 @@ class Charger16(ChargePoint16, Recording):
         super().__init__(cp_id, connection, response_timeout=10)
         self.calls = []
         self.rate_unit = rate_unit
+        #: Answer this many SetChargingProfile calls with Rejected.
+        self.reject_profiles = 0
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         self.record(raw_msg)
@@ -71,6 +73,9 @@ class Charger16(ChargePoint16, Recording):
 
     @on(Action16.set_charging_profile)
     def on_set_charging_profile(self, **kw: Any) -> result16.SetChargingProfile:
+        if self.reject_profiles > 0:
+            self.reject_profiles -= 1
+            return result16.SetChargingProfile(status="Rejected")
         return result16.SetChargingProfile(status="Accepted")
 
     @on(Action16.clear_charging_profile)

@@ -318,3 +318,34 @@ async def test_reconnected_charger_gets_its_baseline_again(mqtt_url: str, probe:
             await cp.boot()
             baseline = await cp.wait_call("SetChargingProfile")
             assert baseline["csChargingProfiles"]["chargingProfileId"] == 10
+
+
+async def test_rejected_profile_is_reported_and_retried(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    await probe.subscribe(T.errors(site_id))
+    await probe.subscribe(T.load_state(site_id, "carport"))
+    async with (
+        ocpp_gateway(mqtt_url, site_id, ["CP-A"]) as gw,
+        running(mqtt_url, [charger_load(site_id, rate_unit="A")]),
+        charge_point(gw.url, "CP-A") as cp,
+    ):
+        cp.reject_profiles = 2
+        await cp.boot()
+        # refused twice, then the third baseline gets through
+        await probe.expect(T.load_state(site_id, "carport"), where=lambda m: m.json()["details"]["baseline"])
+        assert len(cp.of("SetChargingProfile")) == 3
+        failures = [m.json() for m in probe.on(T.errors(site_id)) if m.json()["error"] == "command_failed"]
+        assert len(failures) == 2
+        assert "rejected" in failures[0]["message"]
+        assert failures[0]["topic"] == T.charger_command(site_id, "cp-a", "SetChargingProfile")
+
+
+async def test_gateway_gone_makes_the_charger_unavailable(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    await probe.subscribe(T.load_state(site_id, "carport"))
+    async with running(mqtt_url, [charger_load(site_id, rate_unit="A")]):
+        async with ocpp_gateway(mqtt_url, site_id, ["CP-A"]) as gw, charge_point(gw.url, "CP-A") as cp:
+            await cp.boot()
+            await cp.status("Charging")
+            await probe.expect(T.load_state(site_id, "carport"), where=lambda m: m.json()["status"] == "active")
+            mark = probe.mark()
+        await probe.expect(T.load_state(site_id, "carport"), after=mark,
+                           where=lambda m: m.json()["status"] == "unavailable")
