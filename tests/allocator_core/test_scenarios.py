@@ -88,6 +88,10 @@ SCENARIOS: list[Scenario] = [
     S("1-phase site, export below the threshold: no excess",
       site("A", fuse=40.0, excess_export_threshold=2300.0), grid1(-5), [ev("ev", on="A", mode=EX)], {"ev": 0},
       {"ev": R.NO_EXCESS}),
+    S("2-phase site (A+B): a 2-phase EV limited by the busier phase",
+      site("AB"), grid(4, 10, phases="AB"), [ev("ev", on="AB", hi=32)], {"ev": 14}),
+    S("2-phase site: a charger wired to C cannot run",
+      site("AB"), grid(0, 0, phases="AB"), [ev("ev", on="ABC")], {"ev": 0}, {"ev": R.UNAVAILABLE}),
     # --- phase mapping ----------------------------------------------------------------------------------
     S("charger L1->B: its 1-phase car draws on B", site(), grid(20, 5, 5), [ev("ev", on="B")], {"ev": 16}),
     S("charger L1->C, phase C busy: paused", site(), grid(5, 5, 20), [ev("ev", on="C")], {"ev": 0}),

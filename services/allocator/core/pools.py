@@ -43,8 +43,6 @@ NOT_COUNTED = frozenset({LoadStatus.FAULTED, LoadStatus.UNAVAILABLE})
 @dataclass(slots=True)
 class Pools:
     phases: tuple[Phase, ...]
-    #: Fuse limit minus margin, per phase.
-    limit: float
     #: The house's own consumption per known phase (negative: export).
     house: dict[Phase, float]
     #: Phases with a fresh grid reading.
@@ -186,7 +184,6 @@ def compute_pools(
         excess = max(0.0, excess_w / voltage)
     return Pools(
         phases=phases,
-        limit=limit,
         house=house,
         known=frozenset(grid),
         stale=stale,

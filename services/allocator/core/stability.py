@@ -101,7 +101,6 @@ def after_allocation(loads: list[LoadView], now: datetime, timers: Timers, allow
     A hold takes the minimum from the grid, so none is made where the site allows no grid charging."""
     for load in loads:
         raw = load.amount
-        load.raw = raw
         target = raw
         mem = load.memory
         running = mem.current > EPS or mem.on

@@ -65,8 +65,7 @@ class LoadView:
     subject: str = ""
     room: float = 0.0
     available: float | None = None
-    #: Stability: the raw amount before the timers, and whether the amount is a timer hold.
-    raw: float = 0.0
+    #: Stability: the amount is a timer hold (min_run, grace), fitted after every other load.
     hold: bool = False
     #: Got (at least) its floor in the current pass: it may be topped up.
     started: bool = False
