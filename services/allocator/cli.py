@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -41,7 +42,7 @@ def _parse_now(text: str) -> datetime:
 def run(args: argparse.Namespace, config: AmpmqConfig) -> int:
     source = args.snapshot
     try:
-        text = sys.stdin.read() if source == "-" else open(source, encoding="utf-8").read()  # noqa: SIM115
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as exc:
         print(f"ampmq allocate: cannot read {source}: {exc.strerror}", file=sys.stderr)
         return 2
