@@ -46,6 +46,9 @@ def run(args: argparse.Namespace, config: AmpmqConfig) -> int:
     except OSError as exc:
         print(f"ampmq allocate: cannot read {source}: {exc.strerror}", file=sys.stderr)
         return 2
+    except UnicodeDecodeError:
+        print(f"ampmq allocate: {source} is not UTF-8 text", file=sys.stderr)
+        return 2
     try:
         snapshot = Snapshot.model_validate_json(text)
     except ValidationError as exc:

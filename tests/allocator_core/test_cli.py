@@ -89,3 +89,11 @@ def test_missing_file_exit_2(tmp_path: Path) -> None:
     done = _run("--snapshot", str(tmp_path / "nope.json"))
     assert done.returncode == 2
     assert "cannot read" in done.stderr
+
+
+def test_binary_file_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.bin"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    done = _run("--snapshot", str(path))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
