@@ -97,3 +97,11 @@ def test_binary_file_exit_2(tmp_path: Path) -> None:
     done = _run("--snapshot", str(path))
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bad_now_exit_2(tmp_path: Path) -> None:
+    path, _ = _snapshot_file(tmp_path)
+    for bad in ("yesterday", "2026-06-01T12:00:00"):  # not ISO; no time zone
+        done = _run("--snapshot", str(path), "--now", bad)
+        assert done.returncode == 2, bad
+        assert "--now" in done.stderr
