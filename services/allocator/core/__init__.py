@@ -23,6 +23,9 @@ Decisions on points the issue leaves open:
   by min_run or grace (they pause at once; min_pause and the smoothing still damp flicker). Continuous on/off
   loads and must-run loads are exempt.
 * **Continuous** on a load that is not on/off behaves as Standard.
+* **Power and current** convert with ``SiteSettings.voltage`` (measured voltages are not used). The
+  ``power_buffer`` is kept below ``max_import_power``; the fuse keeps its own ``margin``. An on/off load's
+  per-leg current is ``rated_power / (voltage × legs in use)`` (else its ``max_current``).
 * **must_run** runs whatever the mode (even Off), before every mode, within the hard limits; a load disabled
   in its settings stays at 0 even when it must run.
 * **Stale data** (no measurement, a site phase without a grid reading or one older than
