@@ -5,15 +5,17 @@ No I/O, no clock reads, no globals: the same snapshot and ``now`` give the same 
 excess pools, battery latch), :mod:`.budget` (hard limits: fuse per phase, max import, circuits, imbalance),
 :mod:`.strategies` (modes and the four strategies), :mod:`.stability` (smoothing and anti-flicker timers),
 :mod:`.safety` (final fit into the hard limits), :mod:`.explain` (reasons, sentences, table),
-:mod:`.allocate` (the steps in order).
+:mod:`.output` (fast construction of the output models), :mod:`.allocate` (the steps in order). The only
+module-level state is immutable constants and a memo of a pure function (:func:`.views.work_out_wiring`).
 
 Decisions on points the issue leaves open:
 
 * **Safety invariant.** Per phase ``house + Σ allocations ≤ fuse_limit − margin`` and per circuit
   ``Σ member allocations (+ draw of members not counted on) ≤ circuit.limit − margin``, where
   ``house = grid − Σ draw`` of the loads that get a setpoint, each on the phases it uses now (a draw reported
-  on another phase stays house load). Faulted/unavailable loads are not counted on:
-  their draw stays in the house load (and on their circuits) and they get 0.
+  on another phase stays house load). Faulted/unavailable loads are not counted on: their draw stays in the
+  house load (and on their circuits) and they get 0. Off, disabled and idle loads get a setpoint of 0, so
+  their draw is taken out of the house load like any other.
 * **Inverter limits** never add to the fuse budget (the fuse is at the grid connection; the invariant is
   measured there). They cap the battery's contribution to the surplus pool instead.
 * **Surplus and excess are power pools** netted over the phases (as meters net them), consumed in leg-amps;
