@@ -202,7 +202,8 @@ class Scenario:
     #: Expected per-leg amps per load id.
     expect: dict[str, float]
     reasons: dict[str, Reason] = field(default_factory=dict)
-    available: dict[str, float] = field(default_factory=dict)
+    #: Expected ``available`` of idle loads (None: no figure).
+    available: dict[str, float | None] = field(default_factory=dict)
     memory: SiteMemory = field(default_factory=SiteMemory)
     now: datetime = NOW
 

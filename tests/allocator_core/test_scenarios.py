@@ -252,6 +252,11 @@ SCENARIOS: list[Scenario] = [
       site(), grid(0, 0, 0), [ev("ev", status=LoadStatus.FINISHING)], {"ev": 0}, {"ev": R.IDLE}, available={"ev": 16}),
     S("idle EV whose available room is below its minimum sees 0",
       site(), grid(20, 20, 20), [ev("ev", status=LoadStatus.IDLE)], {"ev": 0}, available={"ev": 0}),
+    S("idle Solar Only EV: available follows the surplus (8 A)",
+      site(), grid(-8, -8, -8), [ev("ev", mode=SO, status=LoadStatus.IDLE)], {"ev": 0}, available={"ev": 8}),
+    S("idle EV in Off mode: no available figure is promised",
+      site(), grid(0, 0, 0), [ev("ev", mode=OFF, status=LoadStatus.IDLE)], {"ev": 0}, {"ev": R.IDLE},
+      available={"ev": None}),
     S("unavailable charger's 10 A draw stays in the house",
       site(), grid(20, 20, 20), [ev("gone", status=LoadStatus.UNAVAILABLE, draw=10), ev("ev")], {"gone": 0, "ev": 0},
       {"gone": R.UNAVAILABLE}),
@@ -397,7 +402,8 @@ def test_scenario(case: Scenario) -> None:
         decision = allocation.decision(name)
         assert decision.reason is reason, decision.message
     for name, available in case.available.items():
-        assert allocation.decision(name).available == pytest.approx(available, abs=1e-3)
+        expected = None if available is None else pytest.approx(available, abs=1e-3)
+        assert allocation.decision(name).available == expected
     for d in allocation.decisions:
         assert d.message, f"{d.load} has no sentence"
         assert d.on == (d.current > 0)
