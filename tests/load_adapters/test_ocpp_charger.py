@@ -349,3 +349,27 @@ async def test_gateway_gone_makes_the_charger_unavailable(mqtt_url: str, probe: 
             mark = probe.mark()
         await probe.expect(T.load_state(site_id, "carport"), after=mark,
                            where=lambda m: m.json()["status"] == "unavailable")
+
+
+async def test_v201_two_evses_station_limit_and_watts(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    loads = [charger_load(site_id, id="left", charger="cp-w", connector=1, circuit="cp-w", charger_max_current=20.0),
+             charger_load(site_id, id="right", charger="cp-w", connector=2, circuit="cp-w",
+                          baseline_profile_id=20, profile_id=21)]
+    async with (
+        ocpp_gateway(mqtt_url, site_id, ["CP-W"]) as gw,
+        running(mqtt_url, loads),
+        charge_point(gw.url, "CP-W", version="2.0.1", rate_unit="W") as cp,
+    ):
+        await cp.boot()
+        station = await cp.wait_call("SetChargingProfile", where=lambda p: p["evseId"] == 0)
+        assert station["chargingProfile"]["chargingProfilePurpose"] == "ChargingStationMaxProfile"
+        assert station["chargingProfile"]["chargingSchedule"][0]["chargingRateUnit"] == "W"
+        assert station["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"] == 13800.0
+        await probe.publish(T.setpoint(site_id, "right"), setpoint(site_id, "right", current=8.0, phases=[Phase.A]))
+        live = await cp.wait_call("SetChargingProfile", where=lambda p: p["chargingProfile"]["id"] == 21)
+        assert live["evseId"] == 2
+        assert live["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"] == [
+            {"startPeriod": 0, "limit": 1840.0, "numberPhases": 1}]  # 8 A x 230 V on the one phase it may use
+        left_base = await cp.wait_call("SetChargingProfile", where=lambda p: p["chargingProfile"]["id"] == 10)
+        right_base = await cp.wait_call("SetChargingProfile", where=lambda p: p["chargingProfile"]["id"] == 20)
+        assert (left_base["evseId"], right_base["evseId"]) == (1, 2)

@@ -200,3 +200,35 @@ async def test_serve_runs_the_configured_loads(mqtt_url: str, probe: Probe, site
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def test_shelly_notify_status_event_is_heard(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    prefix = f"shelly-{site_id}"
+    await probe.subscribe(T.load_state(site_id, "plug"))
+    async with running(mqtt_url, [shelly(site_id, prefix, poll_interval=600.0)]):
+        await probe.publish(f"{prefix}/events/rpc", {"src": prefix, "dst": f"{prefix}/events", "method": "NotifyStatus",
+                                                     "params": {"ts": 1.0, "switch:0": {"id": 0, "apower": 460.0,
+                                                                                        "output": True}}})
+        state = await probe.expect(T.load_state(site_id, "plug"), where=lambda m: m.json()["power"] == 460.0)
+        assert state.json()["details"]["output"] is True
+        assert state.json()["status"] == "active"
+        assert state.model(LoadState).draw == {Phase.A: 2.0}  # 460 W / 230 V
+
+
+async def test_fire_and_forget_switch_and_fallback_on(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    command = f"garage/{site_id}/fan/set"
+    await probe.subscribe(command)
+    await probe.subscribe(T.load_state(site_id, "fan"))
+    loads = [{"type": "mqtt_switch", "site": site_id, "id": "fan", "command_topic": command, "rated_power": 50.0,
+              "fallback_on": True, **FAST}]
+    async with running(mqtt_url, loads):
+        # no setpoint at all: the configured fallback (on) after the startup grace
+        await probe.expect(command, where=lambda m: m.text == "ON")
+        mark = probe.mark()
+        await probe.publish(T.setpoint(site_id, "fan"), setpoint(site_id, "fan", on=False))
+        await probe.expect(command, after=mark, where=lambda m: m.text == "OFF")
+        # a switch that reports nothing is never "silent": it is as available as the broker
+        state = await probe.expect(T.load_state(site_id, "fan"), after=mark,
+                                   where=lambda m: m.json()["details"]["output"] is False)
+        assert state.json()["status"] == "active"
+        assert state.json()["rated_power"] == 50.0
