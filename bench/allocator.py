@@ -78,7 +78,7 @@ def _load(i: int) -> LoadInput:
         current=6.0 if running else 0.0,
         on=running,
         active_since=NOW - timedelta(seconds=30 + i % 200) if running else None,
-        paused_since=None if running else NOW - timedelta(seconds=i % 400),
+        paused_since=None if running else NOW - timedelta(seconds=60 + i % 400),
         mode=settings.mode,
     )
     return LoadInput(state=state, settings=settings, memory=memory)
