@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -48,8 +49,11 @@ def ocpp_time(moment: datetime) -> str:
 class ChargerDevice:
     """One simulated charger: its plug (physics), its profiles and its OCPP connection."""
 
-    def __init__(self, plug: ChargerPlug, url: str, clock: Clock, meter_interval: float = 10.0) -> None:
+    def __init__(self, plug: ChargerPlug, url: str, clock: Clock, meter_interval: float = 10.0,
+                 physics_now: Callable[[], datetime] | None = None) -> None:
         self.plug = plug
+        #: The physics' time: a profile starts when the charger (whose pilot the physics steps) got it.
+        self.physics_now = physics_now or clock.now
         self.spec = plug.spec
         self.ocpp_id = plug.spec.id.upper().replace("-", "_")
         self.url = url.rstrip("/")
@@ -287,7 +291,7 @@ class ChargerDevice:
     # -- what the central system asks -------------------------------------------------------------------
     def take_profile(self, profile_maker: Any) -> str:
         try:
-            profile = profile_maker(self.clock.now())
+            profile = profile_maker(self.physics_now())
         except (ProfileError, KeyError, TypeError, ValueError) as exc:
             log.warning("charger %s: profile rejected: %s", self.ocpp_id, exc)
             return "Rejected"
@@ -297,12 +301,12 @@ class ChargerDevice:
             return "Rejected"
         self.store.install(profile)
         self.profiles_received += 1
-        self.control(self.clock.now())
+        self.control(self.physics_now())
         self.wake()
         return "Accepted"
 
     def composite(self, duration: int) -> dict[str, Any]:
-        now = self.clock.now()
+        now = self.physics_now()
         return {"start": now, "limit": self.store.limit(CONNECTOR, now, max(1, self.plug.phases_used or 3),
                                                           self.transaction_id), "duration": duration}
 
@@ -338,7 +342,7 @@ class ChargePoint16(V16ChargePoint):
     async def on_clear_charging_profile(self, **kw: Any) -> result16.ClearChargingProfile:
         found = self.device.store.clear(kw.get("id"), kw.get("connector_id"), kw.get("charging_profile_purpose"),
                                         kw.get("stack_level"))
-        self.device.control(self.device.clock.now())
+        self.device.control(self.device.physics_now())
         return result16.ClearChargingProfile(status="Accepted" if found else "Unknown")
 
     @on(Action16.get_composite_schedule)
@@ -439,7 +443,7 @@ class ChargePoint201(V201ChargePoint):
         else:
             found = self.device.store.clear(None, criteria.get("evse_id"), criteria.get("charging_profile_purpose"),
                                             criteria.get("stack_level"))
-        self.device.control(self.device.clock.now())
+        self.device.control(self.device.physics_now())
         return result201.ClearChargingProfile(status="Accepted" if found else "Unknown")
 
     @on(Action201.get_composite_schedule)

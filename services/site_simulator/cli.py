@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo.add_argument("--duration", type=float, default=None, help="simulated seconds to run (default: the scenario's)")
     demo.add_argument("--report-dir", default=".", help="where demo-report.html and demo-report.json go")
     demo.add_argument("--no-dashboard", action="store_true", help="a line log instead of the live dashboard")
+    demo.add_argument("--verbose", action="store_true", help="keep the services' log (warnings and up) on screen")
     demo.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto",
                       help="auto: a private mosquitto when installed, else the embedded broker (slower: "
                       "lower --speed); ignored when AMPMQ_MQTT_URL names a broker")
@@ -46,7 +47,7 @@ def run_demo(args: argparse.Namespace, config: AmpmqConfig) -> int:
         print("--duration must be positive", file=sys.stderr)
         return 2
     interactive = sys.stdout.isatty() and not args.no_dashboard
-    if interactive:  # the dashboard owns the screen: only problems go to the log
+    if not args.verbose:  # the dashboard (or the line log) owns the screen: only errors go to the log
         logging.getLogger().setLevel(logging.ERROR)
     speed = args.speed or scenario.speed
     duration = args.duration or scenario.duration

@@ -107,8 +107,8 @@ async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | 
                             | ({scenario.boiler.id} if scenario.boiler and scenario.boiler.mode is Mode.SOLAR_ONLY
                                else set()), scenario.start)
         gateway_url = f"ws://127.0.0.1:{ports.gateway_port}"
-        devices = {c.id: ChargerDevice(site.chargers[c.id], gateway_url, clock, scenario.timing.charger_meter_interval)
-                   for c in scenario.chargers}
+        devices = {c.id: ChargerDevice(site.chargers[c.id], gateway_url, clock, scenario.timing.charger_meter_interval,
+                                       physics_now=lambda: site.now) for c in scenario.chargers}
         view = LiveView(scenario, site, recorder, devices, duration, speed, missing)
         _observe(runtime, topics, scenario.site, view)
         meter = Pro3em(runtime, wiring.meter_prefix)
