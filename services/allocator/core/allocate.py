@@ -81,6 +81,38 @@ def _idle_reason(load: LoadView) -> Reason | None:
     return None
 
 
+def _decision(view: LoadView, pools: Pools, final: Budget, now: datetime) -> LoadDecision:
+    """One load's decision: amount, reason, sentence, ``available`` for idle loads, memory for the next one."""
+    idle_reason = _idle_reason(view)
+    if idle_reason is None:
+        amount = view.amount
+        reason = Reason.STALE_DATA if pools.stale else final_reason(view, amount)
+        memory = next_memory(view, amount, now)
+    else:
+        amount = 0.0
+        reason = idle_reason
+        if idle_reason is Reason.IDLE and not pools.stale and (view.mode is not Mode.OFF or view.must_run):
+            view.amount = 0.0
+            room = room_for(view, final, pools)[0]
+            view.available = view.quantize(room) if room + EPS >= view.floor else 0.0
+        stopped = idle_reason in (Reason.DISABLED, Reason.OFF)
+        memory = next_memory(view, 0.0, now) if stopped else fresh_memory(view)
+    return construct(
+        LoadDecision,
+        {
+            "load": view.id,
+            "current": amount,
+            "phases": list(view.weight_map),
+            "on": amount > 0.0,
+            "available": view.available,
+            "mode": view.mode,
+            "reason": reason,
+            "message": sentence(view, reason, amount, pools.stale_why),
+            "memory": memory,
+        },
+    )
+
+
 def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
     """The decision for one site at ``now``: pure, deterministic, within every hard limit."""
     if now.tzinfo is None:
@@ -102,47 +134,14 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
         final = Budget.start(settings, pools, views)
         refit(allowed, final)
 
-    decisions: list[LoadDecision] = []
-    running = paused = 0
-    for view in views:
-        idle_reason = _idle_reason(view)
-        if idle_reason is None:
-            amount = view.amount
-            reason = Reason.STALE_DATA if pools.stale else final_reason(view, amount)
-            memory = next_memory(view, amount, now)
-            if amount > 0.0:
-                running += 1
-            else:
-                paused += 1
-        else:
-            amount = 0.0
-            reason = idle_reason
-            if idle_reason is Reason.IDLE and not pools.stale and (view.mode is not Mode.OFF or view.must_run):
-                view.amount = 0.0
-                room = room_for(view, final, pools)[0]
-                view.available = view.quantize(room) if room + EPS >= view.floor else 0.0
-            stopped = idle_reason in (Reason.DISABLED, Reason.OFF)
-            memory = next_memory(view, 0.0, now) if stopped else fresh_memory(view)
-        decisions.append(
-            construct(
-                LoadDecision,
-                {
-                    "load": view.id,
-                    "current": amount,
-                    "phases": list(view.weight_map),
-                    "on": amount > 0.0,
-                    "available": view.available,
-                    "mode": view.mode,
-                    "reason": reason,
-                    "message": sentence(view, reason, amount, pools.stale_why),
-                    "memory": memory,
-                },
-            )
-        )
+    decisions = [_decision(view, pools, final, now) for view in views]
+    running = sum(1 for d in decisions if d.on)
+    competing_count = len(competing)
     if pools.stale:
         message = f"stale data ({pools.stale_why}): safe minimums only"
     else:
-        message = f"{running} running, {paused} paused, {len(views) - running - paused} not competing"
+        paused = competing_count - running
+        message = f"{running} running, {paused} paused, {len(views) - competing_count} not competing"
     if pools.battery_note:
         message = f"{message}; {pools.battery_note}"
     return construct(
