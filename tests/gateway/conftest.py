@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,14 @@ class SteppedClock:
 
 
 GatewayFactory = Callable[..., contextlib.AbstractAsyncContextManager[Gateway]]
+
+
+@pytest.fixture(autouse=True)
+def no_ampmq_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config these tests build is the whole config: no AMPMQ_* variable (nor a config file another
+    test pointed AMPMQ_CONFIG at) may leak into it."""
+    for key in [k for k in os.environ if k.startswith("AMPMQ_")]:
+        monkeypatch.delenv(key)
 
 
 @pytest.fixture
