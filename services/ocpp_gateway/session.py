@@ -1,12 +1,15 @@
 """One connected charger: the OCPP-J framing both versions share, and the way back to MQTT.
 
 :class:`ChargerSession` extends the ``ocpp`` library's ``ChargePoint``: the version modules
-(:mod:`.v16`, :mod:`.v201`) declare their ``@on(Action...)`` handlers on top of it. Here:
+(:mod:`.v16`, :mod:`.v201`) declare their ``@on(Action...)`` handlers (under :func:`reported`) on top of it,
+and the library's route map sends each CALL to its handler. Here:
 
-* every frame is checked before the library routes it: a frame that is not OCPP-J gets a CALLERROR
+* every frame is checked before it is routed: a frame that is not OCPP-J gets a CALLERROR
   (``RpcFrameworkError`` / ``MessageTypeNotSupported`` in 2.0.1, ``FormationViolation`` / ``GenericError``
-  in 1.6, message id ``-1`` when none can be read), a CALL the library rejects (unknown action, schema
-  violation, handler failure) gets the library's CALLERROR, and each of these is reported on the errors topic;
+  in 1.6, message id ``-1`` when none can be read); a CALL for an action OCPP does not know gets
+  ``NotImplemented``, one we do not handle ``NotSupported``, one breaking the schema the code the library
+  maps the violation to, a failing handler ``PropertyConstraintViolation`` or ``InternalError``; each is
+  reported on the errors topic (in moderation, see :class:`.moderation.Moderator`);
 * commands from MQTT go out with :meth:`ChargerSession.request`: validated against the version's schema
   first, one outstanding CALL at a time (OCPP-J), each with its own timeout, failed at once when the
   charger goes away.
