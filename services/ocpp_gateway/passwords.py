@@ -5,10 +5,12 @@ so they can be raised later without breaking stored hashes. Make one with::
 
     python -m services.ocpp_gateway.passwords            # asks for the password
     python -m services.ocpp_gateway.passwords 'secret'   # or takes it as an argument
+    ampmq hash-password                                  # the same, once shared.cli lists this module
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import getpass
 import hashlib
@@ -76,6 +78,17 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``ampmq hash-password [PASSWORD]`` (an extra command of ``shared.cli``)."""
+    parser = subparsers.add_parser("hash-password", help="print the password_hash of an OCPP charger password")
+    parser.add_argument("password", nargs="?", help="the password (asked for when left out)")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace, _config: object) -> int:
+    return main([args.password] if args.password else [])
 
 
 if __name__ == "__main__":

@@ -118,3 +118,15 @@ def test_meter_values_2_0_1_multiplier() -> None:
 ])
 def test_frame_checks(frame: str, expected: tuple[str | None, str | None, bool]) -> None:
     assert parse_frame(frame)[1:] == expected
+
+
+def test_hash_password_command_registers_with_argparse(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from services.ocpp_gateway import passwords
+
+    parser = argparse.ArgumentParser()
+    passwords.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["hash-password", "pw 123"])
+    assert args.handler(args, None) == 0
+    assert verify_password("pw 123", capsys.readouterr().out.strip())
