@@ -1,9 +1,11 @@
 """Allocator service: meter message in → setpoints out, with 1, 10 and 100 sites served by one instance.
 
-For each size the service runs in this process against a private Mosquitto; every site has a 3-phase and a
+For each size the service runs in a process of its own (``python -m services.allocator``, configured by a
+YAML file) against a private Mosquitto; every site has a 3-phase and a
 1-phase charger. *Latency*: publish one site's measurement, stop the clock when that site's setpoints for
 both loads have arrived (p50/p99). *Throughput*: publish a measurement to every site at once and wait for
-every site's decision, repeated; decisions per second. The floor is the raw MQTT publish→receive round trip
+every site's decision, repeated; decisions per second, and the service process's CPU time per decision
+(robust to whatever else the machine runs). The floor is the raw MQTT publish→receive round trip
 through the same broker, measured in the same run; ``ratio`` is latency / floor.
 
     python -m bench.allocator_service [--quick]
@@ -13,16 +15,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.allocator.service import running
+import yaml
+
 from shared.broker import Mosquitto
-from shared.config import AmpmqConfig
 from shared.models import Leg, LoadKind, LoadState, Phase, SiteMeasurement
 from shared.models.measurement import CurrentReading
 from shared.mqtt import BrokerAddress
@@ -86,11 +94,43 @@ class Arrivals:
         return future
 
 
+@contextlib.contextmanager
+def _allocator_process(url: str, root: str, sites: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m services.allocator`` in a process of its own, as deployed, configured by a YAML file."""
+    with tempfile.TemporaryDirectory(prefix="ampmq-bench-") as folder:
+        path = Path(folder) / "ampmq.yaml"
+        path.write_text(yaml.safe_dump({"root": root, "log_level": "WARNING", "allocator": {
+            "settle": 0.5, "sites": {s: {"timers": TIMERS} for s in sites}}}))
+        env = {**os.environ, "AMPMQ_CONFIG": str(path), "AMPMQ_MQTT_URL": url}
+        log = (Path(folder) / "allocator.log").open("wb")
+        proc = subprocess.Popen([sys.executable, "-m", "services.allocator"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            yield proc
+        except Exception:
+            log.flush()
+            sys.stderr.write((Path(folder) / "allocator.log").read_text()[-4000:])
+            raise
+        finally:
+            log.close()
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``): what a decision costs, whatever else
+    the machine is busy with."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _size(url: str, sites: int, samples: int, rounds: int) -> dict[str, Any]:
     topics = Topics(f"bench-{sites}")
     names = [f"site-{i}" for i in range(sites)]
-    config = AmpmqConfig(mqtt_url=url, root=topics.root,
-                         allocator={"settle": 0.5, "sites": {s: {"timers": TIMERS} for s in names}})
     async with Probe(url) as probe, Arrivals(url) as arrivals:
         await arrivals.subscribe(topics.load_filter(Leaf.SETPOINT))
         await arrivals.subscribe(topics.decision("+"))
@@ -99,7 +139,7 @@ async def _size(url: str, sites: int, samples: int, rounds: int) -> dict[str, An
             for load in LOADS:
                 await probe.publish(topics.load_state(site, load), _load(site, load), retain=True)
             await probe.publish(topics.measurement(site), _measurement(site, 5.0), retain=True)
-        async with running(config) as service:
+        with _allocator_process(url, topics.root, names) as service:
             await asyncio.wait_for(asyncio.gather(*warm), 60)  # every site decided once: the service is warm
             await asyncio.sleep(0.2)
 
@@ -114,17 +154,16 @@ async def _size(url: str, sites: int, samples: int, rounds: int) -> dict[str, An
                 latencies.append(time.perf_counter() - started)
                 await asyncio.wait_for(whole, 10)  # the whole decision is out before the next sample
 
-            decided_before = service.loop.decisions
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), _cpu_seconds(service.pid)
             for r in range(rounds):
-                decisions = [arrivals.next(topics.decision(site)) for site in names]
+                round_out = [arrivals.next(topics.decision(site)) for site in names]
                 for site in names:
                     await probe.publish(topics.measurement(site), _measurement(site, 4.0 + r % 5), qos=0)
-                await asyncio.wait_for(asyncio.gather(*decisions), 60)
-            elapsed = time.perf_counter() - started
-            decided = service.loop.decisions - decided_before
-    return {"latency": summary_ms(latencies), "decisions_per_s": round(decided / elapsed, 1),
-            "decisions": decided}
+                await asyncio.wait_for(asyncio.gather(*round_out), 60)
+            elapsed, cpu = time.perf_counter() - started, _cpu_seconds(service.pid) - cpu_before
+    decisions = sites * rounds
+    return {"latency": summary_ms(latencies), "decisions_per_s": round(decisions / elapsed, 1),
+            "decisions": decisions, "service_cpu_ms_per_decision": round(cpu / decisions * 1000, 3)}
 
 
 async def _measure(url: str, quick: bool) -> dict[str, Any]:

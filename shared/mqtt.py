@@ -164,6 +164,8 @@ class Runtime:
         self.availability_topic = availability_topic or self.topics.service_availability(service)
         self.stats = RuntimeStats()
         self._routes: list[_Route] = []
+        #: Topic -> the routes it matches (topics repeat: matching every filter each time was the hot spot).
+        self._matching: dict[str, list[_Route]] = {}
         self._on_connect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
@@ -180,6 +182,7 @@ class Runtime:
 
         def register(handler: Callable[[Incoming[M]], Awaitable[None]]) -> Callable[[Incoming[M]], Awaitable[None]]:
             self._routes.append(_Route(topic_filter, model, handler))
+            self._matching.clear()
             if self._client is not None and self._connected.is_set():
                 self.spawn(self._client.subscribe(topic_filter, qos=1))
             return handler
@@ -191,6 +194,7 @@ class Runtime:
 
         def register(handler: RawHandler) -> RawHandler:
             self._routes.append(_Route(topic_filter, None, handler))
+            self._matching.clear()
             if self._client is not None and self._connected.is_set():
                 self.spawn(self._client.subscribe(topic_filter, qos=1))
             return handler
@@ -327,9 +331,7 @@ class Runtime:
     async def dispatch(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Validate and hand one message to every matching route."""
         self.stats.received += 1
-        for route in self._routes:
-            if not aiomqtt.Topic(topic).matches(route.filter):
-                continue
+        for route in self._routes_for(topic):
             if route.model is None:
                 await self._call(route, RawIncoming(topic, payload, retain), topic, payload)
                 continue
@@ -346,6 +348,15 @@ class Runtime:
             except TopicError:
                 ref = None
             await self._call(route, Incoming(topic, ref, model, retain), topic, payload)
+
+    def _routes_for(self, topic: str) -> list[_Route]:
+        routes = self._matching.get(topic)
+        if routes is None:
+            if len(self._matching) >= 65_536:
+                self._matching.clear()
+            parsed = aiomqtt.Topic(topic)
+            routes = self._matching[topic] = [r for r in self._routes if parsed.matches(r.filter)]
+        return routes
 
     async def _call(self, route: _Route, incoming: Any, topic: str, payload: bytes) -> None:
         try:
