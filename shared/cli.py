@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from .broker import embedded_broker
 from .config import AmpmqConfig, ConfigError, load_config
@@ -16,11 +18,13 @@ from .probe import Probe
 from .services import SERVICES, run_services
 
 log = logging.getLogger("ampmq")
+T = TypeVar("T")
 
 #: Extra subcommands registered by other modules: name -> (help, add_arguments, run).
 EXTRA_COMMANDS: dict[str, str] = {
     "allocate": "services.allocator.cli",
     "demo": "services.site_simulator.cli",
+    "hash-password": "services.ocpp_gateway.passwords",
 }
 
 
@@ -56,10 +60,28 @@ async def _run_all(config: AmpmqConfig, names: list[str], duration: float | None
                 await task
 
 
+def run_until_signal(main: Coroutine[Any, Any, T]) -> T | None:
+    """Run ``main`` until it ends or SIGINT/SIGTERM arrives; a signal cancels it, so every service stops
+    cleanly (publishing ``offline``) instead of dying mid-flight."""
+
+    async def guarded() -> T | None:
+        task = asyncio.ensure_future(main)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            return None
+
+    return asyncio.run(guarded())
+
+
 def _service_main(name: str, config: AmpmqConfig) -> None:
     if not config.mqtt_url:
         config = config.model_copy(update={"mqtt_url": "mqtt://127.0.0.1:1883"})
-    asyncio.run(run_services(config, [name]))
+    run_until_signal(run_services(config, [name]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(config.log_level)
     try:
         if args.command == "run":
-            asyncio.run(_run_all(config, args.only or list(SERVICES), args.duration, args.show))
+            run_until_signal(_run_all(config, args.only or list(SERVICES), args.duration, args.show))
         elif args.command == "demo" and not hasattr(args, "handler"):
             # Until the site simulator lands: the whole suite for a few seconds, and what it publishes.
-            asyncio.run(_run_all(config, list(SERVICES), args.duration, show=True))
+            run_until_signal(_run_all(config, list(SERVICES), args.duration, show=True))
         elif args.command in SERVICES:
             _service_main(args.command, config)
         else:

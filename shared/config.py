@@ -16,6 +16,7 @@ A bad config stops the service with a message naming the field and the reason (:
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +32,7 @@ from pydantic_settings import (
 from .topics import DEFAULT_ROOT
 
 C = TypeVar("C", bound=BaseModel)
+_CONFIG_PATH: ContextVar[str | None] = ContextVar("ampmq_config_path", default=None)
 
 
 class ConfigError(Exception):
@@ -69,7 +71,7 @@ class AmpmqConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = os.environ.get("AMPMQ_CONFIG")
+        path = _CONFIG_PATH.get() or os.environ.get("AMPMQ_CONFIG")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if path:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
@@ -88,15 +90,16 @@ class AmpmqConfig(BaseSettings):
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> AmpmqConfig:
     """Load the config from ``path`` (else ``AMPMQ_CONFIG``), the environment and ``overrides``."""
-    if path is not None:
-        os.environ["AMPMQ_CONFIG"] = str(path)
-    file = os.environ.get("AMPMQ_CONFIG")
+    file = str(path) if path is not None else os.environ.get("AMPMQ_CONFIG")
     if file:
         _check_yaml(Path(file))
+    token = _CONFIG_PATH.set(file)  # the file for this call only: the environment is left as it was
     try:
         return AmpmqConfig(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from exc
+    finally:
+        _CONFIG_PATH.reset(token)
 
 
 def _check_yaml(path: Path) -> None:

@@ -68,3 +68,11 @@ def test_cli_stops_with_the_message(tmp_path: Path) -> None:
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "log_levl" in done.stderr
+
+
+def test_loading_a_file_leaves_the_environment_alone(tmp_path: Path, clean_env: None) -> None:
+    conf = tmp_path / "a.yaml"
+    conf.write_text("root: house\n")
+    assert load_config(conf).root == "house"
+    assert "AMPMQ_CONFIG" not in os.environ
+    assert load_config().root == "ampmq"

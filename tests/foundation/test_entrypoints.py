@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.broker import embedded_broker
+from shared.broker import embedded_broker, free_port
 from shared.mqtt import OFFLINE, ONLINE
 from shared.probe import Probe
 from shared.services import SERVICES
@@ -18,12 +18,14 @@ from shared.topics import Topics
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def test_ampmq_run_brings_every_service_online_and_offline_on_stop(mqtt_url: str, probe: Probe) -> None:
-    topics = Topics()
+async def test_ampmq_run_brings_every_service_online_and_offline_on_stop(mqtt_url: str, probe: Probe,
+                                                                         site_id: str) -> None:
+    topics = Topics(f"root-{site_id}")  # a root of its own: other tests run services on this broker too
     for name in SERVICES:
         await probe.subscribe(topics.service_availability(name))
     mark = probe.mark()
-    env = {**os.environ, "AMPMQ_MQTT_URL": mqtt_url}
+    env = {**os.environ, "AMPMQ_MQTT_URL": mqtt_url, "AMPMQ_ROOT": topics.root,
+           "AMPMQ_OCPP_GATEWAY__HOST": "127.0.0.1", "AMPMQ_OCPP_GATEWAY__PORT": str(free_port())}
     proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "run"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -96,11 +96,12 @@ async def test_availability_online_then_offline_on_clean_stop(mqtt_url: str, pro
     await probe.expect(topic, where=lambda m: m.text == OFFLINE, after=mark)
 
 
-async def test_sigkill_turns_availability_offline_through_last_will(mqtt_url: str, probe: Probe) -> None:
-    topics = Topics()
+async def test_sigkill_turns_availability_offline_through_last_will(mqtt_url: str, probe: Probe,
+                                                                    site_id: str) -> None:
+    topics = Topics(f"root-{site_id}")  # a root of its own: other tests run services on this broker too
     topic = topics.service_availability("allocator")
     await probe.subscribe(topic)
-    env = {**os.environ, "AMPMQ_MQTT_URL": mqtt_url}
+    env = {**os.environ, "AMPMQ_MQTT_URL": mqtt_url, "AMPMQ_ROOT": topics.root}
     proc = subprocess.Popen([sys.executable, "-m", "services.allocator"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
