@@ -522,3 +522,20 @@ async def test_a_set_applies_over_settings_stamped_by_a_clock_ahead_of_ours(
         applied = (await watch.expect(topics.site_settings(site_id), after=mark)).model(SiteSettings)
         assert applied.fuse_limit == 25.0 and applied.ts > ahead
         await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 16.0)
+
+
+async def test_the_smoothed_surplus_carries_on_from_the_retained_site_decision(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "surplus_smoothing": 0.5}}})
+    previous = SiteDecision(site=site_id, ts=now() - timedelta(seconds=1),
+                            surplus_ema={Phase.A: 10.0, Phase.B: 10.0, Phase.C: 10.0})
+    await watch.publish(topics.decision(site_id), previous, retain=True)  # what the last instance left
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, -2.0), retain=True)  # 2 A export
+    await watch.expect(topics.decision(site_id))
+    mark = watch.mark()
+    async with running(config):
+        first = (await watch.expect(topics.decision(site_id), after=mark)).model(SiteDecision)
+    # halfway from the remembered 10 A to the 2 A exported now; a fresh start would say 2 A
+    assert first.surplus_ema == {Phase.A: 6.0, Phase.B: 6.0, Phase.C: 6.0}
