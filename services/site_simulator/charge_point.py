@@ -1,3 +1,4 @@
+# mypy: disable-error-code="untyped-decorator"
 """Simulated chargers as real OCPP clients: the ``ocpp`` library's ChargePoint over websockets, 1.6J or
 2.0.1, connected to the gateway like a wallbox on the network would be.
 
@@ -19,16 +20,16 @@ from datetime import datetime
 from typing import Any
 
 import websockets
-from ocpp.charge_point import ChargePoint
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint as V16ChargePoint
+from ocpp.charge_point import ChargePoint  # type: ignore[import-untyped]
+from ocpp.routing import on  # type: ignore[import-untyped]
+from ocpp.v16 import ChargePoint as V16ChargePoint  # type: ignore[import-untyped]
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
-from ocpp.v16.enums import Action as Action16
-from ocpp.v201 import ChargePoint as V201ChargePoint
+from ocpp.v16.enums import Action as Action16  # type: ignore[import-untyped]
+from ocpp.v201 import ChargePoint as V201ChargePoint  # type: ignore[import-untyped]
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
-from ocpp.v201.enums import Action as Action201
+from ocpp.v201.enums import Action as Action201  # type: ignore[import-untyped]
 
 from shared.clock import Clock
 
@@ -325,7 +326,7 @@ def _configuration(device: ChargerDevice) -> dict[str, str]:
     }
 
 
-class ChargePoint16(V16ChargePoint):
+class ChargePoint16(V16ChargePoint):  # type: ignore[misc]
     """The 1.6J client side: what the central system may ask a 1.6 charger."""
 
     def __init__(self, device: ChargerDevice, connection: Any) -> None:
@@ -416,7 +417,7 @@ _VARIABLES: dict[tuple[str, str], str] = {
 }
 
 
-class ChargePoint201(V201ChargePoint):
+class ChargePoint201(V201ChargePoint):  # type: ignore[misc]
     """The 2.0.1 client side: what the central system may ask a 2.0.1 charging station."""
 
     def __init__(self, device: ChargerDevice, connection: Any) -> None:

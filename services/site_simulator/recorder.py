@@ -131,7 +131,7 @@ class Recorder:
             "loads": load_kpis,
             "fuse": fuse,
             "circuits": {cid: f.summary() for cid, f in site.circuits.items()},
-            "peak_phase_current": max((f["peak"] for f in fuse["phases"].values()), default=0.0),  # type: ignore[union-attr]
+            "peak_phase_current": round(max((f.peak for f in site.fuse.phases.values()), default=0.0), 2),
             "limit": self.scenario.grid.fuse,
             "overload_seconds": round(site.fuse.overload_seconds, 1),
             "trips": site.fuse.trips + sum(f.trips for f in site.circuits.values()),

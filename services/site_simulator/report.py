@@ -27,8 +27,9 @@ def svg_chart(title: str, times: list[datetime], lines: list[Line], unit: str, w
     """A line chart as an ``<svg>`` element (no script, no external resource)."""
     left, right, top, bottom = 56, 150, 28, 30
     plot_w, plot_h = width - left - right, height - top - bottom
-    values = [v for line in lines for v in line.values if v is not None]
-    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    values: list[float] = [v for line in lines for v in line.values if v is not None]
+    lo: float = min(values) if values else 0.0
+    hi: float = max(values) if values else 1.0
     lo = min(lo, 0.0)
     if hi - lo < 1e-9:
         hi = lo + 1.0
@@ -61,11 +62,11 @@ def svg_chart(title: str, times: list[datetime], lines: list[Line], unit: str, w
                        f'{times[i]:%H:%M}</text>')
     for idx, line in enumerate(lines):
         segments: list[list[str]] = [[]]
-        for i, v in enumerate(line.values):
-            if v is None:
+        for i, point in enumerate(line.values):
+            if point is None:
                 segments.append([])
             else:
-                segments[-1].append(f"{x(i):.1f},{y(v):.1f}")
+                segments[-1].append(f"{x(i):.1f},{y(point):.1f}")
         dash = ' stroke-dasharray="6 4"' if line.dashed else ""
         for seg in segments:
             if len(seg) > 1:

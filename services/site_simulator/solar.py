@@ -16,7 +16,7 @@ def clear_sky(spec: SolarSpec, now: datetime) -> float:
     x = (hour - (noon - spec.day_length / 2)) / spec.day_length
     if not 0.0 < x < 1.0:
         return 0.0
-    power = spec.peak_power * math.sin(math.pi * x) ** 1.6
+    power: float = spec.peak_power * math.sin(math.pi * x) ** 1.6
     if spec.inverter_power is not None:
         power = min(power, spec.inverter_power)
     return power

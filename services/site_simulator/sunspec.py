@@ -108,7 +108,7 @@ class SunSpecServer:
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
-            await self.server.shutdown()
+            await self.server.shutdown()  # type: ignore[no-untyped-call]
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
