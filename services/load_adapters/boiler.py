@@ -211,7 +211,8 @@ class BoilerAdapter(LoadAdapter[BoilerConfig]):
         force = setpoint is None or setpoint.reason in SAFETY_REASONS or self.hot
         if c.control == "onoff" or c.control == "sg_ready":
             if self.sg is not None:
-                self.sg.want(self.sg.config.on_state if allowed_on else self.sg.config.off_state)
+                safety_cut = setpoint is not None and setpoint.reason in SAFETY_REASONS
+                self.sg.want(self.sg.config.state_for(allowed_on, safety_cut))
                 await self.sg.reconcile()
             elif self.controls:
                 self.controls[0].want(allowed_on, force=force)

@@ -1,9 +1,10 @@
 """Heat pumps and HVAC as loads: they run on their own; ampmq only tells them when there is surplus.
 
 * ``sg_ready`` — two SG-Ready relays: ``on_state`` (3: recommended on) while the setpoint allows,
-  ``off_state`` (2: normal) otherwise.
+  ``off_state`` (2: normal) otherwise, ``safety_state`` (1: blocked) when the setpoint cuts for safety.
 * ``thermostat`` — the target temperature, raised by ``boost_offset`` while the setpoint allows and held
-  inside the comfort band [``comfort_min``, ``comfort_max``]; ``base_temperature`` otherwise.
+  inside the comfort band [``comfort_min``, ``comfort_max``]; ``base_temperature`` otherwise, ``comfort_min``
+  when the setpoint cuts for safety.
 
 Minimum cycle times: once boosted it stays boosted for ``min_on`` (unless the cut is for safety), once
 back to normal it waits ``min_off`` before boosting again. Without a valid setpoint: normal operation.
@@ -107,12 +108,14 @@ class HeatPumpAdapter(LoadAdapter[HeatPumpConfig]):
         if want != self.boost and self.hold_remaining(want, force) <= 0:
             self.boost = want
             self.changed_at = self.clock.monotonic()
+        safety_cut = setpoint is not None and setpoint.reason in SAFETY_REASONS and not self.boost
         if self.sg is not None:
-            self.sg.want(self.sg.config.on_state if self.boost else self.sg.config.off_state)
+            self.sg.want(self.sg.config.state_for(self.boost, safety_cut))
             await self.sg.reconcile()
         if self.target is not None and self.config.thermostat is not None:
             t = self.config.thermostat
-            self.target.want(t.boosted() if self.boost else t.base_temperature)
+            # A safety cut lowers the target to the bottom of the comfort band: the least heating allowed.
+            self.target.want(t.boosted() if self.boost else t.comfort_min if safety_cut else t.base_temperature)
             await self.target.reconcile()
 
     async def tick(self) -> None:

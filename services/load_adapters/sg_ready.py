@@ -33,6 +33,14 @@ class SgReadyConfig(SectionModel):
     on_state: Literal[3, 4] = 3
     #: The state otherwise (2: normal, 1: blocked — blocked is a utility lock, limited per day by the spec).
     off_state: Literal[1, 2] = 2
+    #: The state when the setpoint cuts for safety (fuse, circuit, import limit, stale data): 1 blocks the
+    #: device, which otherwise keeps drawing on its own in normal operation.
+    safety_state: Literal[1, 2] = 1
+
+    def state_for(self, allowed: bool, safety_cut: bool) -> int:
+        if allowed:
+            return self.on_state
+        return self.safety_state if safety_cut else self.off_state
 
 
 class SgReady:

@@ -137,7 +137,10 @@ async def test_heat_pump_thermostat_boost_within_comfort_band(mqtt_url: str, pro
         assert held.json()["status"] == "active"
         await asyncio.sleep(0.3)
         assert thermostat.value == 22.5  # minimum on time
+        # a safety cut does not wait for the minimum on time, and goes to the bottom of the comfort band
         await probe.publish(T.setpoint(site_id, "hp"), setpoint(site_id, "hp", on=False, reason=Reason.FUSE_LIMIT))
+        await thermostat.wait_for(lambda: thermostat.value == 19.0)
+        await probe.publish(T.setpoint(site_id, "hp"), setpoint(site_id, "hp", on=False, reason=Reason.NO_EXCESS))
         await thermostat.wait_for(lambda: thermostat.value == 21.0)
 
 
@@ -155,6 +158,9 @@ async def test_heat_pump_sg_ready_minimum_off_time(mqtt_url: str, probe: Probe, 
         await probe.publish(T.setpoint(site_id, "hp"), setpoint(site_id, "hp", on=True))
         await asyncio.sleep(0.5)
         assert not r1.output and not r2.output  # the minimum off time holds it
+        # a safety cut blocks it (state 1): in normal operation it would go on drawing on its own
+        await probe.publish(T.setpoint(site_id, "hp"), setpoint(site_id, "hp", on=False, reason=Reason.FUSE_LIMIT))
+        await r1.wait_for(lambda: r1.output and not r2.output)
 
 
 @pytest.mark.parametrize(("load", "field"), [
