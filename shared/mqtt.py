@@ -123,6 +123,7 @@ class _Route:
     filter: str
     model: type[BaseModel] | None
     handler: Callable[[Any], Awaitable[None]]
+    qos: int = 1
 
 
 @dataclass(slots=True)
@@ -177,26 +178,29 @@ class Runtime:
         self.identifier = client_identifier(service)
 
     # -- declaring ---------------------------------------------------------------------------------
-    def route(self, topic_filter: str, model: type[M]) -> Callable[[Callable[[Incoming[M]], Awaitable[None]]], Any]:
-        """Declare a handler for messages on ``topic_filter`` validated by ``model``."""
+    def route(
+        self, topic_filter: str, model: type[M], *, qos: int = 1
+    ) -> Callable[[Callable[[Incoming[M]], Awaitable[None]]], Any]:
+        """Declare a handler for messages on ``topic_filter`` validated by ``model`` (subscribed at ``qos``:
+        0 saves an acknowledgement per message where a loss on a broken connection does not matter)."""
 
         def register(handler: Callable[[Incoming[M]], Awaitable[None]]) -> Callable[[Incoming[M]], Awaitable[None]]:
-            self._routes.append(_Route(topic_filter, model, handler))
+            self._routes.append(_Route(topic_filter, model, handler, qos))
             self._matching.clear()
             if self._client is not None and self._connected.is_set():
-                self.spawn(self._client.subscribe(topic_filter, qos=1))
+                self.spawn(self._client.subscribe(topic_filter, qos=qos))
             return handler
 
         return register
 
-    def raw_route(self, topic_filter: str) -> Callable[[RawHandler], RawHandler]:
+    def raw_route(self, topic_filter: str, *, qos: int = 1) -> Callable[[RawHandler], RawHandler]:
         """Declare a handler that takes the raw payload (a device protocol parsed by the handler)."""
 
         def register(handler: RawHandler) -> RawHandler:
-            self._routes.append(_Route(topic_filter, None, handler))
+            self._routes.append(_Route(topic_filter, None, handler, qos))
             self._matching.clear()
             if self._client is not None and self._connected.is_set():
-                self.spawn(self._client.subscribe(topic_filter, qos=1))
+                self.spawn(self._client.subscribe(topic_filter, qos=qos))
             return handler
 
         return register
@@ -302,8 +306,11 @@ class Runtime:
             delay = min(delay * 2, self._backoff_max)
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        for topic_filter in dict.fromkeys(r.filter for r in self._routes):
-            await client.subscribe(topic_filter, qos=1)
+        qos_by_filter: dict[str, int] = {}
+        for r in self._routes:
+            qos_by_filter[r.filter] = max(r.qos, qos_by_filter.get(r.filter, 0))
+        for topic_filter, qos in qos_by_filter.items():
+            await client.subscribe(topic_filter, qos=qos)
         self._connected.set()
         self.stats.connects += 1
         await client.publish(self.availability_topic, ONLINE, qos=1, retain=True)

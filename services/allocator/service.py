@@ -158,13 +158,15 @@ class AllocatorService:
             if command is not None:
                 await self.set_load(ref.site, ref.id, command)
 
-        @rt.route(topics.load_filter(Leaf.SETPOINT), Setpoint)
+        # Our own output, read back: at QoS 0, as nothing is lost while the connection holds, and after a
+        # reconnect the retained copies come again. Saves an acknowledgement per message (three a decision).
+        @rt.route(topics.load_filter(Leaf.SETPOINT), Setpoint, qos=0)
         async def on_own_setpoint(msg: Incoming[Setpoint]) -> None:
             site = _site_of(msg.ref, msg.payload.site)
             self.registry.load(site, _load_of(msg.ref, msg.payload.load))
             self.registry.site(site).take_setpoint(msg.payload)
 
-        @rt.route(topics.decision("+"), SiteDecision)
+        @rt.route(topics.decision("+"), SiteDecision, qos=0)
         async def on_own_decision(msg: Incoming[SiteDecision]) -> None:
             self.registry.site(_site_of(msg.ref, msg.payload.site)).take_decision(msg.payload)
 
