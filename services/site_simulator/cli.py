@@ -24,9 +24,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo.add_argument("--report-dir", default=".", help="where demo-report.html and demo-report.json go")
     demo.add_argument("--no-dashboard", action="store_true", help="a line log instead of the live dashboard")
     demo.add_argument("--verbose", action="store_true", help="keep the services' log (warnings and up) on screen")
-    demo.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto",
-                      help="auto: a private mosquitto when installed, else the embedded broker (slower: "
-                      "lower --speed); ignored when AMPMQ_MQTT_URL names a broker")
+    demo.add_argument("--broker", choices=("embedded", "mosquitto", "auto"), default="embedded",
+                      help="embedded (default): the in-process amqtt broker; mosquitto: a private Mosquitto "
+                      "(needs the binary; lower latency); auto: Mosquitto when installed, else embedded. "
+                      "Ignored when AMPMQ_MQTT_URL names a broker")
     demo.set_defaults(handler=run_demo)
 
 
@@ -49,6 +50,8 @@ def run_demo(args: argparse.Namespace, config: AmpmqConfig) -> int:
     interactive = sys.stdout.isatty() and not args.no_dashboard
     if not args.verbose:  # the dashboard (or the line log) owns the screen: only errors go to the log
         logging.getLogger().setLevel(logging.ERROR)
+        # cancelled publishes of the stopping services end up as "exception was never retrieved" noise
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     speed = args.speed or scenario.speed
     duration = args.duration or scenario.duration
     print(f"ampmq demo: {scenario.name}: {duration / 3600:.1f} simulated hours at {speed:g}x "

@@ -86,7 +86,7 @@ def available_services() -> tuple[list[str], list[str]]:
 
 async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | None = None,
                        duration: float | None = None, observe: Observer | None = None,
-                       refresh: float = 0.25, broker: str = "auto") -> RunResult:
+                       refresh: float = 0.25, broker: str = "embedded") -> RunResult:
     """Run ``scenario`` to its end (or ``duration`` simulated seconds) and return its KPIs."""
     speed = speed or scenario.speed
     duration = duration if duration is not None else scenario.duration
