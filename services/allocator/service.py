@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.config import AmpmqConfig
 from shared.models import (
-    Allocation,
     LoadSettings,
     LoadSettingsSet,
     LoadState,
@@ -29,7 +28,6 @@ from shared.models import (
     SiteMeasurement,
     SiteSettings,
     SiteSettingsSet,
-    Snapshot,
     Timers,
 )
 from shared.mqtt import ONLINE, Incoming, RawIncoming, Runtime
@@ -45,8 +43,6 @@ from .state import Registry, SiteState
 SERVICE = "allocator"
 
 SetT = TypeVar("SetT", SiteSettingsSet, LoadSettingsSet)
-
-Allocate = Callable[[Snapshot, datetime], Allocation]
 
 
 def _site_of(ref: TopicRef | None, payload_site: str) -> str:
@@ -75,7 +71,6 @@ class AllocatorService:
         self.topics = Topics(config.root)
         self.runtime = Runtime(SERVICE, config.broker_url(), self.topics)
         self.registry = Registry(self.section)
-        self.allocate: Allocate = allocate
         self.loop = DecisionLoop(clock, self.decide, self._timers)
         self._publishing: dict[str, asyncio.Future[list[bool]]] = {}
         self._declare_routes()
@@ -283,7 +278,7 @@ class AllocatorService:
         now = self._now()
         try:
             snapshot = site.snapshot(now)
-            allocation = self.allocate(snapshot, now)
+            allocation = allocate(snapshot, now)
         except Exception as exc:
             self.runtime.log.exception("allocation for site %s failed", site_id)
             await self.runtime.report_error(self.topics.decision(site_id), "allocation_failed",
