@@ -48,6 +48,7 @@ def run_demo(args: argparse.Namespace, config: AmpmqConfig) -> int:
         print("--duration must be positive", file=sys.stderr)
         return 2
     interactive = sys.stdout.isatty() and not args.no_dashboard
+    levels = {name: logging.getLogger(name).level for name in ("", "asyncio")}
     if not args.verbose:  # the dashboard (or the line log) owns the screen: only errors go to the log
         logging.getLogger().setLevel(logging.ERROR)
         # cancelled publishes of the stopping services end up as "exception was never retrieved" noise
@@ -56,9 +57,13 @@ def run_demo(args: argparse.Namespace, config: AmpmqConfig) -> int:
     duration = args.duration or scenario.duration
     print(f"ampmq demo: {scenario.name}: {duration / 3600:.1f} simulated hours at {speed:g}x "
           f"(about {duration / speed:.0f} s)", flush=True)
-    with Dashboard(interactive=interactive) as dashboard:
-        result = asyncio.run(run_scenario(scenario, config, speed=speed, duration=duration, observe=dashboard,
+    try:
+        with Dashboard(interactive=interactive) as dashboard:
+            result = asyncio.run(run_scenario(scenario, config, speed=speed, duration=duration, observe=dashboard,
                                               broker=args.broker))
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
     kpis = result.kpis
     json_path, html_path = write_reports(Path(args.report_dir), kpis, result.view.recorder.series, scenario.start)
     print(f"trips: {kpis['trips']}  peak phase current: {kpis['peak_phase_current']:.1f} A "
