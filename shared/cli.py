@@ -67,13 +67,26 @@ def run_until_signal(main: Coroutine[Any, Any, T]) -> T | None:
     async def guarded() -> T | None:
         task = asyncio.ensure_future(main)
         loop = asyncio.get_running_loop()
+        stopper: list[asyncio.Task[None]] = []
+
+        def on_signal() -> None:
+            if not stopper:
+                stopper.append(loop.create_task(stop(task)))
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, task.cancel)
+                loop.add_signal_handler(sig, on_signal)
         try:
             return await task
         except asyncio.CancelledError:
             return None
+
+    async def stop(task: asyncio.Future[T]) -> None:
+        # Python 3.11's wait_for can swallow a cancellation that meets a completing future (fixed in 3.12),
+        # so one cancel may be lost somewhere deep in a library: keep asking until the task has stopped.
+        while not task.done():
+            task.cancel()
+            await asyncio.sleep(0.5)
 
     return asyncio.run(guarded())
 
