@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -19,6 +20,8 @@ from .services import SERVICES, run_services
 
 log = logging.getLogger("ampmq")
 T = TypeVar("T")
+#: How long a stop signal waits for the services to stop cleanly before the process ends anyway.
+STOP_DEADLINE = 8.0
 
 #: Extra subcommands registered by other modules: name -> (help, add_arguments, run).
 EXTRA_COMMANDS: dict[str, str] = {
@@ -76,6 +79,8 @@ def run_until_signal(main: Coroutine[Any, Any, T]) -> T | None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, on_signal)
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         try:
             return await task
         except asyncio.CancelledError:
@@ -84,11 +89,29 @@ def run_until_signal(main: Coroutine[Any, Any, T]) -> T | None:
     async def stop(task: asyncio.Future[T]) -> None:
         # Python 3.11's wait_for can swallow a cancellation that meets a completing future (fixed in 3.12),
         # so one cancel may be lost somewhere deep in a library: keep asking until the task has stopped.
+        # Each service said "offline" first thing when cancelled; past the deadline (a broker that does not
+        # acknowledge the disconnect) the process ends anyway, and the broker's Last Will covers the rest.
+        deadline = asyncio.get_running_loop().time() + STOP_DEADLINE
         while not task.done():
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("services did not stop within %.0f s; exiting", STOP_DEADLINE)
+                logging.shutdown()
+                os._exit(0)
             task.cancel()
+            for service in asyncio.all_tasks():  # a task group cancels its children once: ask them again
+                if service.get_name() in SERVICES:
+                    service.cancel()
             await asyncio.sleep(0.5)
 
     return asyncio.run(guarded())
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: write every asyncio task and where it waits to stderr (what is it doing right now?)."""
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
+        task.print_stack(limit=8, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _service_main(name: str, config: AmpmqConfig) -> None:
