@@ -31,6 +31,7 @@ class DecisionLoop:
         self._changed: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._open = asyncio.Event()
+        self._urgent: dict[str, asyncio.Event] = {}
         self.decisions = 0
 
     @property
@@ -40,6 +41,12 @@ class DecisionLoop:
     def open(self) -> None:
         """Let the sites' loops make decisions (idempotent)."""
         self._open.set()
+
+    def urgent(self, site: str) -> None:
+        """The site is over a limit: decide now, without waiting out ``min_interval`` (a cut for safety is
+        immediate; only increases are paced)."""
+        self._urgent.setdefault(site, asyncio.Event()).set()
+        self.changed(site)
 
     def changed(self, site: str) -> None:
         """Something the site's decision depends on changed: decide soon."""
@@ -62,6 +69,7 @@ class DecisionLoop:
     async def _run(self, site: str, changed: asyncio.Event) -> None:
         await self._open.wait()
         clock = self._clock
+        urgent = self._urgent.setdefault(site, asyncio.Event())
         last: float | None = None
         while True:
             timers = self._timers(site)
@@ -69,9 +77,10 @@ class DecisionLoop:
                 if not changed.is_set():
                     await self._wait(changed, timers.refresh - (clock.monotonic() - last))
                 gap = timers.min_interval - (clock.monotonic() - last)
-                if gap > 0:
-                    await clock.sleep(gap)  # coalesce: what arrives meanwhile goes into this decision
+                if gap > 0 and not urgent.is_set():
+                    await self._wait(urgent, gap)  # coalesce: what arrives meanwhile goes into this decision
             changed.clear()
+            urgent.clear()
             last = clock.monotonic()
             try:
                 await self._decide(site)
@@ -82,7 +91,7 @@ class DecisionLoop:
                 log.exception("decision for site %s failed", site)
 
     async def _wait(self, changed: asyncio.Event, seconds: float) -> None:
-        """Until the site changes or ``seconds`` (clock time) pass."""
+        """Until ``changed`` is set or ``seconds`` (clock time) pass."""
         if seconds <= 0:
             return
         waiter = asyncio.ensure_future(changed.wait())

@@ -45,6 +45,12 @@ SERVICE = "allocator"
 SetT = TypeVar("SetT", SiteSettingsSet, LoadSettingsSet)
 
 
+def overloaded(measurement: SiteMeasurement, settings: SiteSettings) -> bool:
+    """Whether a phase draws more than its limit less the margin: a cut that must not wait."""
+    limit = settings.fuse_limit - settings.margin
+    return any(reading.value > limit for reading in measurement.grid_current.values())
+
+
 def _site_of(ref: TopicRef | None, payload_site: str) -> str:
     """The site a message is about; the payload must name the site of its topic."""
     if ref is None or ref.site is None:
@@ -85,7 +91,10 @@ class AllocatorService:
             if site is None:
                 return
             site.measurement = msg.payload
-            self.loop.changed(site.site)
+            if overloaded(msg.payload, site.settings):
+                self.loop.urgent(site.site)
+            else:
+                self.loop.changed(site.site)
 
         @rt.route(topics.load_filter(Leaf.STATE), LoadState)
         async def on_load_state(msg: Incoming[LoadState]) -> None:

@@ -125,6 +125,27 @@ async def test_an_overload_in_a_new_measurement_cuts_in_the_next_setpoint(
         assert cut.reason is Reason.FUSE_LIMIT
 
 
+async def test_an_overload_skips_the_coalescing_window(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    # min_interval is a minute: an ordinary change right after a decision waits for it, an overload does not
+    config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "min_interval": 60.0, "refresh": 120.0,
+                                                     "min_run": 600.0, "grace": 600.0}}})
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car", draw=16.0), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 20.0), retain=True)
+    async with running(config):
+        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        mark = watch.mark()
+        await watch.publish(topics.measurement(site_id), measurement(site_id, 21.0), retain=True)
+        await asyncio.sleep(1.0)
+        assert watch.on(topics.setpoint(site_id, "car"), after=mark) == [], "a plain change waits min_interval"
+        # phase A over 25 - 1 A: the cut goes out at once, within the minute the window still has to run
+        await watch.publish(topics.measurement(site_id), measurement(site_id, {Phase.A: 33.0, Phase.B: 20.0,
+                                                                               Phase.C: 20.0}), retain=True)
+        cut = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark, timeout=10))
+        assert cut.current <= 7.0 and cut.reason is Reason.FUSE_LIMIT
+
+
 async def test_a_restarted_instance_keeps_settings_and_timers(
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
