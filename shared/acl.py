@@ -25,10 +25,11 @@ def permissions(topics: Topics | None = None) -> dict[str, dict[str, list[str]]]
         "allocator": {
             "read": [t.measurement_filter(), t.load_filter(Leaf.STATE), t.load_filter(Leaf.AVAILABILITY),
                      t.site_settings_set_filter(), t.load_filter(Leaf.SETTINGS_SET),
-                     t.site_settings_set_field("+", "+"), t.load_settings_set_field("+", "+", "+")],
+                     t.site_settings_set_field("+", "+"), t.load_settings_set_field("+", "+", "+"),
+                     "homeassistant/status"],
             "readwrite": [t.load_filter(Leaf.SETPOINT), t.load_filter(Leaf.SETTINGS), t.site_settings_filter(),
                           t.decision("+"), own["allocator"]],
-            "write": [site_errors],
+            "write": [site_errors, "homeassistant/#"],
         },
         "ocpp-gateway": {
             "read": [t.charger_filter(f"{Leaf.CMD}/+")],

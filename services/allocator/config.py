@@ -38,6 +38,9 @@ class AllocatorConfig(SectionModel):
     loads: dict[LoadKey, dict[str, Any]] = Field(default_factory=dict)
     #: Partitioning: the only sites this instance serves (None: every site under the root).
     serve_only: list[SiteId] | None = None
+    #: Publish Home Assistant MQTT discovery for every site and load served.
+    home_assistant: bool = True
+    discovery_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "homeassistant"
 
     @field_validator("sites")
     @classmethod

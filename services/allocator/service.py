@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.config import AmpmqConfig
+from shared.discovery import Discovery
 from shared.models import (
     LoadSettings,
     LoadSettingsSet,
@@ -35,6 +36,7 @@ from shared.topics import Leaf, TopicRef, Topics
 
 from .config import AllocatorConfig
 from .core import allocate
+from .discovery import DiscoveryAnnouncer
 from .loop import DecisionLoop
 from .publisher import publications
 from .settings_store import describe, merge_load, merge_site
@@ -78,6 +80,8 @@ class AllocatorService:
         self.runtime = Runtime(SERVICE, config.broker_url(), self.topics)
         self.registry = Registry(self.section)
         self.loop = DecisionLoop(clock, self.decide, self._timers)
+        self.discovery = (DiscoveryAnnouncer(self.runtime, Discovery(self.topics, self.section.discovery_prefix))
+                          if self.section.home_assistant else None)
         self._publishing: dict[str, asyncio.Future[list[bool]]] = {}
         self._declare_routes()
 
@@ -102,6 +106,8 @@ class AllocatorService:
             if site is None:
                 return
             self.registry.load(site.site, _load_of(msg.ref, msg.payload.load)).state = msg.payload
+            if self.discovery is not None:
+                await self.discovery.load(site.site, msg.payload.load, msg.payload.name)
             self.loop.changed(site.site)
 
         @rt.raw_route(topics.load_filter(Leaf.AVAILABILITY))
@@ -191,6 +197,14 @@ class AllocatorService:
             if reconnect:
                 await self.republish_settings()
 
+        if self.discovery is not None:
+            announcer = self.discovery
+
+            @rt.raw_route(announcer.discovery.status_topic)
+            async def on_home_assistant_status(msg: RawIncoming) -> None:
+                if msg.payload.strip() == b"online":
+                    self.runtime.spawn(announcer.announce_all())
+
         @rt.raw_route(topics.load_filter(Leaf.STATE))
         async def on_load_state_cleared(msg: RawIncoming) -> None:
             if msg.payload:
@@ -266,6 +280,8 @@ class AllocatorService:
         if not state.served:
             state.served = True
             self.loop.changed(site)
+        if self.discovery is not None and site not in self.discovery.sites:
+            self.runtime.spawn(self.discovery.site(site))
         return state
 
     def _timers(self, site: str) -> Timers:

@@ -560,3 +560,29 @@ async def test_the_smoothed_surplus_carries_on_from_the_retained_site_decision(
         first = (await watch.expect(topics.decision(site_id), after=mark)).model(SiteDecision)
     # halfway from the remembered 10 A to the 2 A exported now; a fresh start would say 2 A
     assert first.surplus_ema == {Phase.A: 6.0, Phase.B: 6.0, Phase.C: 6.0}
+
+
+async def test_home_assistant_discovery_is_published_and_resent_when_home_assistant_restarts(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
+    load_mode = f"homeassistant/select/ampmq-{site_id}-car/mode/config"
+    site_mode = f"homeassistant/select/ampmq-{site_id}/mode/config"
+    await watch.subscribe("homeassistant/#")
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+    await watch.publish(topics.measurement(site_id), measurement(site_id, 5.0), retain=True)
+    async with running(config):
+        entity = (await watch.expect(load_mode)).json()
+        assert entity["command_topic"] == topics.load_settings_set(site_id, "car")
+        assert entity["state_topic"] == topics.load_settings(site_id, "car")
+        await watch.expect(site_mode)
+        mark = watch.mark()
+        await watch.publish("homeassistant/status", "online")
+        await watch.expect(load_mode, after=mark)
+        await watch.expect(site_mode, after=mark)
+        # what Home Assistant sends when a user picks a mode is applied
+        await watch.publish(entity["command_topic"], '{"mode": "solar_only"}')
+        await watch.expect(topics.load_settings(site_id, "car"), where=lambda m: m.json()["mode"] == "solar_only")
+    # tidy the retained discovery this test left on the session broker
+    for topic in {m.topic for m in watch.on("homeassistant/#") if m.topic.endswith("/config")}:
+        await watch.publish(topic, b"", retain=True)
