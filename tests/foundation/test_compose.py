@@ -11,6 +11,7 @@ import yaml
 
 from shared import acl
 from shared.broker import Mosquitto
+from shared.config import AmpmqConfig
 from shared.models import LoadKind, LoadState, Mode, Reason, Setpoint
 from shared.probe import Probe
 from shared.services import SERVICES
@@ -66,3 +67,19 @@ async def test_acl_confines_services_on_a_real_broker(own_mosquitto: type[Mosqui
         await asyncio.sleep(0.3)
         assert len(operator.on(t.setpoint("home", "ev"))) == 1
         assert len(operator.on(t.load_state("home", "ev"))) == 1
+
+
+def test_the_compose_config_is_valid_for_every_service() -> None:
+    from services.allocator.config import AllocatorConfig
+    from services.load_adapters.service import LoadAdaptersConfig
+    from services.meter_bridge.config import MeterBridgeConfig
+    from services.ocpp_gateway.config import GatewayConfig
+    from shared.config import load_config
+
+    config = load_config(ROOT / "config" / "ampmq.yaml")
+    sections = {"allocator": AllocatorConfig, "load_adapters": LoadAdaptersConfig,
+                "meter_bridge": MeterBridgeConfig, "ocpp_gateway": GatewayConfig}
+    for name, model in sections.items():
+        assert config.section(name, model) is not None
+    assert set(sections) | {"site_simulator"} == {n for n in AmpmqConfig.model_fields if n not in
+                                                 ("mqtt_url", "root", "log_level")}
