@@ -179,21 +179,11 @@ async def _measure(url: str, quick: bool) -> dict[str, Any]:
     return results
 
 
-class NoDelayMosquitto(Mosquitto):
-    """Mosquitto with ``set_tcp_nodelay true``, as docs/allocator.md recommends: without it the broker holds
-    the second of two messages to one client until the first is acknowledged (up to 40 ms on Linux)."""
-
-    def _write_config(self) -> Path:
-        conf = super()._write_config()
-        conf.write_text(conf.read_text() + "set_tcp_nodelay true\n")
-        return conf
-
-
 def run(quick: bool = False) -> dict[str, Any]:
     """The benchmark's figures, on a private Mosquitto."""
     logging.getLogger("ampmq").setLevel(logging.WARNING)
     logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt counts concurrent publishes aloud
-    with NoDelayMosquitto() as broker:
+    with Mosquitto() as broker:  # set_tcp_nodelay: see shared/broker.py
         return asyncio.run(_measure(broker.url, quick))
 
 
