@@ -28,7 +28,7 @@ def permissions(topics: Topics | None = None) -> dict[str, dict[str, list[str]]]
                      t.site_settings_set_field("+", "+"), t.load_settings_set_field("+", "+", "+"),
                      "homeassistant/status"],
             "readwrite": [t.load_filter(Leaf.SETPOINT), t.load_filter(Leaf.SETTINGS), t.site_settings_filter(),
-                          t.decision("+"), own["allocator"]],
+                          t.decision("+"), t.calibration("+"), own["allocator"]],
             "write": [site_errors, "homeassistant/#"],
         },
         "ocpp-gateway": {

@@ -59,6 +59,17 @@ ENTRIES: list[TopicDoc] = [
     TopicDoc(T.decision(SITE), m.SiteDecision, "allocator", True,
              "Summary of the last decision: pools, headroom, limited loads, memory.",
              m.SiteDecision(ts=TS, site=SITE, headroom={m.Phase.A: 3.0, m.Phase.B: 6.6, m.Phase.C: 5.1})),
+    TopicDoc(T.calibration(SITE), m.Calibration, "allocator", True,
+             "Phase mapping per load and polarity per grid phase, detected from load steps (warns, never overrides"
+             " unless the load's `auto_phase_map` is on).",
+             m.Calibration(ts=TS, site=SITE, events=7, ignored=2,
+                           loads={LOAD: m.LoadCalibration(
+                               configured={m.Leg.L1: m.Phase.A, m.Leg.L2: m.Phase.B, m.Leg.L3: m.Phase.C},
+                               legs={m.Leg.L1: m.Phase.C}, votes={m.Leg.L1: {m.Phase.C: 4}}, differs=True,
+                               recent={m.Leg.L1: [m.Phase.C] * 4})},
+                           phases={m.Phase.C: m.PhasePolarity(polarity=m.Polarity.NORMAL, normal=5,
+                                                              recent=[m.Polarity.NORMAL] * 5)},
+                           notes=["load garage-ev: L1 steps the grid on phase C, configured A: set its legs {L1: C}"])),
     TopicDoc(T.errors(SITE), m.ErrorReport, "any service", False,
              "A payload or event a service rejected, and why.",
              m.ErrorReport(ts=TS, service="allocator", topic=T.load_settings_set(SITE, LOAD), error="validation",

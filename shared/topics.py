@@ -10,6 +10,7 @@ The tree (``ampmq`` is the configurable root, ``<site>`` a site id)::
     ampmq/<site>/settings/set                       command   SiteSettingsSet      -> allocator
     ampmq/<site>/settings/set/<field>               command   one field, raw value -> allocator
     ampmq/<site>/decision                           retained  SiteDecision         allocator
+    ampmq/<site>/calibration                        retained  Calibration          allocator
     ampmq/<site>/errors                             event     ErrorReport          any service
     ampmq/<site>/load/<load>/state                  retained  LoadState            load_adapters
     ampmq/<site>/load/<load>/availability           retained  online|offline       load_adapters
@@ -54,6 +55,7 @@ class Kind(StrEnum):
     METER = "meter"
     SETTINGS = "settings"
     DECISION = "decision"
+    CALIBRATION = "calibration"
     ERRORS = "errors"
     LOAD = "load"
     CHARGER = "charger"
@@ -155,7 +157,7 @@ class Topics:
             if len(parts) < 4:
                 raise TopicError(f"{topic!r}: {kind} topics are {kind}/<id>/<leaf>")
             return TopicRef(self.root, site, kind, check_id(parts[2]), "/".join(parts[3:]))
-        if kind in (Kind.MEASUREMENT, Kind.SETTINGS, Kind.DECISION, Kind.ERRORS):
+        if kind in (Kind.MEASUREMENT, Kind.SETTINGS, Kind.DECISION, Kind.ERRORS, Kind.CALIBRATION):
             return TopicRef(self.root, site, kind, None, "/".join(parts[2:]))
         raise TopicError(f"{topic!r}: unknown kind {kind!r}")
 
@@ -189,6 +191,10 @@ class Topics:
 
     def errors(self, site: str) -> str:
         return self.build(site, Kind.ERRORS)
+
+    def calibration(self, site: str) -> str:
+        """Detected phase mapping and polarity (``+`` for every site)."""
+        return self.build(site, Kind.CALIBRATION)
 
     # -- loads -------------------------------------------------------------------------------------
     def load(self, site: str, load: str, leaf: Leaf) -> str:

@@ -41,6 +41,10 @@ class AllocatorConfig(SectionModel):
     #: Publish Home Assistant MQTT discovery for every site and load served.
     home_assistant: bool = True
     discovery_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "homeassistant"
+    #: Detect each load's phase mapping and each grid phase's polarity from load steps (``<site>/calibration``).
+    calibration: bool = True
+    #: Shortest time between two publications of a site's calibration (s); a new finding goes out at once.
+    calibration_interval: Annotated[float, Field(ge=0.0, le=3600.0)] = 5.0
 
     @field_validator("sites")
     @classmethod

@@ -21,6 +21,8 @@ from shared.clock import SYSTEM_CLOCK, Clock
 from shared.config import AmpmqConfig
 from shared.discovery import Discovery
 from shared.models import (
+    Calibration,
+    ErrorReport,
     LoadSettings,
     LoadSettingsSet,
     LoadState,
@@ -34,6 +36,7 @@ from shared.models import (
 from shared.mqtt import ONLINE, Incoming, RawIncoming, Runtime
 from shared.topics import Leaf, TopicRef, Topics
 
+from .calibration import new_findings, observe
 from .config import AllocatorConfig
 from .core import allocate
 from .discovery import DiscoveryAnnouncer
@@ -60,6 +63,15 @@ def _site_of(ref: TopicRef | None, payload_site: str) -> str:
     if payload_site != ref.site:
         raise ValueError(f"payload names site {payload_site!r} but the topic is site {ref.site!r}")
     return ref.site
+
+
+def _detected_legs(calibration: Calibration | None) -> dict[str, object]:
+    return {} if calibration is None else {load: cal.legs for load, cal in calibration.loads.items()}
+
+
+def _findings_of(calibration: Calibration) -> dict[str, object]:
+    """A calibration's content without its stamp and the last observation (which changes every time)."""
+    return calibration.model_dump(exclude={"ts", "last"})
 
 
 def _load_of(ref: TopicRef | None, payload_load: str) -> str:
@@ -99,6 +111,9 @@ class AllocatorService:
                 self.loop.urgent(site.site)
             else:
                 self.loop.changed(site.site)
+            if self.section.calibration and self.loop.is_open:
+                # (not before the retained state settled: the detector continues from its retained copy)
+                await self.calibrate(site, msg.payload)
 
         @rt.route(topics.load_filter(Leaf.STATE), LoadState)
         async def on_load_state(msg: Incoming[LoadState]) -> None:
@@ -179,6 +194,10 @@ class AllocatorService:
         @rt.route(topics.decision("+"), SiteDecision, qos=0)
         async def on_own_decision(msg: Incoming[SiteDecision]) -> None:
             self.registry.site(_site_of(msg.ref, msg.payload.site)).take_decision(msg.payload)
+
+        @rt.route(topics.calibration("+"), Calibration, qos=0)
+        async def on_own_calibration(msg: Incoming[Calibration]) -> None:
+            self.registry.site(_site_of(msg.ref, msg.payload.site)).take_calibration(msg.payload)
 
         @rt.raw_route(rt.availability_topic)
         async def on_own_availability(msg: RawIncoming) -> None:
@@ -320,6 +339,33 @@ class AllocatorService:
             *(self.runtime.publish(self.topics.setpoint(site_id, sp.load), sp, retain=True) for sp in setpoints),
             self.runtime.publish(self.topics.decision(site_id), decision, retain=True),
         ))
+
+    # -- calibration -------------------------------------------------------------------------------
+    async def calibrate(self, site: SiteState, measurement: SiteMeasurement) -> None:
+        """Feed the phase mapping and polarity detector; report each new finding once (warn, never override:
+        only loads with ``auto_phase_map`` use a detected mapping); publish the calibration when it changed,
+        at most every ``calibration_interval`` unless there is a new finding."""
+        now = self._now()
+        before = site.calibration
+        states = [entry.state for entry in site.loads.values() if entry.state is not None]
+        after = observe(before, measurement, states, now)
+        site.calibration = after
+        topic = self.topics.calibration(site.site)
+        sources = {p: reading.source for p, reading in measurement.grid_current.items()}
+        findings = new_findings(before, after, sources)
+        for finding in findings:
+            self.runtime.log.warning("site %s: %s", site.site, finding.message)
+            await self.runtime.publish(self.topics.errors(site.site), ErrorReport(
+                ts=now, service=SERVICE, topic=topic, error=finding.error, message=finding.message))
+        if _detected_legs(before) != _detected_legs(after):
+            self.loop.changed(site.site)  # a load with auto_phase_map decides on the new mapping
+        published, at = site.calibration_published, site.calibration_published_at
+        if published is not None and _findings_of(published) == _findings_of(after):
+            return
+        if not findings and at is not None and (now - at).total_seconds() < self.section.calibration_interval:
+            return
+        site.calibration_published, site.calibration_published_at = after, now
+        await self.runtime.publish(topic, after, retain=True)
 
     # -- running -----------------------------------------------------------------------------------
     async def run(self) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared.models import (
+    Calibration,
     LoadInput,
     LoadMemory,
     LoadSettings,
@@ -25,6 +26,7 @@ from shared.models import (
     Snapshot,
 )
 
+from .calibration import remapped
 from .config import AllocatorConfig
 from .schedules import active_modes, load_in_force, site_in_force
 
@@ -66,6 +68,10 @@ class SiteState:
     memory_ts: datetime | None = None
     #: Whether the site has inputs or settings of its own (not only memory read back): then it is served.
     served: bool = False
+    #: The detector's latest calibration, and the last one published (with when it went out).
+    calibration: Calibration | None = None
+    calibration_published: Calibration | None = None
+    calibration_published_at: datetime | None = None
 
     # -- inputs ------------------------------------------------------------------------------------
     def load(self, load: str) -> LoadEntry:
@@ -114,6 +120,13 @@ class SiteState:
         self.memory_ts = decision.ts
         return True
 
+    def take_calibration(self, calibration: Calibration) -> bool:
+        """Read the detector's memory back from a retained calibration, if newer than the one held."""
+        if self.calibration is not None and calibration.ts <= self.calibration.ts:
+            return False
+        self.calibration = self.calibration_published = calibration
+        return True
+
     def remember(self, memory: SiteMemory, loads: dict[str, LoadMemory], ts: datetime) -> None:
         """Keep what a decision of ours left, stamped with the ``ts`` of the messages that publish it."""
         self.memory, self.memory_ts = memory, ts
@@ -132,6 +145,10 @@ class SiteState:
             if state is None:
                 continue
             settings = load_in_force(self.site, load_id, entry.settings, modes)
+            if settings is not None and settings.auto_phase_map and self.calibration is not None:
+                detected = self.calibration.loads.get(load_id)
+                if detected is not None and detected.legs:
+                    state = remapped(state, detected.legs)
             loads.append(LoadInput(state=state, settings=settings, memory=entry.memory))
         return Snapshot(
             settings=site_in_force(self.settings, modes),

@@ -183,6 +183,8 @@ class LoadSettings(Message):
     max_current: LoadAmps | None = None
     enabled: bool = True
     name: Text = ""
+    #: Use the phase mapping the allocator detected (``<site>/calibration``) instead of the adapter's ``legs``.
+    auto_phase_map: bool = False
     #: The ``transaction`` id of the ``/set`` these settings answer (zigbee2mqtt style), if any.
     transaction: Annotated[str, Strict(), Field(max_length=64)] | None = None
 
@@ -196,3 +198,4 @@ class LoadSettingsSet(Command):
     max_current: LoadAmps | None = None
     enabled: bool | None = None
     name: Text | None = None
+    auto_phase_map: bool | None = None

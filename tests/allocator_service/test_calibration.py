@@ -1,0 +1,286 @@
+"""Phase mapping and polarity detection: the pure detector on scripted step sequences, then the allocator
+against the real Mosquitto publishing what it found."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.allocator.calibration import observe, remapped
+from services.allocator.service import running
+from shared.config import AmpmqConfig
+from shared.models import (
+    Calibration,
+    ErrorReport,
+    Leg,
+    LoadKind,
+    LoadState,
+    Phase,
+    Polarity,
+    SiteMeasurement,
+)
+from shared.models.measurement import CurrentReading
+from shared.probe import Probe
+from shared.topics import Topics
+
+from .conftest import FAST_TIMERS
+
+SITE = "home"
+T0 = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
+HOUSE = {Phase.A: 5.0, Phase.B: 3.0, Phase.C: 4.0}
+
+
+def car(draw: float, *, legs: dict[Leg, Phase] | None = None, in_use: Sequence[Leg] = (Leg.L1,),
+        load: str = "car") -> LoadState:
+    """A charger connector whose adapter reports ``draw`` A on each configured phase of the legs in use."""
+    state = LoadState(site=SITE, load=load, kind=LoadKind.EVSE, min_current=6.0, max_current=16.0,
+                      legs=legs or {Leg.L1: Phase.A, Leg.L2: Phase.B, Leg.L3: Phase.C}, phases_in_use=list(in_use))
+    return state.model_copy(update={"draw": {p: draw for p in state.site_phases()}})
+
+
+@dataclass
+class Site:
+    """A scripted site: the house, the physical wiring of each load, and CTs that may read inverted."""
+
+    physical: dict[str, dict[Leg, Phase]]
+    inverted: set[Phase] = field(default_factory=set)
+    calibration: Calibration | None = None
+    t: datetime = T0
+
+    def step(self, states: Sequence[LoadState], noise: dict[Phase, float] | None = None) -> Calibration:
+        """One observation: the grid shows the house, the noise and what each load really draws."""
+        self.t += timedelta(seconds=2)
+        grid = {p: HOUSE[p] + (noise or {}).get(p, 0.0) for p in Phase}
+        for state in states:
+            for leg in state.phases_in_use:
+                grid[self.physical[state.load][leg]] += state.draw.get(state.legs[leg], 0.0)
+        readings = {p: CurrentReading(ts=self.t, value=-v if p in self.inverted else v) for p, v in grid.items()}
+        measurement = SiteMeasurement(site=SITE, ts=self.t, grid_current=readings)
+        self.calibration = observe(self.calibration, measurement, states, self.t)
+        return self.calibration
+
+    def cycles(self, n: int, on: Callable[[float], LoadState], amps: float = 16.0) -> Calibration:
+        """``n`` start/stop pairs of one load (2 n step events)."""
+        result = self.step([on(0.0)])
+        for _ in range(n):
+            self.step([on(amps)])
+            result = self.step([on(0.0)])
+        return result
+
+
+def one_phase(amps: float) -> LoadState:
+    return car(amps)
+
+
+def three_phase(amps: float) -> LoadState:
+    return car(amps, in_use=(Leg.L1, Leg.L2, Leg.L3))
+
+
+WIRED_RIGHT = {Leg.L1: Phase.A, Leg.L2: Phase.B, Leg.L3: Phase.C}
+L1_ON_C = {Leg.L1: Phase.C, Leg.L2: Phase.A, Leg.L3: Phase.B}
+
+
+def test_a_correct_mapping_is_confirmed_and_does_not_differ() -> None:
+    cal = Site({"car": WIRED_RIGHT}).cycles(2, one_phase)
+    result = cal.loads["car"]
+    assert result.legs == {Leg.L1: Phase.A} and result.votes == {Leg.L1: {Phase.A: 4}}
+    assert not result.differs and cal.notes == []
+    assert cal.phases[Phase.A].polarity is Polarity.NORMAL
+    assert Phase.B not in cal.phases and Phase.C not in cal.phases  # never stepped: no vote either way
+
+
+def test_before_enough_votes_nothing_is_detected() -> None:
+    site = Site({"car": L1_ON_C})
+    site.step([one_phase(0.0)])
+    site.step([one_phase(16.0)])
+    cal = site.step([one_phase(0.0)])
+    assert cal.loads["car"].votes == {Leg.L1: {Phase.C: 2}}
+    assert cal.loads["car"].legs == {} and not cal.loads["car"].differs
+    assert cal.phases[Phase.C].polarity is Polarity.UNKNOWN
+
+
+def test_a_one_phase_car_configured_on_a_but_stepping_c_is_detected_on_c_after_three_votes() -> None:
+    site = Site({"car": L1_ON_C})
+    site.step([one_phase(0.0)])
+    site.step([one_phase(16.0)])
+    site.step([one_phase(0.0)])
+    cal = site.step([one_phase(10.0)])
+    result = cal.loads["car"]
+    assert result.legs == {Leg.L1: Phase.C} and result.configured[Leg.L1] is Phase.A and result.differs
+    assert any("L1" in note and "phase C" in note for note in cal.notes)
+
+
+def test_house_noise_that_does_not_match_the_step_is_ignored() -> None:
+    site = Site({"car": WIRED_RIGHT})
+    site.step([one_phase(0.0)])
+    # the car steps 16 A while a kettle switches on phase B: the grid shows two steps, the car's cannot be told
+    cal = site.step([one_phase(16.0)], noise={Phase.B: 9.0})
+    assert (cal.events, cal.ignored) == (1, 1)
+    # the car steps 16 A but a heater going off on phase A hides half of it: no match
+    site.step([one_phase(0.0)], noise={Phase.B: 9.0})
+    cal = site.step([one_phase(16.0)], noise={Phase.A: -8.0, Phase.B: 9.0})
+    assert (cal.events, cal.ignored) == (3, 2)
+    assert cal.loads["car"].votes == {Leg.L1: {Phase.A: 1}}
+    # house noise with no load step is not an event at all
+    cal = site.step([one_phase(16.0)], noise={Phase.A: -8.0, Phase.C: 12.0})
+    assert (cal.events, cal.ignored) == (3, 2)
+
+
+def test_a_single_contradicting_event_does_not_flip_the_mapping() -> None:
+    site = Site({"car": L1_ON_C})
+    cal = site.cycles(2, one_phase)  # 4 votes for C
+    assert cal.loads["car"].legs == {Leg.L1: Phase.C}
+    # one step where a house load on C hides the car and one on A pretends to be it
+    cal = site.step([one_phase(16.0)], noise={Phase.A: 16.0, Phase.C: -16.0})
+    assert cal.loads["car"].votes == {Leg.L1: {Phase.A: 1, Phase.C: 4}}
+    assert cal.loads["car"].legs == {Leg.L1: Phase.C} and cal.loads["car"].differs
+
+
+def test_symmetric_three_phase_steps_give_polarity_but_no_mapping() -> None:
+    cal = Site({"car": L1_ON_C}).cycles(2, three_phase)
+    result = cal.loads["car"]
+    assert result.legs == {} and result.votes == {} and not result.differs
+    assert result.symmetric_steps == 4
+    assert {p: pp.polarity for p, pp in cal.phases.items()} == dict.fromkeys(Phase, Polarity.NORMAL)
+    assert any("cannot tell its legs apart" in note for note in cal.notes)
+
+
+def test_an_inverted_ct_on_phase_b_is_detected_after_three_votes() -> None:
+    site = Site({"car": WIRED_RIGHT}, inverted={Phase.B})
+    site.step([three_phase(0.0)])
+    site.step([three_phase(16.0)])
+    cal = site.step([three_phase(0.0)])
+    assert cal.phases[Phase.B].polarity is Polarity.UNKNOWN and cal.phases[Phase.B].inverted == 2
+    cal = site.step([three_phase(12.0)])
+    assert cal.phases[Phase.B].polarity is Polarity.INVERTED and cal.phases[Phase.B].inverted == 3
+    assert cal.phases[Phase.A].polarity is Polarity.NORMAL and cal.phases[Phase.C].polarity is Polarity.NORMAL
+    assert any("phase B reads inverted" in note for note in cal.notes)
+
+
+def test_a_two_phase_car_with_one_leg_elsewhere_names_that_leg() -> None:
+    two_legs = {"car": {Leg.L1: Phase.A, Leg.L2: Phase.C, Leg.L3: Phase.B}}
+
+    def two_phase(amps: float) -> LoadState:
+        return car(amps, in_use=(Leg.L1, Leg.L2))
+
+    result = Site(two_legs).cycles(2, two_phase).loads["car"]
+    assert result.legs == {Leg.L1: Phase.A, Leg.L2: Phase.C} and result.differs
+
+
+def test_stale_measurements_and_two_loads_stepping_at_once_give_no_votes() -> None:
+    site = Site({"car": L1_ON_C, "van": WIRED_RIGHT})
+    site.step([one_phase(0.0), car(0.0, load="van")])
+    cal = site.step([one_phase(16.0), car(16.0, load="van")])
+    assert (cal.events, cal.ignored) == (1, 1) and cal.loads["car"].votes == {}
+    stale = SiteMeasurement(site=SITE, ts=site.t, grid_current={p: CurrentReading(ts=site.t, value=30.0)
+                                                                 for p in Phase})
+    cal = observe(cal, stale, [one_phase(0.0)], site.t + timedelta(seconds=60))
+    assert cal.last is None and cal.events == 1
+
+
+def test_serialised_and_restored_the_detector_continues_its_votes() -> None:
+    site = Site({"car": L1_ON_C})
+    site.step([one_phase(0.0)])
+    site.step([one_phase(16.0)])
+    cal = site.step([one_phase(0.0)])
+    assert cal.loads["car"].legs == {}
+    # another instance reads the retained copy back and goes on: the third vote decides
+    site.calibration = Calibration.model_validate_json(cal.model_dump_json())
+    cal = site.step([one_phase(16.0)])
+    assert cal.loads["car"].legs == {Leg.L1: Phase.C} and cal.loads["car"].votes == {Leg.L1: {Phase.C: 3}}
+
+
+def test_a_fixed_setting_wins_again_as_new_votes_come_in() -> None:
+    site = Site({"car": WIRED_RIGHT}, inverted={Phase.A})
+    cal = site.cycles(2, one_phase)
+    assert cal.phases[Phase.A].polarity is Polarity.INVERTED
+    site.inverted = set()  # the user set invert: true on the meter source
+    cal = site.cycles(4, one_phase)
+    assert (cal.phases[Phase.A].inverted, cal.phases[Phase.A].normal) == (4, 8)
+    assert cal.phases[Phase.A].polarity is Polarity.UNKNOWN  # a third of the recent votes say otherwise
+    cal = site.cycles(1, one_phase)
+    assert (cal.phases[Phase.A].inverted, cal.phases[Phase.A].normal) == (2, 10)  # the oldest fell out
+    assert cal.phases[Phase.A].polarity is Polarity.NORMAL
+
+
+@pytest.mark.parametrize(
+    ("legs", "in_use", "draw", "detected", "expected_legs", "expected_draw"),
+    [
+        # a 1-phase car reported on A that really is on C: its draw moves to C, L3 takes the free phase A
+        (WIRED_RIGHT, [Leg.L1], {Phase.A: 16.0}, {Leg.L1: Phase.C}, L1_ON_C | {Leg.L2: Phase.B, Leg.L3: Phase.A},
+         {Phase.C: 16.0}),
+        # a 3-phase load with L1 and L3 swapped: the legs swap and the draw follows each leg
+        (WIRED_RIGHT, [Leg.L1, Leg.L2, Leg.L3], {Phase.A: 10.0, Phase.B: 10.0, Phase.C: 12.0},
+         {Leg.L1: Phase.C, Leg.L3: Phase.A}, {Leg.L1: Phase.C, Leg.L2: Phase.B, Leg.L3: Phase.A},
+         {Phase.A: 12.0, Phase.B: 10.0, Phase.C: 10.0}),
+        # detections that put two legs on one phase are not applied
+        (WIRED_RIGHT, [Leg.L1, Leg.L2], {Phase.A: 8.0, Phase.B: 9.0}, {Leg.L1: Phase.B, Leg.L2: Phase.B},
+         WIRED_RIGHT, {Phase.A: 8.0, Phase.B: 9.0}),
+        # a 2-phase car with L1 found on B: L2 (configured B) swaps to A, each leg's draw goes with it
+        (WIRED_RIGHT, [Leg.L1, Leg.L2], {Phase.A: 8.0, Phase.B: 9.0}, {Leg.L1: Phase.B},
+         {Leg.L1: Phase.B, Leg.L2: Phase.A, Leg.L3: Phase.C}, {Phase.A: 9.0, Phase.B: 8.0}),
+    ],
+)
+def test_remapped_moves_the_legs_and_the_draw_with_them(
+    legs: dict[Leg, Phase], in_use: list[Leg], draw: dict[Phase, float], detected: dict[Leg, Phase],
+    expected_legs: dict[Leg, Phase] | None, expected_draw: dict[Phase, float],
+) -> None:
+    state = car(0.0, legs=legs, in_use=in_use).model_copy(update={"draw": draw})
+    result = remapped(state, detected)
+    assert result.legs == (expected_legs or {**legs, **detected})
+    assert result.draw == expected_draw
+
+
+# -- the allocator against the real Mosquitto ------------------------------------------------------------
+async def _step(watch: Probe, topics: Topics, site: str, draw: float) -> None:
+    """The car draws ``draw`` A on each phase; the meter sees the house plus the car, phase B's CT reversed."""
+    at = datetime.now(UTC)
+    state = three_phase(draw).model_copy(update={"site": site, "ts": at})
+    await watch.publish(topics.load_state(site, "car"), state, retain=True)
+    await asyncio.sleep(0.05)  # the adapter's state lands before the meter's next reading
+    readings = {p: CurrentReading(ts=at, source="grid", value=-(HOUSE[p] + draw) if p is Phase.B else HOUSE[p] + draw)
+                for p in Phase}
+    await watch.publish(topics.measurement(site), SiteMeasurement(site=site, ts=at, grid_current=readings),
+                        retain=True)
+    await asyncio.sleep(0.1)
+
+
+def _errors(watch: Probe, topics: Topics, site: str, after: int, error: str) -> list[ErrorReport]:
+    reports = [m.model(ErrorReport) for m in watch.messages[after:] if m.topic == topics.errors(site)]
+    return [r for r in reports if r.error == error]
+
+
+async def test_the_allocator_publishes_the_calibration_and_reports_an_inverted_phase_once(
+    watch: Probe, topics: Topics, site_id: str, mqtt_url: str
+) -> None:
+    config = AmpmqConfig(mqtt_url=mqtt_url, root=topics.root, allocator={
+        "settle": 0.3, "sites": {site_id: {"timers": FAST_TIMERS}}, "calibration_interval": 0.0})
+    start = watch.mark()
+    async with running(config):
+        await _step(watch, topics, site_id, 0.0)
+        await watch.expect(topics.decision(site_id), after=start)  # the retained state has settled
+        for draw in (0.0, 16.0, 0.0, 16.0):
+            await _step(watch, topics, site_id, draw)
+        report = (await watch.expect(topics.errors(site_id), after=start,
+                                     where=lambda m: m.json()["error"] == "polarity_inverted")).model(ErrorReport)
+        assert "phase B" in report.message and "invert: true" in report.message and "'grid'" in report.message
+        calibration = (await watch.expect(
+            topics.calibration(site_id), after=start,
+            where=lambda m: "B" in m.json()["phases"] and m.json()["phases"]["B"]["polarity"] == "inverted",
+        )).model(Calibration)
+        assert calibration.phases[Phase.A].polarity is Polarity.NORMAL
+        assert calibration.loads["car"].symmetric_steps == 3 and not calibration.loads["car"].differs
+    # another instance takes over from the retained calibration: it goes on counting and does not report again
+    mark = watch.mark()
+    async with running(config):
+        await watch.expect(topics.decision(site_id), after=mark)
+        await _step(watch, topics, site_id, 0.0)
+        calibration = (await watch.expect(topics.calibration(site_id), after=mark,
+                                          where=lambda m: m.model(Calibration).events == 4)).model(Calibration)
+        assert calibration.phases[Phase.B].inverted == 4 and calibration.phases[Phase.B].polarity is Polarity.INVERTED
+        assert _errors(watch, topics, site_id, mark, "polarity_inverted") == []
+    assert len(_errors(watch, topics, site_id, start, "polarity_inverted")) == 1
