@@ -233,7 +233,7 @@ def _phase_verdict(pp: PhasePolarity, settings: DetectorSettings) -> PhasePolari
 
 
 def _notes(loads: Mapping[str, LoadCalibration], phases: Mapping[Phase, PhasePolarity]) -> list[str]:
-    notes = [f"phase {p} reads inverted: set invert: true on its meter source"
+    notes = [f"phase {p} reads inverted: its clamp or meter source is the wrong way round"
              for p, pp in phases.items() if pp.polarity is Polarity.INVERTED]
     for load, cal in loads.items():
         for leg, phase in cal.legs.items():
@@ -295,9 +295,14 @@ def new_findings(before: Calibration | None, after: Calibration,
         if pp.polarity is Polarity.INVERTED and (held is None or held.polarity is not Polarity.INVERTED):
             source = (sources or {}).get(phase)
             where = f"meter source {source!r}" if source else "the meter source of that phase"
+            normal = [str(p) for p, other in after.phases.items() if other.polarity is Polarity.NORMAL
+                      and (sources or {}).get(p) == source]
+            fix = (f"turn that phase's clamp round (or give its value scale: -1): phases {', '.join(normal)} of "
+                   f"{where} read normal, so invert: true on the source would flip them too" if normal
+                   else f"set invert: true on {where}")
             found.append(Finding("polarity_inverted", None, phase,
                                  f"grid phase {phase} reads inverted ({pp.inverted} of {pp.inverted + pp.normal} "
-                                 f"load steps went the other way): set invert: true on {where}"))
+                                 f"load steps went the other way): {fix}"))
     for load, cal in after.loads.items():
         held_cal = before.loads.get(load) if before is not None else None
         if not cal.differs or (held_cal is not None and held_cal.differs and held_cal.legs == cal.legs):

@@ -10,18 +10,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.allocator.calibration import observe, remapped
+from services.allocator.calibration import new_findings, observe, remapped
 from services.allocator.service import running
+from services.allocator.state import SiteState
 from shared.config import AmpmqConfig
 from shared.models import (
     Calibration,
     ErrorReport,
     Leg,
     LoadKind,
+    LoadSettings,
     LoadState,
     Phase,
     Polarity,
     SiteMeasurement,
+    SiteSettings,
 )
 from shared.models.measurement import CurrentReading
 from shared.probe import Probe
@@ -235,6 +238,34 @@ def test_remapped_moves_the_legs_and_the_draw_with_them(
     assert result.draw == expected_draw
 
 
+def test_each_finding_is_reported_once_with_what_to_set() -> None:
+    site = Site({"car": L1_ON_C}, inverted={Phase.C})
+    site.step([one_phase(0.0)])
+    site.step([one_phase(16.0)])
+    before = site.step([one_phase(0.0)])
+    after = site.step([one_phase(16.0)])
+    findings = new_findings(before, after, {Phase.C: "p1"})
+    assert sorted((f.error, f.load, f.phase) for f in findings) == [
+        ("phase_map_mismatch", "car", None), ("polarity_inverted", None, Phase.C)]
+    mismatch = next(f for f in findings if f.error == "phase_map_mismatch")
+    assert "L1 is on phase C (configured A)" in mismatch.message and "legs {L1: C}" in mismatch.message
+    assert "invert: true on meter source 'p1'" in next(f for f in findings if f.phase is Phase.C).message
+    assert new_findings(after, site.step([one_phase(0.0)])) == []  # the same findings again: nothing new
+
+
+def test_a_load_with_auto_phase_map_is_decided_on_the_detected_legs_and_others_are_not() -> None:
+    site = Site({"car": L1_ON_C})
+    calibration = site.cycles(2, one_phase)
+    state = SiteState(SITE, SiteSettings(site=SITE), calibration=calibration)
+    state.load("car").state = one_phase(16.0)
+    state.load("car").settings = LoadSettings(site=SITE, load="car")
+    seen = state.snapshot(site.t).loads[0].state
+    assert (seen.legs[Leg.L1], seen.draw) == (Phase.A, {Phase.A: 16.0})  # warned, not overridden
+    state.load("car").settings = LoadSettings(site=SITE, load="car", auto_phase_map=True)
+    seen = state.snapshot(site.t).loads[0].state
+    assert (seen.legs[Leg.L1], seen.draw) == (Phase.C, {Phase.C: 16.0})
+
+
 # -- the allocator against the real Mosquitto ------------------------------------------------------------
 async def _step(watch: Probe, topics: Topics, site: str, draw: float) -> None:
     """The car draws ``draw`` A on each phase; the meter sees the house plus the car, phase B's CT reversed."""
@@ -267,7 +298,9 @@ async def test_the_allocator_publishes_the_calibration_and_reports_an_inverted_p
             await _step(watch, topics, site_id, draw)
         report = (await watch.expect(topics.errors(site_id), after=start,
                                      where=lambda m: m.json()["error"] == "polarity_inverted")).model(ErrorReport)
-        assert "phase B" in report.message and "invert: true" in report.message and "'grid'" in report.message
+        assert "phase B" in report.message and "'grid'" in report.message
+        # A and C of the same source read right: the advice is the clamp, not invert: true on the whole source
+        assert "clamp" in report.message and "phases A, C" in report.message
         calibration = (await watch.expect(
             topics.calibration(site_id), after=start,
             where=lambda m: "B" in m.json()["phases"] and m.json()["phases"]["B"]["polarity"] == "inverted",
