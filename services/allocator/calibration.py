@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.models import (
     Calibration,
@@ -41,6 +41,7 @@ from shared.models import (
     LoadState,
     LoadStatus,
     Observation,
+    PendingStep,
     Phase,
     PhasePolarity,
     Polarity,
@@ -67,6 +68,10 @@ class DetectorSettings:
     #: A measurement older than this (s) at ``now`` is not used; observations further apart are not compared.
     stale_after: float = 10.0
     max_gap: float = 30.0
+    #: How far apart (s) the meter and the load's adapter may see the same step: the grid before the step is
+    #: read up to ``lag`` before the load's last report of its old draw, and after it at least ``lag`` after
+    #: its report of the new draw (0: both over the same interval between two consecutive observations).
+    lag: float = 0.0
 
 
 DEFAULT_SETTINGS = DetectorSettings()
@@ -105,23 +110,42 @@ def observe(
     events, ignored = held.events, held.ignored
 
     observation = _observation(measurement, states.values(), now, settings)
-    last = held.last
+    last, history, pending = held.last, list(held.history), held.pending
     gap = (observation.ts - last.ts).total_seconds() if observation is not None and last is not None else None
-    if gap is not None and gap <= 0:
+    if observation is None or last is None or gap is None or gap > settings.max_gap:
+        history, pending = [], None  # nothing to compare with, or too long ago: start afresh
+    elif gap <= 0:
         observation = last  # the same measurement again (or an older one): nothing new
-    elif observation is not None and last is not None and gap is not None and gap <= settings.max_gap:
-        outcome = _step_event(last, observation, states, settings)
-        if outcome is not None:
+    else:
+        steppers = _steppers(last, observation, states, settings)
+        outcomes: list[_Votes | str] = []
+        if pending is not None and steppers:
+            outcomes.append("the load stepped again before the grid settled")
+            pending = None
+        if steppers:
             events += 1
+            if len(steppers) > 1:
+                outcomes.append("several loads stepped at once")
+            else:
+                load, delta = steppers[0]
+                anchor = _anchor([*history, last], last, settings)
+                pending = PendingStep(load=load, delta=delta, before=dict(anchor.grid),
+                                      due=observation.ts + timedelta(seconds=settings.lag))
+        if pending is not None and observation.ts >= pending.due:
+            outcomes.append(_judge(pending, observation.grid, states, settings))
+            pending = None
+        for outcome in outcomes:
             if isinstance(outcome, _Votes):
                 _tally(outcome, load_cals, phases)
             else:
                 ignored += 1
+        history = [o for o in [*history, last] if o.ts >= observation.ts - timedelta(seconds=settings.lag)][-64:]
 
     load_cals = {load: _load_verdict(cal, settings) for load, cal in sorted(load_cals.items())}
     phases = {p: _phase_verdict(pp, settings) for p, pp in sorted(phases.items())}
     return Calibration(site=site, ts=now, loads=load_cals, phases=phases, events=events, ignored=ignored,
-                       notes=_notes(load_cals, phases), last=observation)
+                       notes=_notes(load_cals, phases), last=observation,
+                       history=history if observation is not None else [], pending=pending)
 
 
 # -- one observation ---------------------------------------------------------------------------------
@@ -138,23 +162,41 @@ def _observation(measurement: SiteMeasurement, states: Iterable[LoadState], now:
     return Observation(ts=measurement.ts, grid={p: r.value for p, r in readings.items()}, draws=draws)
 
 
-def _step_event(before: Observation, after: Observation, states: Mapping[str, LoadState],
-                settings: DetectorSettings) -> _Votes | str | None:
-    """The votes of the step between two observations; None when no load stepped; a reason (str) when a
-    load stepped but the grid did not show it cleanly."""
-    steppers: list[tuple[str, dict[Phase, float]]] = []
+def _changes(before: Observation, after: Observation) -> dict[str, dict[Phase, float]]:
+    """Per load in both observations: the change of its draw per site phase."""
+    changes = {}
     for load, draw in after.draws.items():
-        if load not in before.draws or load not in states:
+        old = before.draws.get(load)
+        if old is not None:
+            changes[load] = {p: draw.get(p, 0.0) - old.get(p, 0.0) for p in sorted(set(draw) | set(old))}
+    return changes
+
+
+def _steppers(before: Observation, after: Observation, states: Mapping[str, LoadState],
+              settings: DetectorSettings) -> list[tuple[str, dict[Phase, float]]]:
+    """The loads whose draw stepped between two observations, with their change per site phase."""
+    return [(load, delta) for load, delta in _changes(before, after).items()
+            if load in states and any(abs(d) >= settings.step for d in delta.values())]
+
+
+def _anchor(candidates: list[Observation], last: Observation, settings: DetectorSettings) -> Observation:
+    """The grid reading before a step: the earliest observation within ``lag`` before ``last`` (the load's
+    last report of its old draw) since which no load stepped; ``last`` itself when ``lag`` is 0."""
+    for candidate in candidates:
+        if candidate.ts < last.ts - timedelta(seconds=settings.lag):
             continue
-        old = before.draws[load]
-        delta = {p: draw.get(p, 0.0) - old.get(p, 0.0) for p in sorted(set(draw) | set(old))}
-        if any(abs(d) >= settings.step for d in delta.values()):
-            steppers.append((load, delta))
-    if not steppers:
-        return None
-    if len(steppers) > 1:
-        return "several loads stepped at once"
-    load, delta = steppers[0]
+        if all(abs(d) < settings.step for delta in _changes(candidate, last).values() for d in delta.values()):
+            return candidate
+    return last
+
+
+def _judge(step: PendingStep, grid_after: Mapping[Phase, float], states: Mapping[str, LoadState],
+           settings: DetectorSettings) -> _Votes | str:
+    """The votes of one step event, or why the grid did not show it cleanly."""
+    state = states.get(step.load)
+    if state is None:
+        return "the load is gone"
+    delta = step.delta
     stepped = {p: d for p, d in delta.items() if abs(d) >= settings.step}
     size = sum(stepped.values()) / len(stepped)
     band = max(settings.tolerance * abs(size), settings.tolerance_abs)
@@ -162,13 +204,12 @@ def _step_event(before: Observation, after: Observation, states: Mapping[str, Lo
         return "the load changed on other phases too"
     if any((d > 0) != (size > 0) for d in stepped.values()):
         return "the load stepped up on one phase and down on another"
-    grid = {p: after.grid[p] - before.grid[p] for p in sorted(set(before.grid) & set(after.grid))}
+    grid = {p: grid_after[p] - step.before[p] for p in sorted(set(step.before) & set(grid_after))}
     matched = {p: g for p, g in grid.items() if abs(abs(g) - abs(size)) <= band}
     quiet = {p for p, g in grid.items() if abs(g) <= band}
     if len(matched) != len(stepped) or len(matched) + len(quiet) != len(grid):
         return "the grid did not show the step"
     polarity = {p: Polarity.NORMAL if (g > 0) == (size > 0) else Polarity.INVERTED for p, g in matched.items()}
-    state = states[load]
     symmetric = len(stepped) == len(grid)
     legs: dict[Leg, Phase] = {}
     stepping = [leg for leg in state.phases_in_use if state.legs[leg] in stepped]
@@ -179,7 +220,7 @@ def _step_event(before: Observation, after: Observation, states: Mapping[str, Lo
         legs.update(kept)
         if len(rest) == 1 and len(free) == 1:
             legs[rest[0]] = free[0]
-    return _Votes(load=load, polarity=polarity, legs=legs, symmetric=symmetric)
+    return _Votes(load=step.load, polarity=polarity, legs=legs, symmetric=symmetric)
 
 
 def _tally(votes: _Votes, loads: dict[str, LoadCalibration], phases: dict[Phase, PhasePolarity]) -> None:

@@ -45,6 +45,8 @@ class AllocatorConfig(SectionModel):
     calibration: bool = True
     #: Shortest time between two publications of a site's calibration (s); a new finding goes out at once.
     calibration_interval: Annotated[float, Field(ge=0.0, le=3600.0)] = 5.0
+    #: How far apart (s) the meter and a load's adapter may report the same step (see ``calibration.py``).
+    calibration_lag: Annotated[float, Field(ge=0.0, le=60.0)] = 5.0
 
     @field_validator("sites")
     @classmethod

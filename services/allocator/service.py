@@ -36,7 +36,7 @@ from shared.models import (
 from shared.mqtt import ONLINE, Incoming, RawIncoming, Runtime
 from shared.topics import Leaf, TopicRef, Topics
 
-from .calibration import new_findings, observe
+from .calibration import DetectorSettings, new_findings, observe
 from .config import AllocatorConfig
 from .core import allocate
 from .discovery import DiscoveryAnnouncer
@@ -70,8 +70,8 @@ def _detected_legs(calibration: Calibration | None) -> dict[str, object]:
 
 
 def _findings_of(calibration: Calibration) -> dict[str, object]:
-    """A calibration's content without its stamp and the last observation (which changes every time)."""
-    return calibration.model_dump(exclude={"ts", "last"})
+    """A calibration's content without its stamp and the observations it keeps (which change every time)."""
+    return calibration.model_dump(exclude={"ts", "last", "history"})
 
 
 def _load_of(ref: TopicRef | None, payload_load: str) -> str:
@@ -91,6 +91,7 @@ class AllocatorService:
         self.topics = Topics(config.root)
         self.runtime = Runtime(SERVICE, config.broker_url(), self.topics)
         self.registry = Registry(self.section)
+        self.detector = DetectorSettings(lag=self.section.calibration_lag)
         self.loop = DecisionLoop(clock, self.decide, self._timers)
         self.discovery = (DiscoveryAnnouncer(self.runtime, Discovery(self.topics, self.section.discovery_prefix))
                           if self.section.home_assistant else None)
@@ -348,7 +349,7 @@ class AllocatorService:
         now = self._now()
         before = site.calibration
         states = [entry.state for entry in site.loads.values() if entry.state is not None]
-        after = observe(before, measurement, states, now)
+        after = observe(before, measurement, states, now, self.detector)
         site.calibration = after
         topic = self.topics.calibration(site.site)
         sources = {p: reading.source for p, reading in measurement.grid_current.items()}

@@ -19,7 +19,7 @@ from .base import (
     Watts,
     utcnow,
 )
-from .calibration import Calibration, LoadCalibration, Observation, PhasePolarity, Polarity
+from .calibration import Calibration, LoadCalibration, Observation, PendingStep, PhasePolarity, Polarity
 from .charger import (
     ChargerBoot,
     ChargerEvent,
@@ -93,6 +93,7 @@ __all__ = [
     "OcppCommand",
     "OcppResult",
     "OcppVersion",
+    "PendingStep",
     "Percent",
     "PercentReading",
     "Phase",

@@ -55,6 +55,18 @@ class Observation(Contract):
     draws: dict[TopicId, dict[Phase, LoadAmps]] = Field(default_factory=dict)
 
 
+class PendingStep(Contract):
+    """A load step waiting for the grid to settle (the detector's ``lag``): judged at the first observation
+    at or after ``due``."""
+
+    load: TopicId
+    #: The load's change of draw per site phase (signed).
+    delta: dict[Phase, Amps] = Field(default_factory=dict)
+    #: The grid per phase before the step (up to ``lag`` before the load's last report of its old draw).
+    before: dict[Phase, Amps] = Field(default_factory=dict)
+    due: AwareDatetime
+
+
 class Calibration(Message):
     """Detected phase mapping per load and polarity per grid phase; retained on ``<site>/calibration``.
 
@@ -70,6 +82,9 @@ class Calibration(Message):
     notes: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=32)
     #: The last observation, to compare the next one with (any allocator instance continues from here).
     last: Observation | None = None
+    #: Older observations still inside the ``lag`` window, oldest first, and a step waiting for its verdict.
+    history: list[Observation] = Field(default_factory=list, max_length=64)
+    pending: PendingStep | None = None
 
 
-__all__ = ["VOTE_WINDOW", "Calibration", "LoadCalibration", "Observation", "PhasePolarity", "Polarity"]
+__all__ = ["VOTE_WINDOW", "Calibration", "LoadCalibration", "Observation", "PendingStep", "PhasePolarity", "Polarity"]

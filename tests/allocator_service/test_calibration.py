@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.allocator.calibration import new_findings, observe, remapped
+from services.allocator.calibration import DEFAULT_SETTINGS, DetectorSettings, new_findings, observe, remapped
 from services.allocator.service import running
 from services.allocator.state import SiteState
 from shared.config import AmpmqConfig
@@ -53,17 +53,20 @@ class Site:
     inverted: set[Phase] = field(default_factory=set)
     calibration: Calibration | None = None
     t: datetime = T0
+    settings: DetectorSettings = DEFAULT_SETTINGS
 
-    def step(self, states: Sequence[LoadState], noise: dict[Phase, float] | None = None) -> Calibration:
-        """One observation: the grid shows the house, the noise and what each load really draws."""
+    def step(self, states: Sequence[LoadState], noise: dict[Phase, float] | None = None,
+             drawing: Sequence[LoadState] | None = None) -> Calibration:
+        """One observation, 2 s after the last: the adapters report ``states``; the grid shows the house, the
+        noise and what each load really draws (``drawing``, when the meter and the adapter disagree)."""
         self.t += timedelta(seconds=2)
         grid = {p: HOUSE[p] + (noise or {}).get(p, 0.0) for p in Phase}
-        for state in states:
+        for state in drawing if drawing is not None else states:
             for leg in state.phases_in_use:
                 grid[self.physical[state.load][leg]] += state.draw.get(state.legs[leg], 0.0)
         readings = {p: CurrentReading(ts=self.t, value=-v if p in self.inverted else v) for p, v in grid.items()}
         measurement = SiteMeasurement(site=SITE, ts=self.t, grid_current=readings)
-        self.calibration = observe(self.calibration, measurement, states, self.t)
+        self.calibration = observe(self.calibration, measurement, states, self.t, self.settings)
         return self.calibration
 
     def cycles(self, n: int, on: Callable[[float], LoadState], amps: float = 16.0) -> Calibration:
@@ -185,6 +188,45 @@ def test_stale_measurements_and_two_loads_stepping_at_once_give_no_votes() -> No
     assert cal.last is None and cal.events == 1
 
 
+def _lagging_cycles(site: Site, meter_first: bool) -> Calibration:
+    """Three start/stop cycles where the meter sees each step one reading before the adapter reports it
+    (``meter_first``) or one after; six readings between steps."""
+    old = one_phase(0.0)
+    cal = site.step([old])
+    for amps in (16.0, 0.0) * 3:
+        new = one_phase(amps)
+        if meter_first:
+            site.step([old], drawing=[new])
+        else:
+            site.step([new], drawing=[old])
+        for _ in range(5):
+            cal = site.step([new])
+        old = new
+    return cal
+
+
+@pytest.mark.parametrize("meter_first", [True, False])
+def test_with_a_lag_steps_the_meter_and_the_adapter_see_a_reading_apart_still_vote(meter_first: bool) -> None:
+    same_interval = _lagging_cycles(Site({"car": L1_ON_C}), meter_first)
+    assert same_interval.loads["car"].votes == {} and same_interval.ignored == same_interval.events == 6
+    lagging = _lagging_cycles(Site({"car": L1_ON_C}, settings=DetectorSettings(lag=5.0)), meter_first)
+    assert lagging.loads["car"].votes == {Leg.L1: {Phase.C: 6}} and lagging.ignored == 0
+    assert lagging.loads["car"].legs == {Leg.L1: Phase.C} and lagging.pending is None
+
+
+def test_with_a_lag_a_second_step_before_the_grid_settled_voids_the_first() -> None:
+    site = Site({"car": WIRED_RIGHT}, settings=DetectorSettings(lag=5.0))
+    site.step([one_phase(0.0)])
+    cal = site.step([one_phase(16.0)])
+    assert cal.pending is not None and cal.pending.load == "car"
+    cal = site.step([one_phase(0.0)])
+    assert (cal.events, cal.ignored) == (2, 1) and cal.pending is not None
+    for _ in range(3):
+        cal = site.step([one_phase(0.0)])
+    assert (cal.events, cal.ignored, cal.pending) == (2, 1, None)
+    assert cal.loads["car"].votes == {Leg.L1: {Phase.A: 1}}  # the step back, judged from the car's 16 A reading
+
+
 def test_serialised_and_restored_the_detector_continues_its_votes() -> None:
     site = Site({"car": L1_ON_C})
     site.step([one_phase(0.0)])
@@ -289,7 +331,8 @@ async def test_the_allocator_publishes_the_calibration_and_reports_an_inverted_p
     watch: Probe, topics: Topics, site_id: str, mqtt_url: str
 ) -> None:
     config = AmpmqConfig(mqtt_url=mqtt_url, root=topics.root, allocator={
-        "settle": 0.3, "sites": {site_id: {"timers": FAST_TIMERS}}, "calibration_interval": 0.0})
+        "settle": 0.3, "sites": {site_id: {"timers": FAST_TIMERS}}, "calibration_interval": 0.0,
+        "calibration_lag": 0.0})
     start = watch.mark()
     async with running(config):
         await _step(watch, topics, site_id, 0.0)
