@@ -10,6 +10,7 @@ from pathlib import Path
 
 from shared.config import AmpmqConfig
 
+from .runner import EMBEDDED_MAX_SPEED, uses_embedded_broker
 from .scenario import ScenarioError, load_scenario
 
 DEFAULT_SCENARIO = "scenarios/sunny-day.yaml"
@@ -24,9 +25,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo.add_argument("--report-dir", default=".", help="where demo-report.html and demo-report.json go")
     demo.add_argument("--no-dashboard", action="store_true", help="a line log instead of the live dashboard")
     demo.add_argument("--verbose", action="store_true", help="keep the services' log (warnings and up) on screen")
-    demo.add_argument("--broker", choices=("embedded", "mosquitto", "auto"), default="embedded",
-                      help="embedded (default): the in-process amqtt broker; mosquitto: a private Mosquitto "
-                      "(needs the binary; lower latency); auto: Mosquitto when installed, else embedded. "
+    demo.add_argument("--broker", choices=("auto", "embedded", "mosquitto"), default="auto",
+                      help="auto (default): a private Mosquitto when installed, else the embedded amqtt broker "
+                      f"(then at most {EMBEDDED_MAX_SPEED:g}x unless --speed says otherwise); embedded; mosquitto. "
                       "Ignored when AMPMQ_MQTT_URL names a broker")
     demo.set_defaults(handler=run_demo)
 
@@ -54,6 +55,10 @@ def run_demo(args: argparse.Namespace, config: AmpmqConfig) -> int:
         # cancelled publishes of the stopping services end up as "exception was never retrieved" noise
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     speed = args.speed or scenario.speed
+    if args.speed is None and uses_embedded_broker(args.broker, config) and speed > EMBEDDED_MAX_SPEED:
+        print(f"the embedded broker carries a few hundred messages a second: running at {EMBEDDED_MAX_SPEED:g}x "
+              "(install mosquitto for the scenario's speed)", flush=True)
+        speed = EMBEDDED_MAX_SPEED
     duration = args.duration or scenario.duration
     print(f"ampmq demo: {scenario.name}: {duration / 3600:.1f} simulated hours at {speed:g}x "
           f"(about {duration / speed:.0f} s)", flush=True)

@@ -12,10 +12,12 @@ import contextlib
 import gc
 import importlib
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from shared.broker import BrokerStartError, Mosquitto, embedded_broker, free_port
@@ -87,7 +89,7 @@ def available_services() -> tuple[list[str], list[str]]:
 
 async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | None = None,
                        duration: float | None = None, observe: Observer | None = None,
-                       refresh: float = 0.25, broker: str = "embedded") -> RunResult:
+                       refresh: float = 0.25, broker: str = "auto") -> RunResult:
     """Run ``scenario`` to its end (or ``duration`` simulated seconds) and return its KPIs."""
     speed = speed or scenario.speed
     duration = duration if duration is not None else scenario.duration
@@ -146,6 +148,19 @@ async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | 
         if plug is not None:
             kpis["boiler_switches"] = plug.switches
         return RunResult(kpis, view)
+
+
+#: The embedded broker (pure Python) falls behind above this speed on a busy machine.
+EMBEDDED_MAX_SPEED = 240.0
+
+
+def uses_embedded_broker(kind: str, config: AmpmqConfig) -> bool:
+    """Whether a run with ``--broker kind`` ends up on the embedded broker."""
+    if config.mqtt_url:
+        return False
+    if kind == "embedded":
+        return True
+    return kind == "auto" and not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists())
 
 
 async def _broker(stack: contextlib.AsyncExitStack, kind: str) -> str:
