@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,10 @@ from .floors import measure as measure_floors
 from .stats import ratio, summary_ms
 
 ROOT = Path(__file__).resolve().parents[1]
-FUSE = 32.0
+FUSE = 40.0
 MAX_CURRENT = 16.0
-NORMAL_HOUSE = 5.0  # A per phase: every charger gets its maximum
-OVERLOAD_HOUSE = 24.0  # A per phase: 32 - 1 (margin) - 24 = 7 A left, so each site's chargers are cut
+NORMAL_HOUSE = 5.0  # A per phase: 40 - 1 (margin) - 5 = 34 A left, both chargers of a site get their maximum
+OVERLOAD_HOUSE = 30.0  # A per phase: with the cars' 32 A the meter shows 62 A > 39 A; 9 A are left for the cars
 
 
 class BenchCharger(ChargePoint):  # type: ignore[misc]
@@ -46,8 +47,9 @@ class BenchCharger(ChargePoint):  # type: ignore[misc]
 
     def __init__(self, cp_id: str, connection: Any) -> None:
         ChargePoint.__init__(self, cp_id, connection, response_timeout=30)
-        self.profiles = []
+        self.profiles: list[tuple[float, float]] = []
         self.changed = asyncio.Event()
+        self._reports: set[asyncio.Task[None]] = set()
 
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
@@ -57,7 +59,21 @@ class BenchCharger(ChargePoint):  # type: ignore[misc]
             period = cs_charging_profiles["charging_schedule"]["charging_schedule_period"][0]
             self.profiles.append((arrived, float(period["limit"])))
             self.changed.set()
+            # the car follows at once and the charger says so, as a real one does within seconds
+            self._reports.add(task := asyncio.get_running_loop().create_task(self.report(float(period["limit"]))))
+            task.add_done_callback(self._reports.discard)
         return call_result.SetChargingProfile(status="Accepted")
+
+    async def report(self, amps: float) -> None:
+        samples = [{"measurand": "Current.Import", "phase": leg, "unit": "A", "value": f"{amps:.1f}"}
+                   for leg in ("L1", "L2", "L3")]
+        with contextlib.suppress(Exception):
+            await self.call(call16.MeterValues(connector_id=1, meter_value=[
+                {"timestamp": datetime.now(UTC).isoformat(), "sampled_value": samples}]))
+
+    def draw(self) -> float:
+        """What the car draws per phase now: the live limit in force."""
+        return self.limit() or 0.0
 
     @on(Action.clear_charging_profile)
     def on_clear(self, **_: Any) -> Any:
@@ -92,7 +108,9 @@ def site_layout(chargers: int) -> dict[str, list[str]]:
 
 
 def config(sites: dict[str, list[str]], gateway_port: int) -> dict[str, Any]:
-    timers = {"min_interval": 0.05, "refresh": 10.0, "stale_after": 15.0, "ramp_step": MAX_CURRENT}
+    # no pause hold and no ramp: a site is back at its maximum in one decision, ready for its next trial
+    timers = {"min_interval": 0.05, "refresh": 10.0, "stale_after": 15.0, "ramp_step": MAX_CURRENT,
+              "min_pause": 0.0}
     return {
         "log_level": "WARNING",
         "ocpp_gateway": {"host": "127.0.0.1", "port": gateway_port, "heartbeat_interval": 3600,
@@ -120,7 +138,7 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
         yaml.safe_dump(config(sites, port), conf)
     env = {**os.environ, "AMPMQ_MQTT_URL": broker.url, "AMPMQ_CONFIG": conf.name}
     services = subprocess.Popen([sys.executable, "-m", "shared.cli", "run"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     house = dict.fromkeys(sites, NORMAL_HOUSE)
     points: dict[str, BenchCharger] = {}
     tasks: list[asyncio.Task[Any]] = []
@@ -128,10 +146,14 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 60.0)
         async with Probe(broker.url) as meters:
 
+            def grid(site: str) -> float:
+                """The grid meter sees the house and every car of the site."""
+                return house[site] + sum(points[cp].draw() for cp in sites[site] if cp in points)
+
             async def meter_loop() -> None:  # every site's meter reports every second, like a Pro 3EM
                 while True:
-                    for site, amps in list(house.items()):
-                        await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(amps), qos=0)
+                    for site in list(house):
+                        await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(grid(site)), qos=0)
                     await asyncio.sleep(1.0)
 
             tasks.append(asyncio.create_task(meter_loop()))
@@ -160,12 +182,12 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
                 await asyncio.gather(*(p.wait_limit(lambda lim: lim >= MAX_CURRENT, 0.0, 60.0) for p in cps))
                 house[site] = OVERLOAD_HOUSE
                 sent = time.perf_counter()
-                await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(OVERLOAD_HOUSE), qos=0)
+                await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(grid(site)), qos=0)
                 arrivals = await asyncio.gather(
                     *(p.wait_limit(lambda lim: lim < MAX_CURRENT, sent, 30.0) for p in cps))
                 latencies.append(max(arrivals) - sent)
                 house[site] = NORMAL_HOUSE
-                await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(NORMAL_HOUSE), qos=0)
+                await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(grid(site)), qos=0)
                 if len(site_names) == 1:
                     await cps[0].wait_limit(lambda lim: lim >= MAX_CURRENT, time.perf_counter() - 0.001, 30.0)
         return {"chargers": chargers, "sites": len(sites), "connect_and_boot_s": round(connect_s, 2),

@@ -338,7 +338,9 @@ class LoadAdapter(ABC, Generic[C]):
         if not force and comparable == self._last_state and now - self._last_state_at < self.config.state_interval:
             return
         state = state.model_copy(update={"ts": self.clock.now()})
-        if await self.runtime.publish(self.state_topic, state, retain=True):
+        # QoS 0: the state is retained and superseded by the next one; waiting for a PUBACK here would hold
+        # the adapter's loop (and the next command to the device) for a broker round trip or worse.
+        if await self.runtime.publish(self.state_topic, state, retain=True, qos=0):
             self._last_state = comparable
             self._last_state_at = now
 
