@@ -33,6 +33,7 @@ from shared.models import (
     Leg,
     LoadKind,
     LoadState,
+    LoadStatus,
     OcppCommand,
     OcppResult,
     OcppVersion,
@@ -72,6 +73,9 @@ class OcppChargerConfig(LoadConfig):
     silent_after: PositiveSeconds = 900.0
     #: SuspendedEV counts as active until the car has drawn nothing for this long.
     idle_after: PositiveSeconds = 60.0
+    #: A car that went idle on SuspendedEV (full) stays idle through the SuspendedEVSE our 0 A causes, so it is
+    #: not offered current again and again; after this long it is offered current once more (it may want some).
+    full_recheck_after: PositiveSeconds = 900.0
     #: Draw below this (A per leg) is nothing.
     drawing_threshold: float = Field(default=0.5, ge=0.0)
     profile_id: int = Field(default=11, ge=1)
@@ -144,6 +148,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.legs_in_use: list[Leg] = list(config.phases)
         self.suspended_since: float | None = None
         self.last_drawing: float | None = None
+        #: When the car went idle on SuspendedEV (full); None while it wants power.
+        self.full_since: float | None = None
         self.pending: dict[str, Pending] = {}
         self.retry_at: dict[str, float] = {}
         self.backoff: dict[str, Backoff] = {}
@@ -438,6 +444,20 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             return Activity.IDLE
         return activity(self.version, self.status.status, self.status.charging_state)
 
+    def _car_full(self, status: LoadStatus) -> LoadStatus:
+        """Keep a full car idle while the charger only reports the suspension our own 0 A caused."""
+        now = self.clock.monotonic()
+        word = self.status.charging_state or self.status.status if self.status is not None else None
+        if status is LoadStatus.IDLE and self.activity is Activity.SUSPENDED_EV:
+            self.full_since = self.full_since if self.full_since is not None else now
+        elif self.full_since is not None:
+            drew_since = self.last_drawing is not None and self.last_drawing > self.full_since
+            if word != "SuspendedEVSE" or drew_since or now - self.full_since >= self.config.full_recheck_after:
+                self.full_since = None
+            else:
+                return LoadStatus.IDLE
+        return status
+
     def _idle_for(self) -> float:
         now = self.clock.monotonic()
         since = max(x for x in (self.suspended_since, self.last_drawing, -1e18) if x is not None)
@@ -453,7 +473,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
                 per_leg = min(c.max_current, self.watts_to_amps(meter.power, len(self.legs_in_use)))
                 legs = dict.fromkeys(self.legs_in_use, per_leg)
         draw = {c.legs[leg]: round(amps, 2) for leg, amps in legs.items()}
-        status = load_status(self.activity, self._idle_for(), c.idle_after)
+        status = self._car_full(load_status(self.activity, self._idle_for(), c.idle_after))
         live = self.live
         return self.state(
             kind=LoadKind.EVSE,

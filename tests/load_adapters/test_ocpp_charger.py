@@ -186,6 +186,21 @@ async def test_v16_status_draw_and_phases(mqtt_url: str, probe: Probe, site_id: 
             first = await state_where(lambda s: s["details"]["ocpp_status"] == "SuspendedEV")
             assert first.status.value == "active"
             await state_where(lambda s: s["details"]["ocpp_status"] == "SuspendedEV" and s["status"] == "idle")
+            # the full car stays idle when our 0 A makes the charger say SuspendedEVSE (no offer-pause cycling)
+            mark = probe.mark()
+            await cp.status("SuspendedEVSE")
+            held = await state_where(lambda s: s["details"]["ocpp_status"] == "SuspendedEVSE")
+            assert held.status.value == "idle"
+            # ... until it draws again
+            mark = probe.mark()
+            await cp.status("Charging")
+            await cp.meter(legs={"L1": 8.0, "L2": 8.0, "L3": 8.0})
+            await state_where(lambda s: s["details"]["ocpp_status"] == "Charging" and s["status"] == "active")
+            mark = probe.mark()
+            await cp.status("SuspendedEVSE")
+            again = await state_where(lambda s: s["details"]["ocpp_status"] == "SuspendedEVSE")
+            assert again.status.value == "active", "a car that wants power and is held by the EVSE is active"
+            mark = probe.mark()
             await cp.status("Finishing")
             assert (await state_where(lambda s: s["details"]["ocpp_status"] == "Finishing")).status.value == "finishing"
             await cp.status("Faulted")
