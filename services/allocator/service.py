@@ -378,6 +378,9 @@ class AllocatorService:
             await self.runtime.run()
         finally:
             await self.loop.close()
+            for publishing in self._publishing.values():  # a decision's publishes still in flight
+                publishing.cancel()
+            await asyncio.gather(*self._publishing.values(), return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
