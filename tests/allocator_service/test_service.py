@@ -33,12 +33,22 @@ def sp(msg: Received) -> Setpoint:
     return msg.model(Setpoint)
 
 
+async def publish_car(watch: Probe, topics: Topics, site: str, grid: float, **car: Any) -> None:
+    """Retain the car's state and a grid reading of ``grid`` A on every phase: where most tests start."""
+    await watch.publish(topics.load_state(site, "car"), evse(site, "car", **car), retain=True)
+    await watch.publish(topics.measurement(site), measurement(site, grid), retain=True)
+
+
+async def car_at_full_speed(watch: Probe, topics: Topics, site: str, after: int = 0) -> Received:
+    """The first setpoint (from index ``after`` on) that gives the car its full 16 A."""
+    return await watch.expect(topics.setpoint(site, "car"), after=after, where=lambda m: sp(m).current == 16.0)
+
+
 async def test_publishes_a_setpoint_per_load_and_a_site_decision(
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
     config = make_config(sites={site_id: {"fuse_limit": 25.0, "margin": 1.0, "timers": FAST_TIMERS}})
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 10.0), retain=True)
+    await publish_car(watch, topics, site_id, 10.0)
     async with running(config):
         setpoint = sp(await watch.expect(topics.setpoint(site_id, "car")))
         # house 10 A + 16 A would pass 24 A: the car gets what is left below the fuse minus the margin
@@ -52,10 +62,9 @@ async def test_mode_change_over_set_takes_effect_in_the_next_decision(
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
     config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    await publish_car(watch, topics, site_id, 2.0)
     async with running(config):
-        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        await car_at_full_speed(watch, topics, site_id)
         mark = watch.mark()
         await watch.publish(topics.load_settings_set(site_id, "car"), {"mode": "off", "transaction": "t-1"})
         settings = await watch.expect(topics.load_settings(site_id, "car"), after=mark)
@@ -84,7 +93,7 @@ async def test_a_paused_load_does_not_restart_before_min_pause(
     async with running(config):
         feeder = asyncio.create_task(_hold_measurement(watch, topics, site_id, lambda: house["A"], lambda: 16.0))
         try:
-            await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+            await car_at_full_speed(watch, topics, site_id)
             mark = watch.mark()
             house["A"] = 30.0  # the house alone now takes more than the fuse: the car must pause
             paused = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark,
@@ -111,10 +120,9 @@ async def test_an_overload_in_a_new_measurement_cuts_in_the_next_setpoint(
     # refresh is long here: the only decision after the reading is the one the reading triggers
     config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "refresh": 30.0, "min_run": 600.0,
                                                      "grace": 600.0}}})
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car", draw=16.0), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 20.0), retain=True)
+    await publish_car(watch, topics, site_id, 20.0, draw=16.0)
     async with running(config):
-        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        await car_at_full_speed(watch, topics, site_id)
         await asyncio.sleep(0.3)  # nothing in flight
         mark = watch.mark()
         # phase A: the house now takes 17 A of its own, so the car may have at most 25 - 1 - 17 = 7 A
@@ -131,10 +139,9 @@ async def test_an_overload_skips_the_coalescing_window(
     # min_interval is a minute: an ordinary change right after a decision waits for it, an overload does not
     config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "min_interval": 60.0, "refresh": 120.0,
                                                      "min_run": 600.0, "grace": 600.0}}})
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car", draw=16.0), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 20.0), retain=True)
+    await publish_car(watch, topics, site_id, 20.0, draw=16.0)
     async with running(config):
-        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        await car_at_full_speed(watch, topics, site_id)
         mark = watch.mark()
         await watch.publish(topics.measurement(site_id), measurement(site_id, 21.0), retain=True)
         await asyncio.sleep(1.0)
@@ -156,7 +163,7 @@ async def test_a_restarted_instance_keeps_settings_and_timers(
     feeder = asyncio.create_task(_hold_measurement(watch, topics, site_id, lambda: house["A"], lambda: 0.0))
     try:
         async with running(config):
-            await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+            await car_at_full_speed(watch, topics, site_id)
             await watch.publish(topics.site_settings_set(site_id), {"fuse_limit": 20.0})
             await watch.expect(topics.site_settings(site_id), where=lambda m: m.json()["fuse_limit"] == 20.0)
             await watch.publish(topics.load_settings_set(site_id, "car"), {"name": "garage"})
@@ -200,8 +207,7 @@ async def test_retained_settings_win_over_configured_defaults(
     config = make_config(sites={site_id: {"fuse_limit": 32.0, "timers": FAST_TIMERS}})
     retained = SiteSettings(site=site_id, fuse_limit=20.0, timers=config.allocator["sites"][site_id]["timers"])
     await watch.publish(topics.site_settings(site_id), retained, retain=True)
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 5.0), retain=True)
+    await publish_car(watch, topics, site_id, 5.0)
     async with running(config):
         first = sp(await watch.expect(topics.setpoint(site_id, "car")))
         assert first.current == 14.0
@@ -243,8 +249,7 @@ async def test_a_thousand_malformed_set_payloads_change_nothing_and_each_is_repo
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
     config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    await publish_car(watch, topics, site_id, 2.0)
     async with running(config):
         await watch.expect(topics.setpoint(site_id, "car"))
         mark = watch.mark()
@@ -269,17 +274,16 @@ async def test_a_thousand_malformed_set_payloads_change_nothing_and_each_is_repo
         assert applied.fuse_limit == 20.0 and applied.transaction == "after"
         expected = SiteSettings(site=site_id, fuse_limit=20.0, timers=config.allocator["sites"][site_id]["timers"])
         assert applied.model_dump(exclude={"ts", "transaction"}) == expected.model_dump(exclude={"ts", "transaction"})
-        await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 16.0)
+        await car_at_full_speed(watch, topics, site_id, after=mark)
 
 
 async def test_stale_measurement_gives_stale_data_then_recovers(
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
     config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "stale_after": 1.0}}})
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    await publish_car(watch, topics, site_id, 2.0)
     async with running(config):
-        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        await car_at_full_speed(watch, topics, site_id)
         # nothing arrives any more: the refresh tick still decides, and finds the reading stale
         stale = sp(await watch.expect(topics.setpoint(site_id, "car"), timeout=5,
                                       where=lambda m: sp(m).reason is Reason.STALE_DATA))
@@ -297,15 +301,14 @@ async def test_a_schedule_window_switches_the_mode(
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
     config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    await publish_car(watch, topics, site_id, 2.0)
     t = now()
     window: dict[str, Any] = {"start": (t - timedelta(hours=1)).strftime("%H:%M"),
                               "end": (t + timedelta(hours=1)).strftime("%H:%M"), "tz": "UTC"}
     elsewhere: dict[str, Any] = {"start": (t + timedelta(hours=2)).strftime("%H:%M"),
                                  "end": (t + timedelta(hours=3)).strftime("%H:%M"), "tz": "UTC"}
     async with running(config):
-        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        await car_at_full_speed(watch, topics, site_id)
         mark = watch.mark()
         await watch.publish(topics.site_settings_set(site_id), {"schedules": [
             {**elsewhere, "mode": "standard", "load": "car"}, {**window, "mode": "off", "load": "car"}]})
@@ -321,16 +324,15 @@ async def test_an_offline_load_is_passed_as_unavailable(
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
     config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    await publish_car(watch, topics, site_id, 2.0)
     async with running(config):
-        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        await car_at_full_speed(watch, topics, site_id)
         mark = watch.mark()
         await watch.publish(topics.load_availability(site_id, "car"), "offline", retain=True)
         gone = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark))
         assert (gone.current, gone.reason) == (0.0, Reason.UNAVAILABLE)
         await watch.publish(topics.load_availability(site_id, "car"), "online", retain=True)
-        await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 16.0)
+        await car_at_full_speed(watch, topics, site_id, after=mark)
 
 
 async def test_one_instance_serves_ten_sites(
@@ -368,10 +370,9 @@ async def test_single_field_set_topics_apply_one_value(
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
     config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    await publish_car(watch, topics, site_id, 2.0)
     async with running(config):
-        await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+        await car_at_full_speed(watch, topics, site_id)
         mark = watch.mark()
         await watch.publish(topics.load_settings_set_field(site_id, "car", "max_current"), "10")
         await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 10.0)
@@ -442,7 +443,7 @@ async def test_the_service_runs_on_the_injected_clock(
     feeder = asyncio.create_task(feed())
     try:
         async with running(config, clock):
-            await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+            await car_at_full_speed(watch, topics, site_id)
             mark = watch.mark()
             house["A"] = 30.0
             paused = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark,
@@ -511,7 +512,7 @@ async def test_a_users_mode_change_overrides_min_pause(
     feeder = asyncio.create_task(_hold_measurement(watch, topics, site_id, lambda: house["A"], lambda: 0.0))
     try:
         async with running(config):
-            await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+            await car_at_full_speed(watch, topics, site_id)
             mark = watch.mark()
             house["A"] = 30.0
             await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 0.0)
@@ -534,15 +535,14 @@ async def test_a_set_applies_over_settings_stamped_by_a_clock_ahead_of_ours(
     ahead = now() + timedelta(days=1)
     retained = SiteSettings(site=site_id, ts=ahead, fuse_limit=10.0, timers=Timers(**FAST_TIMERS))
     await watch.publish(topics.site_settings(site_id), retained, retain=True)
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    await publish_car(watch, topics, site_id, 2.0)
     async with running(config):
         await watch.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 7.0)  # 10 - 1 - 2
         mark = watch.mark()
         await watch.publish(topics.site_settings_set(site_id), {"fuse_limit": 25.0})
         applied = (await watch.expect(topics.site_settings(site_id), after=mark)).model(SiteSettings)
         assert applied.fuse_limit == 25.0 and applied.ts > ahead
-        await watch.expect(topics.setpoint(site_id, "car"), after=mark, where=lambda m: sp(m).current == 16.0)
+        await car_at_full_speed(watch, topics, site_id, after=mark)
 
 
 async def test_the_smoothed_surplus_carries_on_from_the_retained_site_decision(
@@ -552,8 +552,7 @@ async def test_the_smoothed_surplus_carries_on_from_the_retained_site_decision(
     previous = SiteDecision(site=site_id, ts=now() - timedelta(seconds=1),
                             surplus_ema={Phase.A: 10.0, Phase.B: 10.0, Phase.C: 10.0})
     await watch.publish(topics.decision(site_id), previous, retain=True)  # what the last instance left
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, -2.0), retain=True)  # 2 A export
+    await publish_car(watch, topics, site_id, -2.0)  # 2 A export
     await watch.expect(topics.decision(site_id))
     mark = watch.mark()
     async with running(config):
@@ -569,8 +568,7 @@ async def test_home_assistant_discovery_is_published_and_resent_when_home_assist
     load_mode = f"homeassistant/select/ampmq-{site_id}-car/mode/config"
     site_mode = f"homeassistant/select/ampmq-{site_id}/mode/config"
     await watch.subscribe("homeassistant/#")
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
-    await watch.publish(topics.measurement(site_id), measurement(site_id, 5.0), retain=True)
+    await publish_car(watch, topics, site_id, 5.0)
     async with running(config):
         entity = (await watch.expect(load_mode)).json()
         assert entity["command_topic"] == topics.load_settings_set(site_id, "car")
