@@ -4,6 +4,8 @@ checking the exact profiles the charger receives."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +22,18 @@ def charger_load(site: str, **extra: Any) -> dict[str, Any]:
     return {"type": "ocpp_charger", "site": site, "id": "carport", "charger": "cp-a", **FAST_CHARGER, **extra}
 
 
+@contextlib.asynccontextmanager
+async def with_charger(mqtt_url: str, site_id: str, loads: list[dict[str, Any]], station: str = "CP-A",
+                       **options: Any) -> AsyncIterator[Any]:
+    """The gateway serving ``station``, the adapters running ``loads`` and the charge point connected to it."""
+    async with (
+        ocpp_gateway(mqtt_url, site_id, [station]) as gw,
+        running(mqtt_url, loads),
+        charge_point(gw.url, station, **options) as cp,
+    ):
+        yield cp
+
+
 def live16(payload: dict[str, Any]) -> bool:
     return bool(payload["csChargingProfiles"]["chargingProfileId"] == 11)
 
@@ -29,11 +43,7 @@ def limit16(payload: dict[str, Any]) -> float:
 
 
 async def test_v16_baseline_on_connect_then_live_renewal_and_pause(mqtt_url: str, probe: Probe, site_id: str) -> None:
-    async with (
-        ocpp_gateway(mqtt_url, site_id, ["CP-A"]) as gw,
-        running(mqtt_url, [charger_load(site_id)]),
-        charge_point(gw.url, "CP-A") as cp,
-    ):
+    async with with_charger(mqtt_url, site_id, [charger_load(site_id)]) as cp:
         await cp.boot()
         await cp.status("Available")
         assert await cp.wait_call("GetConfiguration") == {"key": ["ChargingScheduleAllowedChargingRateUnit"]}
@@ -71,11 +81,7 @@ async def test_v16_baseline_on_connect_then_live_renewal_and_pause(mqtt_url: str
 
 async def test_live_profile_is_sent_only_on_change(mqtt_url: str, probe: Probe, site_id: str) -> None:
     load = charger_load(site_id, lifetime=90.0, renew_every=30.0, rate_unit="A")
-    async with (
-        ocpp_gateway(mqtt_url, site_id, ["CP-A"]) as gw,
-        running(mqtt_url, [load]),
-        charge_point(gw.url, "CP-A") as cp,
-    ):
+    async with with_charger(mqtt_url, site_id, [load]) as cp:
         await cp.boot()
         await cp.wait_call("SetChargingProfile")
         for _ in range(5):
@@ -88,11 +94,7 @@ async def test_live_profile_is_sent_only_on_change(mqtt_url: str, probe: Probe, 
 
 
 async def test_watts_only_charger_gets_watts_for_the_phases_in_use(mqtt_url: str, probe: Probe, site_id: str) -> None:
-    async with (
-        ocpp_gateway(mqtt_url, site_id, ["CP-A"]) as gw,
-        running(mqtt_url, [charger_load(site_id)]),
-        charge_point(gw.url, "CP-A", rate_unit="Power") as cp,
-    ):
+    async with with_charger(mqtt_url, site_id, [charger_load(site_id)], rate_unit="Power") as cp:
         await cp.boot()
         baseline = await cp.wait_call("SetChargingProfile")
         schedule = baseline["csChargingProfiles"]["chargingSchedule"]
@@ -114,11 +116,7 @@ async def test_watts_only_charger_gets_watts_for_the_phases_in_use(mqtt_url: str
 async def test_absolute_validity_and_clear_on_expiry(mqtt_url: str, probe: Probe, site_id: str) -> None:
     await probe.subscribe(T.errors(site_id))
     load = charger_load(site_id, validity="absolute", lifetime=60.0, renew_every=20.0)
-    async with (
-        ocpp_gateway(mqtt_url, site_id, ["CP-A"]) as gw,
-        running(mqtt_url, [load]),
-        charge_point(gw.url, "CP-A") as cp,
-    ):
+    async with with_charger(mqtt_url, site_id, [load]) as cp:
         await cp.boot()
         await cp.wait_call("SetChargingProfile")
         await probe.publish(T.setpoint(site_id, "carport"),
@@ -138,11 +136,7 @@ async def test_stack_level_zero_charger_gets_one_profile_that_falls_back(
     mqtt_url: str, probe: Probe, site_id: str
 ) -> None:
     load = charger_load(site_id, stack_level_zero_only=True, rate_unit="A", lifetime=90.0, renew_every=30.0)
-    async with (
-        ocpp_gateway(mqtt_url, site_id, ["CP-A"]) as gw,
-        running(mqtt_url, [load]),
-        charge_point(gw.url, "CP-A") as cp,
-    ):
+    async with with_charger(mqtt_url, site_id, [load]) as cp:
         await cp.boot()
         baseline = (await cp.wait_call("SetChargingProfile"))["csChargingProfiles"]
         assert (baseline["chargingProfileId"], baseline["stackLevel"]) == (11, 0)
@@ -212,11 +206,8 @@ async def test_v16_status_draw_and_phases(mqtt_url: str, probe: Probe, site_id: 
 
 async def test_v201_profiles_and_status(mqtt_url: str, probe: Probe, site_id: str) -> None:
     await probe.subscribe(T.load_state(site_id, "carport"))
-    async with (
-        ocpp_gateway(mqtt_url, site_id, ["CP-B"]) as gw,
-        running(mqtt_url, [charger_load(site_id, charger="cp-b")]),
-        charge_point(gw.url, "CP-B", version="2.0.1", rate_unit="A") as cp,
-    ):
+    load = charger_load(site_id, charger="cp-b")
+    async with with_charger(mqtt_url, site_id, [load], "CP-B", version="2.0.1", rate_unit="A") as cp:
         await cp.boot()
         await cp.status("Available")
         assert await cp.wait_call("GetVariables") == {"getVariableData": [
@@ -253,11 +244,7 @@ async def test_v201_profiles_and_status(mqtt_url: str, probe: Probe, site_id: st
 async def test_compliance_watchdog_clears_resends_then_resets(mqtt_url: str, probe: Probe, site_id: str) -> None:
     await probe.subscribe(T.errors(site_id))
     load = charger_load(site_id, compliance_cycles=2, reset_after=1, lifetime=90.0, renew_every=30.0)
-    async with (
-        ocpp_gateway(mqtt_url, site_id, ["CP-A"]) as gw,
-        running(mqtt_url, [load]),
-        charge_point(gw.url, "CP-A") as cp,
-    ):
+    async with with_charger(mqtt_url, site_id, [load]) as cp:
         await cp.boot()
         await cp.status("Charging")
         await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=8.0))
@@ -290,11 +277,7 @@ async def test_multi_connector_charger(mqtt_url: str, probe: Probe, site_id: str
     loads = [charger_load(site_id, id="left", charger="cp-m", connector=1, circuit="cp-m", charger_max_current=20.0),
              charger_load(site_id, id="right", charger="cp-m", connector=2, circuit="cp-m",
                           baseline_profile_id=20, profile_id=21)]
-    async with (
-        ocpp_gateway(mqtt_url, site_id, ["CP-M"]) as gw,
-        running(mqtt_url, loads),
-        charge_point(gw.url, "CP-M") as cp,
-    ):
+    async with with_charger(mqtt_url, site_id, loads, "CP-M") as cp:
         await cp.boot()
         await cp.status("Charging", connector=1)
         await cp.status("Available", connector=2)
@@ -338,11 +321,7 @@ async def test_reconnected_charger_gets_its_baseline_again(mqtt_url: str, probe:
 async def test_rejected_profile_is_reported_and_retried(mqtt_url: str, probe: Probe, site_id: str) -> None:
     await probe.subscribe(T.errors(site_id))
     await probe.subscribe(T.load_state(site_id, "carport"))
-    async with (
-        ocpp_gateway(mqtt_url, site_id, ["CP-A"]) as gw,
-        running(mqtt_url, [charger_load(site_id, rate_unit="A")]),
-        charge_point(gw.url, "CP-A") as cp,
-    ):
+    async with with_charger(mqtt_url, site_id, [charger_load(site_id, rate_unit="A")]) as cp:
         cp.reject_profiles = 2
         await cp.boot()
         # refused twice, then the third baseline gets through
@@ -370,11 +349,7 @@ async def test_v201_two_evses_station_limit_and_watts(mqtt_url: str, probe: Prob
     loads = [charger_load(site_id, id="left", charger="cp-w", connector=1, circuit="cp-w", charger_max_current=20.0),
              charger_load(site_id, id="right", charger="cp-w", connector=2, circuit="cp-w",
                           baseline_profile_id=20, profile_id=21)]
-    async with (
-        ocpp_gateway(mqtt_url, site_id, ["CP-W"]) as gw,
-        running(mqtt_url, loads),
-        charge_point(gw.url, "CP-W", version="2.0.1", rate_unit="W") as cp,
-    ):
+    async with with_charger(mqtt_url, site_id, loads, "CP-W", version="2.0.1", rate_unit="W") as cp:
         await cp.boot()
         station = await cp.wait_call("SetChargingProfile", where=lambda p: p["evseId"] == 0)
         assert station["chargingProfile"]["chargingProfilePurpose"] == "ChargingStationMaxProfile"
