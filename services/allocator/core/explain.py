@@ -9,6 +9,9 @@ from shared.models.setpoint import Reason
 
 from .views import EPS, LoadView
 
+#: The reasons that name a limit (a fuse phase, a circuit, the import power, the imbalance) holding a load back.
+_LIMITS = (Reason.FUSE_LIMIT, Reason.CIRCUIT_LIMIT, Reason.IMPORT_LIMIT, Reason.IMBALANCE_LIMIT)
+
 
 def _a(value: float) -> str:
     return f"{value:.1f} A"
@@ -57,12 +60,12 @@ def sentence(load: LoadView, reason: Reason, amount: float, stale_why: str = "")
         return f"gets its maximum {got}{legs}" if amount + EPS >= load.maximum else f"gets {got}{legs}"
     if reason is Reason.MUST_RUN:
         return f"must run: gets {got}{legs} whatever its mode"
-    if reason in (Reason.FUSE_LIMIT, Reason.CIRCUIT_LIMIT, Reason.IMPORT_LIMIT, Reason.IMBALANCE_LIMIT):
+    if reason in _LIMITS:
         if amount <= EPS:
             return f"paused: {_limit_words(load)} leaves no room"
         return f"limited to {got}{legs} by {_limit_words(load)}"
     if reason is Reason.BELOW_MINIMUM:
-        if load.reason in (Reason.FUSE_LIMIT, Reason.CIRCUIT_LIMIT, Reason.IMPORT_LIMIT, Reason.IMBALANCE_LIMIT):
+        if load.reason in _LIMITS:
             return f"paused: {_limit_words(load)} leaves {_a(room)}, below its {_a(load.floor)} minimum"
         return f"paused: less than its {_a(load.floor)} minimum is available"
     if reason is Reason.WAITING_FOR_SURPLUS:
