@@ -28,7 +28,7 @@ from shared.clock import Clock
 from shared.config import SectionModel
 from shared.models import ErrorReport, Leg, LoadState, LoadStatus, Phase, Reason, Setpoint
 from shared.models.load import DEFAULT_LEGS
-from shared.mqtt import OFFLINE, ONLINE, Incoming, Runtime
+from shared.mqtt import OFFLINE, ONLINE, Incoming, RawIncoming, Runtime
 from shared.topics import ID_PATTERN
 
 SERVICE = "load-adapters"
@@ -271,6 +271,14 @@ class LoadAdapter(ABC, Generic[C]):
             payload=payload[:512],
         )
         await self.runtime.publish(self.topics.errors(self.site), report)
+
+    async def read_number(self, value: ValueConfig, msg: RawIncoming, what: str) -> float | None:
+        """The scaled number ``value`` finds in ``msg``; None, reported as ``device_payload``, when there is none."""
+        try:
+            return extract_number(msg.payload, value.field) * value.scale
+        except ValueError as exc:
+            await self.report("device_payload", f"{what}: {exc}", msg.topic, msg.payload.decode("utf-8", "replace"))
+            return None
 
     # -- wiring ------------------------------------------------------------------------------------
     def attach(self) -> None:

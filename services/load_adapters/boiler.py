@@ -33,7 +33,6 @@ from .adapter import (
     NonNegativeSeconds,
     PositiveSeconds,
     ValueConfig,
-    extract_number,
 )
 from .relay import RelayDriver, SwitchControl
 from .sg_ready import SgReady, SgReadyConfig
@@ -128,12 +127,8 @@ class BoilerAdapter(LoadAdapter[BoilerConfig]):
             self.sg.routes()
 
     async def _on_temperature(self, msg: RawIncoming) -> None:
-        c = self.config
-        try:
-            value = extract_number(msg.payload, c.temperature.field) * c.temperature.scale
-        except ValueError as exc:
-            await self.report("device_payload", f"temperature: {exc}", msg.topic,
-                              msg.payload.decode("utf-8", "replace"))
+        value = await self.read_number(self.config.temperature, msg, "temperature")
+        if value is None:
             return
         if not -50.0 <= value <= 150.0:
             await self.report("device_payload", f"temperature {value:g} °C is out of range", msg.topic)
@@ -147,12 +142,10 @@ class BoilerAdapter(LoadAdapter[BoilerConfig]):
 
     async def _on_power(self, msg: RawIncoming) -> None:
         assert self.config.power is not None
-        try:
-            self.measured_power = max(0.0, extract_number(msg.payload, self.config.power.field)
-                                      * self.config.power.scale)
-        except ValueError as exc:
-            await self.report("device_payload", f"power: {exc}", msg.topic, msg.payload.decode("utf-8", "replace"))
+        power = await self.read_number(self.config.power, msg, "power")
+        if power is None:
             return
+        self.measured_power = max(0.0, power)
         if self.control_silent_is_data:
             self.heard()
         self.wake()

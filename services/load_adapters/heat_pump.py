@@ -21,7 +21,7 @@ from shared.config import SectionModel
 from shared.models import LoadKind, LoadState, LoadStatus, Setpoint
 from shared.mqtt import RawIncoming, Runtime
 
-from .adapter import SAFETY_REASONS, LoadAdapter, LoadConfig, NonNegativeSeconds, ValueConfig, extract_number
+from .adapter import SAFETY_REASONS, LoadAdapter, LoadConfig, NonNegativeSeconds, ValueConfig
 from .sg_ready import SgReady, SgReadyConfig
 from .value_command import ValueCommand, ValueCommandConfig
 
@@ -80,12 +80,10 @@ class HeatPumpAdapter(LoadAdapter[HeatPumpConfig]):
 
     async def _on_power(self, msg: RawIncoming) -> None:
         assert self.config.power is not None
-        try:
-            self.measured_power = max(0.0, extract_number(msg.payload, self.config.power.field)
-                                      * self.config.power.scale)
-        except ValueError as exc:
-            await self.report("device_payload", f"power: {exc}", msg.topic, msg.payload.decode("utf-8", "replace"))
+        power = await self.read_number(self.config.power, msg, "power")
+        if power is None:
             return
+        self.measured_power = max(0.0, power)
         if self.target is not None and self.target.config.state is None:
             self.heard()
         self.wake()
