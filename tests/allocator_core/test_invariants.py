@@ -37,7 +37,7 @@ from shared.models import (
 )
 from shared.models.allocation import Allocation, LoadInput, SiteMemory, Snapshot
 
-from .kit import NOW, SITE
+from .kit import NOW, SITE, ago
 
 TOL = 1e-6
 #: Random sites per run: a few hundred by default (the file stays well under 30 s on 2 cores); CI can ask for
@@ -62,15 +62,16 @@ def memories(draw: st.DrawFn) -> LoadMemory:
     mode = draw(st.one_of(st.none(), st.none(), st.none(), st.sampled_from(list(Mode))))
     if state == "fresh":
         return LoadMemory(mode=mode)
-
-    def ago() -> datetime | None:
-        s = draw(seconds_ago)
-        return None if s is None else NOW - timedelta(seconds=s)
-
     if state == "paused":
-        return LoadMemory(current=0.0, on=False, paused_since=ago(), mode=mode)
+        return LoadMemory(current=0.0, on=False, paused_since=ago(draw(seconds_ago)), mode=mode)
     current = draw(st.sampled_from([6.0, 10.0, 16.0]) | small)
-    return LoadMemory(current=current, on=current > 0, active_since=ago(), short_since=ago(), mode=mode)
+    return LoadMemory(
+        current=current,
+        on=current > 0,
+        active_since=ago(draw(seconds_ago)),
+        short_since=ago(draw(seconds_ago)),
+        mode=mode,
+    )
 
 
 @st.composite
