@@ -20,6 +20,11 @@ def json_source(site_id: str) -> dict[str, object]:
     }
 
 
+def l1_source(site_id: str) -> dict[str, object]:
+    """One value: phase 1's amps as a plain number."""
+    return {"id": "ha", "driver": "mqtt_json", "values": [{"topic": f"home/{site_id}/l1", "unit": "A", "phase": 1}]}
+
+
 async def test_json_paths_units_and_raw_payloads(mqtt_url: str, probe: Probe, site_id: str) -> None:
     await probe.subscribe(TOPICS.measurement(site_id))
     async with running_bridge(mqtt_url, {site_id: {"sources": [json_source(site_id)]}}):
@@ -42,8 +47,7 @@ async def test_nan_and_ten_thousand_amps_are_rejected_and_not_applied(
 ) -> None:
     await probe.subscribe(TOPICS.measurement(site_id))
     await probe.subscribe(TOPICS.errors(site_id))
-    source = {"id": "ha", "driver": "mqtt_json",
-              "values": [{"topic": f"home/{site_id}/l1", "unit": "A", "phase": 1}]}
+    source = l1_source(site_id)
     async with running_bridge(mqtt_url, {site_id: {"sources": [source]}}):
         await probe.publish(f"home/{site_id}/l1", "12.0")
         await probe.expect(TOPICS.measurement(site_id), where=lambda m: currents(m) == {"A": 12.0})
@@ -65,8 +69,7 @@ async def test_a_jump_the_config_rules_out_is_rejected_until_it_holds(
 ) -> None:
     await probe.subscribe(TOPICS.measurement(site_id))
     await probe.subscribe(TOPICS.errors(site_id))
-    source = {"id": "ha", "driver": "mqtt_json",
-              "values": [{"topic": f"home/{site_id}/l1", "unit": "A", "phase": 1}]}
+    source = l1_source(site_id)
     site = {"sources": [source], "plausibility": {"max_current_step": 20}}
     async with running_bridge(mqtt_url, {site_id: site}):
         await probe.publish(f"home/{site_id}/l1", "5")
