@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             module = importlib.import_module(f"bench.{name}")
             results[name] = module.run(quick=args.quick)
+            if results[name].get("wrong"):  # a lost message, a setpoint that never arrived: a wrong result
+                failed.append(name)
         except Exception as exc:
             traceback.print_exc()
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
