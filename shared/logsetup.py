@@ -29,11 +29,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is when a record is emitted, not the one it was created with (a
+    test harness or a dashboard may swap stdout and close the old one)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_logging(level: str = "INFO", json_format: bool | None = None) -> None:
     """Configure the root logger once for the process."""
     if json_format is None:
         json_format = not sys.stdout.isatty()
-    handler = logging.StreamHandler(sys.stdout)
+    handler = StdoutHandler()
     if json_format:
         handler.setFormatter(JsonFormatter())
     else:

@@ -24,3 +24,23 @@ def test_exceptions_are_kept() -> None:
 
         record = logging.LogRecord("a", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     assert "ValueError: boom" in json.loads(JsonFormatter().format(record))["exc"]
+
+
+def test_the_handler_follows_stdout_when_it_is_swapped() -> None:
+    import io
+    import sys
+
+    from shared.logsetup import StdoutHandler
+
+    handler = StdoutHandler()
+    first, second = io.StringIO(), io.StringIO()
+    sys_stdout = sys.stdout
+    try:
+        sys.stdout = first
+        handler.emit(logging.LogRecord("a", logging.INFO, __file__, 1, "one", (), None))
+        first.close()  # a harness closed the stdout the handler saw first
+        sys.stdout = second
+        handler.emit(logging.LogRecord("a", logging.INFO, __file__, 1, "two", (), None))
+    finally:
+        sys.stdout = sys_stdout
+    assert second.getvalue().strip() == "two"
