@@ -27,6 +27,9 @@ def test_demo_subcommand_has_the_documented_options() -> None:
 def test_a_short_demo_writes_both_reports(mqtt_url: str, site_id: str, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("AMPMQ_MQTT_URL", mqtt_url)
+    # a root of its own: the allocator serves every site under its root, and the session broker holds the
+    # retained sites of every test before this one
+    monkeypatch.setenv("AMPMQ_ROOT", f"r-{site_id}")
     monkeypatch.delenv("AMPMQ_CONFIG", raising=False)
     scenario = tmp_path / "midday.yaml"  # on a site of its own: the session's broker keeps retained state
     scenario.write_text(MIDDAY.read_text().replace("site: home", f"site: {site_id}"))
