@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -131,16 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in SERVICES:
         sub.add_parser(name, help=f"run the {name} service")
     for module in EXTRA_COMMANDS.values():
-        try:
-            register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] = (
-                __import__(module, fromlist=["register"]).register
-            )
-        except ImportError:
-            continue
+        register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] = (
+            importlib.import_module(module).register
+        )
         register(sub)
-    if "demo" not in sub.choices:
-        demo = sub.add_parser("demo", help="run the suite for a few seconds and show what it publishes")
-        demo.add_argument("--for", dest="duration", type=float, default=8.0)
     return parser
 
 
@@ -156,9 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             run_until_signal(_run_all(config, args.only or list(SERVICES), args.duration, args.show))
-        elif args.command == "demo" and not hasattr(args, "handler"):
-            # Until the site simulator lands: the whole suite for a few seconds, and what it publishes.
-            run_until_signal(_run_all(config, list(SERVICES), args.duration, show=True))
         elif args.command in SERVICES:
             _service_main(args.command, config)
         else:

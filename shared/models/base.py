@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, field_validator
 
@@ -102,5 +102,3 @@ class Command(Contract):
             value = text
         return cls.model_validate_json(json.dumps({field: value}))
 
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
