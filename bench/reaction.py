@@ -3,7 +3,7 @@ OCPP charge point. The whole path runs: Shelly Pro 3EM payload → meter bridge 
 OCPP gateway → websocket → charger. p50/p99 with 1, 100 and 1 000 chargers (two per site beyond one),
 beside the MQTT and websocket round-trip floors measured in the same run.
 
-The services run in their own process (``ampmq run``), the chargers and the meters in this one.
+The services run one process each (as the compose file runs them), the chargers and the meters in this one.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from websockets.asyncio.client import connect
 
 from shared.broker import Mosquitto, free_port, wait_for_port
 from shared.probe import Probe
+from shared.services import SERVICES
 
 from .floors import measure as measure_floors
 from .stats import ratio, summary_ms
@@ -137,8 +138,9 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as conf:
         yaml.safe_dump(config(sites, port), conf)
     env = {**os.environ, "AMPMQ_MQTT_URL": broker.url, "AMPMQ_CONFIG": conf.name}
-    services = subprocess.Popen([sys.executable, "-m", "shared.cli", "run"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # one process per service, as docker-compose runs them (one container each)
+    services = [subprocess.Popen([sys.executable, "-m", "shared.cli", name], cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in SERVICES]
     house = dict.fromkeys(sites, NORMAL_HOUSE)
     points: dict[str, BenchCharger] = {}
     tasks: list[asyncio.Task[Any]] = []
@@ -204,11 +206,13 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
         for point in points.values():
             with contextlib.suppress(Exception):
                 await point._connection.close()
-        services.send_signal(signal.SIGINT)
-        try:
-            services.wait(20)
-        except subprocess.TimeoutExpired:
-            services.kill()
+        for process in services:
+            process.send_signal(signal.SIGINT)
+        for process in services:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
         os.unlink(conf.name)
 
 
