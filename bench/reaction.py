@@ -28,6 +28,7 @@ from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16 import call as call16
 from ocpp.v16.enums import Action
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from shared.broker import Mosquitto, free_port, wait_for_port
 from shared.probe import Probe
@@ -161,7 +162,8 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
             tasks.append(asyncio.create_task(meter_loop()))
 
             async def start(site: str, cp_id: str) -> None:
-                ws = await connect(f"ws://127.0.0.1:{port}/{cp_id}", subprotocols=["ocpp1.6"], open_timeout=60)
+                ws = await connect(f"ws://127.0.0.1:{port}/{cp_id}", subprotocols=[Subprotocol("ocpp1.6")],
+                                   open_timeout=60)
                 point = BenchCharger(cp_id, ws)
                 points[cp_id] = point
                 tasks.append(asyncio.create_task(point.start()))
