@@ -27,6 +27,7 @@ from services.ocpp_gateway.gateway import Gateway
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.mqtt import Runtime, serving
 from shared.topics import Topics
+from tests.charge_point_loop import reading
 
 
 class SteppedClock:
@@ -125,14 +126,8 @@ async def charger(gateway: Gateway, cp_id: str, version: str = "1.6", *, passwor
     ws = await connect(f"{gateway.url}/ocpp/{cp_id}", subprotocols=offered or None,  # type: ignore[arg-type]
                        additional_headers=headers, open_timeout=5)
     client: Any = Client16(cp_id, ws) if version == "1.6" else Client201(cp_id, ws)
-    reader = asyncio.get_running_loop().create_task(client.start())
-    try:
+    async with reading(client, ws):
         yield client
-    finally:
-        reader.cancel()
-        await ws.close()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
 
 
 def raw_charger(gateway: Gateway, cp_id: str, subprotocol: str = "ocpp1.6") -> connect:

@@ -21,6 +21,8 @@ from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import connect
 
+from tests.charge_point_loop import reading
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -168,11 +170,5 @@ async def charge_point(url: str, cp_id: str, version: str = "1.6", **options: An
     """A connected charge point with its reading loop running."""
     ws = await connect(f"{url}/{cp_id}", subprotocols=[f"ocpp{version}"], open_timeout=5)  # type: ignore[list-item]
     client: Any = Charger16(cp_id, ws, **options) if version == "1.6" else Charger201(cp_id, ws, **options)
-    reader = asyncio.get_running_loop().create_task(client.start())
-    try:
+    async with reading(client, ws):
         yield client
-    finally:
-        reader.cancel()
-        await ws.close()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
