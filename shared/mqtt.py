@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 from pydantic import BaseModel, ValidationError
 
+from .filters import FilterTable
 from .models import ErrorReport
 from .topics import TopicError, TopicRef, Topics
 
@@ -137,6 +138,7 @@ class RuntimeStats:
 
 
 _instances = itertools.count(1)
+_SUBSCRIBE_BATCH = 200
 
 
 def client_identifier(service: str) -> str:
@@ -164,9 +166,9 @@ class Runtime:
         self.topics = topics or Topics()
         self.availability_topic = availability_topic or self.topics.service_availability(service)
         self.stats = RuntimeStats()
-        self._routes: list[_Route] = []
-        #: Topic -> the routes it matches (topics repeat: matching every filter each time was the hot spot).
-        self._matching: dict[str, list[_Route]] = {}
+        self._routes: FilterTable[_Route] = FilterTable()
+        #: The QoS each filter is subscribed at: the highest its routes ask for.
+        self._subscriptions: dict[str, int] = {}
         self._on_connect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
@@ -185,8 +187,7 @@ class Runtime:
         0 saves an acknowledgement per message where a loss on a broken connection does not matter)."""
 
         def register(handler: Callable[[Incoming[M]], Awaitable[None]]) -> Callable[[Incoming[M]], Awaitable[None]]:
-            self._routes.append(_Route(topic_filter, model, handler, qos))
-            self._matching.clear()
+            self._add(_Route(topic_filter, model, handler, qos))
             if self._client is not None and self._connected.is_set():
                 self.spawn(self._client.subscribe(topic_filter, qos=qos))
             return handler
@@ -197,13 +198,16 @@ class Runtime:
         """Declare a handler that takes the raw payload (a device protocol parsed by the handler)."""
 
         def register(handler: RawHandler) -> RawHandler:
-            self._routes.append(_Route(topic_filter, None, handler, qos))
-            self._matching.clear()
+            self._add(_Route(topic_filter, None, handler, qos))
             if self._client is not None and self._connected.is_set():
                 self.spawn(self._client.subscribe(topic_filter, qos=qos))
             return handler
 
         return register
+
+    def _add(self, route: _Route) -> None:
+        self._routes.add(route.filter, route)
+        self._subscriptions[route.filter] = max(route.qos, self._subscriptions.get(route.filter, 0))
 
     def on_connect(
         self, hook: Callable[[], Coroutine[Any, Any, None]]
@@ -287,7 +291,8 @@ class Runtime:
             connects_before = self.stats.connects
             try:
                 async with self.broker.client(
-                    self.identifier, will=will, max_queued_incoming_messages=self._max_queued
+                    self.identifier, will=will, max_queued_incoming_messages=self._max_queued,
+                    logger=logging.getLogger(f"ampmq.{self.service}.mqtt"),
                 ) as client:
                     self._client = client
                     await self._session(client)
@@ -306,11 +311,9 @@ class Runtime:
             delay = min(delay * 2, self._backoff_max)
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        qos_by_filter: dict[str, int] = {}
-        for r in self._routes:
-            qos_by_filter[r.filter] = max(r.qos, qos_by_filter.get(r.filter, 0))
-        for topic_filter, qos in qos_by_filter.items():
-            await client.subscribe(topic_filter, qos=qos)
+        subscriptions = list(self._subscriptions.items())
+        for start in range(0, len(subscriptions), _SUBSCRIBE_BATCH):  # a thousand loads: a few packets, not 7 000
+            await client.subscribe(subscriptions[start:start + _SUBSCRIBE_BATCH])
         self._connected.set()
         self.stats.connects += 1
         await client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
@@ -338,7 +341,7 @@ class Runtime:
     async def dispatch(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Validate and hand one message to every matching route."""
         self.stats.received += 1
-        for route in self._routes_for(topic):
+        for route in self._routes.match(topic):
             if route.model is None:
                 await self._call(route, RawIncoming(topic, payload, retain), topic, payload)
                 continue
@@ -355,15 +358,6 @@ class Runtime:
             except TopicError:
                 ref = None
             await self._call(route, Incoming(topic, ref, model, retain), topic, payload)
-
-    def _routes_for(self, topic: str) -> list[_Route]:
-        routes = self._matching.get(topic)
-        if routes is None:
-            if len(self._matching) >= 65_536:
-                self._matching.clear()
-            parsed = aiomqtt.Topic(topic)
-            routes = self._matching[topic] = [r for r in self._routes if parsed.matches(r.filter)]
-        return routes
 
     async def _call(self, route: _Route, incoming: Any, topic: str, payload: bytes) -> None:
         try:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.config import AmpmqConfig
@@ -37,6 +37,7 @@ from shared.mqtt import ONLINE, Incoming, RawIncoming, Runtime
 from shared.topics import Leaf, TopicRef, Topics
 
 from .calibration import DetectorSettings, new_findings, observe
+from .change_gate import ChangeGate, decision_content, setpoint_content
 from .config import AllocatorConfig
 from .core import allocate
 from .discovery import DiscoveryAnnouncer
@@ -96,6 +97,8 @@ class AllocatorService:
         self.discovery = (DiscoveryAnnouncer(self.runtime, Discovery(self.topics, self.section.discovery_prefix))
                           if self.section.home_assistant else None)
         self._publishing: dict[str, asyncio.Future[list[bool]]] = {}
+        #: Unchanged setpoints and decisions are republished only every ``refresh``.
+        self._gate = ChangeGate()
         self._declare_routes()
 
     # -- routes ------------------------------------------------------------------------------------
@@ -210,6 +213,7 @@ class AllocatorService:
         @rt.on_connect
         async def settle_at_most() -> None:
             reconnect = self.runtime.stats.connects > 1
+            self._gate.forget()
             await self.clock.sleep(self.section.settle)
             if not self.loop.is_open:
                 self.runtime.log.info("retained state settle window (%.1fs) over", self.section.settle)
@@ -336,10 +340,16 @@ class AllocatorService:
         previous = self._publishing.get(site_id)
         if previous is not None and not previous.done():
             await previous
-        self._publishing[site_id] = asyncio.ensure_future(asyncio.gather(
-            *(self.runtime.publish(self.topics.setpoint(site_id, sp.load), sp, retain=True) for sp in setpoints),
-            self.runtime.publish(self.topics.decision(site_id), decision, retain=True),
-        ))
+        mono, refresh = self.clock.monotonic(), snapshot.settings.timers.refresh
+        gate = self._gate
+        due: list[tuple[str, BaseModel]] = [
+            (topic, sp) for sp in setpoints
+            if gate.passes(topic := self.topics.setpoint(site_id, sp.load), setpoint_content(sp), mono, refresh)]
+        if gate.passes(topic := self.topics.decision(site_id), decision_content(decision), mono, refresh):
+            due.append((topic, decision))
+        if due:
+            self._publishing[site_id] = asyncio.ensure_future(asyncio.gather(
+                *(self.runtime.publish(topic, message, retain=True) for topic, message in due)))
 
     # -- calibration -------------------------------------------------------------------------------
     async def calibrate(self, site: SiteState, measurement: SiteMeasurement) -> None:

@@ -584,3 +584,24 @@ async def test_home_assistant_discovery_is_published_and_resent_when_home_assist
     # tidy the retained discovery this test left on the session broker
     for topic in {m.topic for m in watch.on("homeassistant/#") if m.topic.endswith("/config")}:
         await watch.publish(topic, b"", retain=True)
+
+
+async def test_an_unchanged_setpoint_is_renewed_every_refresh_and_a_changed_one_goes_at_once(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    timers = {**FAST_TIMERS, "refresh": 4.0}
+    config = make_config(sites={site_id: {"fuse_limit": 25.0, "margin": 1.0, "timers": timers}})
+    await publish_car(watch, topics, site_id, 10.0)
+    async with running(config):
+        first = sp(await watch.expect(topics.setpoint(site_id, "car")))
+        mark = watch.mark()
+        for _ in range(10):  # ten readings that change nothing: ten decisions, no new setpoint
+            await watch.publish(topics.measurement(site_id), measurement(site_id, 10.0), retain=True)
+            await asyncio.sleep(0.08)
+        assert not watch.on(topics.setpoint(site_id, "car"), after=mark)
+        renewed = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark, timeout=5))
+        assert renewed.current == first.current and renewed.valid_until > first.valid_until
+        mark = watch.mark()
+        await watch.publish(topics.measurement(site_id), measurement(site_id, 15.0), retain=True)
+        cut = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark, timeout=0.5))
+        assert cut.current == 9.0
