@@ -31,6 +31,7 @@ import aiomqtt
 from pydantic import BaseModel, ValidationError
 
 from .filters import FilterTable
+from .inbox import Inbox, Received
 from .models import ErrorReport
 from .topics import TopicError, TopicRef, Topics
 
@@ -125,6 +126,7 @@ class _Route:
     model: type[BaseModel] | None
     handler: Callable[[Any], Awaitable[None]]
     qos: int = 1
+    latest: bool = False
 
 
 @dataclass(slots=True)
@@ -139,6 +141,8 @@ class RuntimeStats:
 
 _instances = itertools.count(1)
 _SUBSCRIBE_BATCH = 200
+#: QoS 1 publications awaiting their PUBACK (paho's default of 20 throttled 500 sites' setpoints).
+_MAX_INFLIGHT = 1000
 
 
 def client_identifier(service: str) -> str:
@@ -169,6 +173,9 @@ class Runtime:
         self._routes: FilterTable[_Route] = FilterTable()
         #: The QoS each filter is subscribed at: the highest its routes ask for.
         self._subscriptions: dict[str, int] = {}
+        #: Received and not yet handled; and for each topic seen, whether all its routes take only the latest.
+        self.inbox = Inbox(max_queued)
+        self._state_topics: dict[str, bool] = {}
         self._on_connect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
@@ -181,24 +188,26 @@ class Runtime:
 
     # -- declaring ---------------------------------------------------------------------------------
     def route(
-        self, topic_filter: str, model: type[M], *, qos: int = 1
+        self, topic_filter: str, model: type[M], *, qos: int = 1, latest: bool = False
     ) -> Callable[[Callable[[Incoming[M]], Awaitable[None]]], Any]:
         """Declare a handler for messages on ``topic_filter`` validated by ``model`` (subscribed at ``qos``:
-        0 saves an acknowledgement per message where a loss on a broken connection does not matter)."""
+        0 saves an acknowledgement per message where a loss on a broken connection does not matter).
+        ``latest``: the topic carries a state, so while the handlers are behind, a newer message replaces
+        one still waiting for the same topic (see :mod:`shared.inbox`); commands and events keep the default."""
 
         def register(handler: Callable[[Incoming[M]], Awaitable[None]]) -> Callable[[Incoming[M]], Awaitable[None]]:
-            self._add(_Route(topic_filter, model, handler, qos))
+            self._add(_Route(topic_filter, model, handler, qos, latest))
             if self._client is not None and self._connected.is_set():
                 self.spawn(self._client.subscribe(topic_filter, qos=qos))
             return handler
 
         return register
 
-    def raw_route(self, topic_filter: str, *, qos: int = 1) -> Callable[[RawHandler], RawHandler]:
+    def raw_route(self, topic_filter: str, *, qos: int = 1, latest: bool = False) -> Callable[[RawHandler], RawHandler]:
         """Declare a handler that takes the raw payload (a device protocol parsed by the handler)."""
 
         def register(handler: RawHandler) -> RawHandler:
-            self._add(_Route(topic_filter, None, handler, qos))
+            self._add(_Route(topic_filter, None, handler, qos, latest))
             if self._client is not None and self._connected.is_set():
                 self.spawn(self._client.subscribe(topic_filter, qos=qos))
             return handler
@@ -207,6 +216,7 @@ class Runtime:
 
     def _add(self, route: _Route) -> None:
         self._routes.add(route.filter, route)
+        self._state_topics.clear()
         self._subscriptions[route.filter] = max(route.qos, self._subscriptions.get(route.filter, 0))
 
     def on_connect(
@@ -285,6 +295,13 @@ class Runtime:
     # -- running -----------------------------------------------------------------------------------
     async def run(self) -> None:
         """Connect and serve forever; reconnect with exponential backoff, restoring subscriptions."""
+        dispatcher = asyncio.get_running_loop().create_task(self._handle_inbox(), name=f"{self.service}-inbox")
+        try:
+            await self._connect_forever()
+        finally:
+            dispatcher.cancel()
+
+    async def _connect_forever(self) -> None:
         delay = self._backoff_initial
         will = aiomqtt.Will(self.availability_topic, OFFLINE, qos=1, retain=True)
         while True:
@@ -292,7 +309,7 @@ class Runtime:
             try:
                 async with self.broker.client(
                     self.identifier, will=will, max_queued_incoming_messages=self._max_queued,
-                    logger=logging.getLogger(f"ampmq.{self.service}.mqtt"),
+                    max_inflight_messages=_MAX_INFLIGHT, logger=logging.getLogger(f"ampmq.{self.service}.mqtt"),
                 ) as client:
                     self._client = client
                     await self._session(client)
@@ -321,9 +338,13 @@ class Runtime:
         for hook in self._on_connect:
             self.spawn(hook())
         try:
-            async for message in client.messages:
+            async for message in client.messages:  # read at once; handled in order by _handle_inbox
                 raw = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
-                await self.dispatch(str(message.topic), raw, bool(message.retain))
+                topic = str(message.topic)
+                if not self.inbox.put(Received(topic, raw, bool(message.retain)), state=self._is_state(topic)):
+                    self.stats.dropped += 1
+                    self.log.warning("inbox full (%d commands and events waiting): refused %s",
+                                     self.inbox.limit, topic)
         except asyncio.CancelledError:
             # A clean stop: say so ourselves, since the broker sends the Last Will only on a lost connection.
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
@@ -337,6 +358,26 @@ class Runtime:
                 await self._client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
         for task in list(self._tasks):
             task.cancel()
+
+    def _is_state(self, topic: str) -> bool:
+        state = self._state_topics.get(topic)
+        if state is None:
+            if len(self._state_topics) >= 65_536:
+                self._state_topics.clear()
+            routes = self._routes.match(topic)
+            state = self._state_topics[topic] = bool(routes) and all(r.latest for r in routes)
+        return state
+
+    async def _handle_inbox(self) -> None:
+        while True:
+            message = await self.inbox.get()
+            try:
+                await self.dispatch(message.topic, message.payload, message.retain)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # dispatch reports what it can; nothing may stop the inbox
+                self.stats.handler_errors += 1
+                self.log.exception("handling %s failed", message.topic)
 
     async def dispatch(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Validate and hand one message to every matching route."""

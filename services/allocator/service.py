@@ -105,7 +105,7 @@ class AllocatorService:
     def _declare_routes(self) -> None:
         rt, topics = self.runtime, self.topics
 
-        @rt.route(topics.measurement_filter(), SiteMeasurement)
+        @rt.route(topics.measurement_filter(), SiteMeasurement, latest=True)
         async def on_measurement(msg: Incoming[SiteMeasurement]) -> None:
             site = self._served(_site_of(msg.ref, msg.payload.site))
             if site is None:
@@ -119,7 +119,7 @@ class AllocatorService:
                 # (not before the retained state settled: the detector continues from its retained copy)
                 await self.calibrate(site, msg.payload)
 
-        @rt.route(topics.load_filter(Leaf.STATE), LoadState)
+        @rt.route(topics.load_filter(Leaf.STATE), LoadState, latest=True)
         async def on_load_state(msg: Incoming[LoadState]) -> None:
             site = self._served(_site_of(msg.ref, msg.payload.site))
             if site is None:
@@ -129,7 +129,7 @@ class AllocatorService:
                 await self.discovery.load(site.site, msg.payload.load, msg.payload.name)
             self.loop.changed(site.site)
 
-        @rt.raw_route(topics.load_filter(Leaf.AVAILABILITY))
+        @rt.raw_route(topics.load_filter(Leaf.AVAILABILITY), latest=True)
         async def on_load_availability(msg: RawIncoming) -> None:
             ref = topics.parse(msg.topic)
             if ref.site is None or ref.id is None or not self.section.serves(ref.site):
@@ -141,7 +141,7 @@ class AllocatorService:
                 if self.registry.site(ref.site).served:
                     self.loop.changed(ref.site)
 
-        @rt.route(topics.site_settings_filter(), SiteSettings)
+        @rt.route(topics.site_settings_filter(), SiteSettings, latest=True)
         async def on_site_settings(msg: Incoming[SiteSettings]) -> None:
             site = self._served(_site_of(msg.ref, msg.payload.site))
             if site is None:
@@ -162,7 +162,7 @@ class AllocatorService:
             if command is not None:
                 await self.set_site(site, command)
 
-        @rt.route(topics.load_filter(Leaf.SETTINGS), LoadSettings)
+        @rt.route(topics.load_filter(Leaf.SETTINGS), LoadSettings, latest=True)
         async def on_load_settings(msg: Incoming[LoadSettings]) -> None:
             site = self._served(_site_of(msg.ref, msg.payload.site))
             if site is None:
@@ -189,17 +189,17 @@ class AllocatorService:
 
         # Our own output, read back: at QoS 0, as nothing is lost while the connection holds, and after a
         # reconnect the retained copies come again. Saves an acknowledgement per message (three a decision).
-        @rt.route(topics.load_filter(Leaf.SETPOINT), Setpoint, qos=0)
+        @rt.route(topics.load_filter(Leaf.SETPOINT), Setpoint, qos=0, latest=True)
         async def on_own_setpoint(msg: Incoming[Setpoint]) -> None:
             site = _site_of(msg.ref, msg.payload.site)
             self.registry.load(site, _load_of(msg.ref, msg.payload.load))
             self.registry.site(site).take_setpoint(msg.payload)
 
-        @rt.route(topics.decision("+"), SiteDecision, qos=0)
+        @rt.route(topics.decision("+"), SiteDecision, qos=0, latest=True)
         async def on_own_decision(msg: Incoming[SiteDecision]) -> None:
             self.registry.site(_site_of(msg.ref, msg.payload.site)).take_decision(msg.payload)
 
-        @rt.route(topics.calibration("+"), Calibration, qos=0)
+        @rt.route(topics.calibration("+"), Calibration, qos=0, latest=True)
         async def on_own_calibration(msg: Incoming[Calibration]) -> None:
             self.registry.site(_site_of(msg.ref, msg.payload.site)).take_calibration(msg.payload)
 
@@ -229,7 +229,7 @@ class AllocatorService:
                 if msg.payload.strip() == b"online":
                     self.runtime.spawn(announcer.announce_all())
 
-        @rt.raw_route(topics.load_filter(Leaf.STATE))
+        @rt.raw_route(topics.load_filter(Leaf.STATE), latest=True)
         async def on_load_state_cleared(msg: RawIncoming) -> None:
             if msg.payload:
                 return  # a state: the typed route takes it

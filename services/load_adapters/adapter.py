@@ -283,7 +283,8 @@ class LoadAdapter(ABC, Generic[C]):
     # -- wiring ------------------------------------------------------------------------------------
     def attach(self) -> None:
         """Declare the setpoint route and the device's routes."""
-        self.runtime.route(self.topics.setpoint(self.site, self.load), Setpoint)(self._on_setpoint)
+        self.runtime.route(self.topics.setpoint(self.site, self.load), Setpoint, latest=True)(
+            self._on_setpoint)
         self.routes()
 
     async def _on_setpoint(self, msg: Incoming[Setpoint]) -> None:

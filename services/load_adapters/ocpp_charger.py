@@ -181,11 +181,11 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
     # -- routes --------------------------------------------------------------------------------------
     def routes(self) -> None:
         t, site, cp, n = self.topics, self.site, self.cp, self.config.connector
-        self.runtime.raw_route(t.charger_availability(site, cp))(self._on_availability)
-        self.runtime.raw_route(t.service_availability(GATEWAY_SERVICE))(self._on_gateway)
-        self.runtime.route(t.charger_boot(site, cp), ChargerBoot)(self._on_boot)
-        self.runtime.route(t.connector_status(site, cp, n), ConnectorStatus)(self._on_status)
-        self.runtime.route(t.connector_meter(site, cp, n), ConnectorMeter)(self._on_meter)
+        self.runtime.raw_route(t.charger_availability(site, cp), latest=True)(self._on_availability)
+        self.runtime.raw_route(t.service_availability(GATEWAY_SERVICE), latest=True)(self._on_gateway)
+        self.runtime.route(t.charger_boot(site, cp), ChargerBoot, latest=True)(self._on_boot)
+        self.runtime.route(t.connector_status(site, cp, n), ConnectorStatus, latest=True)(self._on_status)
+        self.runtime.route(t.connector_meter(site, cp, n), ConnectorMeter, latest=True)(self._on_meter)
         self.runtime.route(t.charger_result(site, cp, "+"), OcppResult)(self._on_result)
 
     @property

@@ -65,7 +65,7 @@ class ShellyRelay(RelayDriver):
 
     def routes(self) -> None:
         prefix = self.config.prefix
-        self.runtime.raw_route(f"{prefix}/status/switch:{self.config.switch_id}")(self._on_status)
+        self.runtime.raw_route(f"{prefix}/status/switch:{self.config.switch_id}", latest=True)(self._on_status)
         self.runtime.raw_route(f"{prefix}/events/rpc")(self._on_event)
         self.runtime.raw_route(f"{prefix}/online")(self._on_online)
         self.runtime.raw_route(f"{self.src}/rpc")(self._on_response)

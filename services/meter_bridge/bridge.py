@@ -166,7 +166,8 @@ class MeterBridge:
                 site.channels[source.id] = channel
                 if isinstance(driver, MqttDriver):
                     for topic_filter in driver.filters:
-                        self.runtime.raw_route(topic_filter)(channel.on_message)
+                        self.runtime.raw_route(topic_filter, latest=driver.holds_state(topic_filter))(
+                            channel.on_message)
                 elif isinstance(driver, TaskDriver):
                     channel.supervisor = Supervisor(
                         driver, channel, self.clock, channel.on_driver_failure, channel.delivered

@@ -24,8 +24,8 @@ CASES = [
     ("+/broker/uptime", "$SYS/broker/uptime", False),
     ("$SYS/#", "$SYS/broker/uptime", True),
     ("$SYS/+/uptime", "$SYS/broker/uptime", True),
-    ("ampmq/+/load/+/setpoint", "ampmq/home/load/boiler/setpoint", True),
-    ("ampmq/+/load/+/setpoint", "ampmq/home/load/boiler/state", False),
+    ("root/+/dev/+/set-point", "root/home/dev/boiler/set-point", True),
+    ("root/+/dev/+/set-point", "root/home/dev/boiler/status", False),
 ]
 
 
@@ -38,10 +38,10 @@ def test_mqtt_matching_rules(topic_filter: str, topic: str, matches: bool) -> No
 
 def test_every_matching_item_in_the_order_added() -> None:
     table: FilterTable[int] = FilterTable()
-    for n, topic_filter in enumerate(["ampmq/#", "ampmq/s/load/+/setpoint", "x/#", "ampmq/s/load/l/setpoint",
-                                      "ampmq/s/load/l/setpoint", "+/+/+/+/+"]):
+    for n, topic_filter in enumerate(["root/#", "root/s/dev/+/set-point", "x/#", "root/s/dev/l/set-point",
+                                      "root/s/dev/l/set-point", "+/+/+/+/+"]):
         table.add(topic_filter, n)
-    assert table.match("ampmq/s/load/l/setpoint") == [0, 1, 3, 4, 5]
+    assert table.match("root/s/dev/l/set-point") == [0, 1, 3, 4, 5]
     assert len(table) == 5  # distinct filters
 
 

@@ -44,6 +44,11 @@ class MqttDriver(ABC):
     def parse(self, topic: str, payload: bytes) -> Sample | None:
         """The sample in one message; None when the message holds nothing for us (another component)."""
 
+    def holds_state(self, topic_filter: str) -> bool:
+        """Whether each message on ``topic_filter`` holds the whole state of its topic, so that a newer one
+        may replace one still waiting (see :mod:`shared.inbox`); False for a stream of partial events."""
+        return True
+
 
 class TaskDriver(ABC):
     """A device the bridge must go and ask: ``run`` loops until the device fails it (then raises)."""

@@ -39,6 +39,9 @@ class ShellyDriver(MqttDriver):
             return [f"{self._prefix}/emeter/+/+"]
         return [f"{self._prefix}/status/+", f"{self._prefix}/events/rpc"]
 
+    def holds_state(self, topic_filter: str) -> bool:
+        return not topic_filter.endswith("/events/rpc")  # NotifyStatus: one component's change at a time
+
     def parse(self, topic: str, payload: bytes) -> Sample | None:
         if self.source.generation == 1:
             return self._parse_gen1(topic, payload)

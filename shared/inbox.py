@@ -1,0 +1,73 @@
+"""The messages a service has received and not yet handled, where a newer state replaces an older one.
+
+A service reads the broker's stream at once into its inbox and handles it in order from there. When the
+handlers fall behind (a thousand meters a second on two cores), a message for a *state* topic — a meter
+reading, a load's state, a setpoint: topics where only the latest value means anything — replaces the one
+still waiting for the same topic, in that one's place in the queue. Nothing a handler would act on is lost:
+the latest state of every topic is handled, and every command and event (never replaced) in order. Only
+when more than ``limit`` commands and events wait is the newest refused, counted, and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Inbox:
+    """A FIFO of :class:`Received` in which a state message replaces a waiting one for its topic."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._order: deque[object] = deque()  # keys, in arrival order
+        self._waiting: dict[object, Received] = {}
+        self._events = 0  # waiting messages that no newer one can replace
+        self._serial = itertools.count()
+        self._ready = asyncio.Event()
+        #: How many state messages a newer one replaced, and how many events were refused for want of room.
+        self.replaced = 0
+        self.refused = 0
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def put(self, message: Received, *, state: bool) -> bool:
+        """Queue ``message``; ``state`` says a newer message on its topic supersedes it. False when refused."""
+        if state:
+            if message.topic in self._waiting:
+                self._waiting[message.topic] = message
+                self.replaced += 1
+                return True
+            key: object = message.topic
+        else:
+            if self._events >= self.limit:
+                self.refused += 1
+                return False
+            key = next(self._serial)
+            self._events += 1
+        self._waiting[key] = message
+        self._order.append(key)
+        self._ready.set()
+        return True
+
+    async def get(self) -> Received:
+        """The oldest waiting message (with the newest content for its topic)."""
+        while not self._order:
+            self._ready.clear()
+            await self._ready.wait()
+        key = self._order.popleft()
+        if not isinstance(key, str):
+            self._events -= 1
+        return self._waiting.pop(key)
+
+
+__all__ = ["Inbox", "Received"]
