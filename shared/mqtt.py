@@ -311,6 +311,8 @@ class Runtime:
                     self.identifier, will=will, max_queued_incoming_messages=self._max_queued,
                     max_inflight_messages=_MAX_INFLIGHT, logger=logging.getLogger(f"ampmq.{self.service}.mqtt"),
                 ) as client:
+                    # aiomqtt warns past 10 publications awaiting their PUBACK; 1 000 in flight are by design
+                    client.pending_calls_threshold = _MAX_INFLIGHT
                     self._client = client
                     await self._session(client)
             except aiomqtt.MqttError as exc:

@@ -361,11 +361,15 @@ class LoadAdapter(ABC, Generic[C]):
     async def run(self) -> None:
         """Serve this load until cancelled or stopped."""
         while not self._stopping:
+            # cleared before the step: a wake that comes while the step awaits (a setpoint arriving during a
+            # publish) makes the next step run at once instead of a tick later
+            self._wake.clear()
             try:
                 await self.step()
             except Exception:  # one load's bug must not stop the others
                 self.log.exception("adapter step failed")
-            self._wake.clear()
+            if self._wake.is_set():
+                continue
             sleeper = asyncio.ensure_future(self.clock.sleep(self.config.tick))
             waker = asyncio.ensure_future(self._wake.wait())
             try:
