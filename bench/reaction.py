@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import resource
@@ -27,7 +28,7 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16 import call as call16
 from ocpp.v16.enums import Action
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from shared.broker import Mosquitto, free_port, wait_for_port
@@ -44,18 +45,40 @@ NORMAL_HOUSE = 5.0  # A per phase: 40 - 1 (margin) - 5 = 34 A left, both charger
 OVERLOAD_HOUSE = 30.0  # A per phase: with the cars' 32 A the meter shows 62 A > 39 A; 9 A are left for the cars
 
 
-class BenchCharger(ChargePoint):  # type: ignore[misc]
-    """A 1.6J charge point that records when each SetChargingProfile arrives and its limit."""
+class StampedConnection:
+    """The charge point's websocket, noting when each frame arrived (before the OCPP library parses it)."""
 
-    def __init__(self, cp_id: str, connection: Any) -> None:
-        ChargePoint.__init__(self, cp_id, connection, response_timeout=30)
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.arrived = 0.0
+
+    async def recv(self) -> str | bytes:
+        frame = await self.ws.recv()
+        self.arrived = time.perf_counter()
+        return frame
+
+    async def send(self, frame: str) -> None:
+        await self.ws.send(frame)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+class BenchCharger(ChargePoint):  # type: ignore[misc]
+    """A 1.6J charge point that records when each SetChargingProfile arrives (the frame on its socket) and
+    its limit."""
+
+    _connection: StampedConnection
+
+    def __init__(self, cp_id: str, ws: ClientConnection) -> None:
+        ChargePoint.__init__(self, cp_id, StampedConnection(ws), response_timeout=30)
         self.profiles: list[tuple[float, float]] = []
         self.changed = asyncio.Event()
         self._reports: set[asyncio.Task[None]] = set()
 
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
-        arrived = time.perf_counter()
+        arrived = self._connection.arrived  # the library routes one frame at a time: this one's
         if cs_charging_profiles.get("charging_profile_purpose") == "TxDefaultProfile" and \
                 cs_charging_profiles.get("stack_level", 0) >= 2:
             period = cs_charging_profiles["charging_schedule"]["charging_schedule_period"][0]
@@ -153,11 +176,15 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
                 """The grid meter sees the house and every car of the site."""
                 return house[site] + sum(points[cp].draw() for cp in sites[site] if cp in points)
 
-            async def meter_loop() -> None:  # every site's meter reports every second, like a Pro 3EM
-                while True:
-                    for site in list(house):
-                        await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(grid(site)), qos=0)
-                    await asyncio.sleep(1.0)
+            async def meter_loop() -> None:
+                """Every site's meter reports every second, like a Pro 3EM; the sites' meters are not in step
+                with each other, so their readings are spread over the second."""
+                names = list(house)
+                started = time.perf_counter()
+                for n in itertools.count():
+                    site = names[n % len(names)]
+                    await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(grid(site)), qos=0)
+                    await asyncio.sleep(max(0.0, started + (n + 1) / len(names) - time.perf_counter()))
 
             tasks.append(asyncio.create_task(meter_loop()))
 

@@ -10,7 +10,8 @@ Out: ``charger_command/<action>`` :class:`OcppCommand` s — the charging profil
   (``rate_unit: auto``), then a static **baseline** TxDefaultProfile at ``baseline_current`` on
   ``baseline_stack_level`` (permanent): a charger that loses its central system drops to it;
 * the setpoint as the **live** TxDefaultProfile on ``stack_level`` with a ``lifetime`` (default 90 s),
-  re-sent when the limit changes or every ``renew_every`` (default 30 s); a pause is 0 A, never a stop;
+  re-sent when the limit changes or every ``renew_every`` (default 30 s; each charger up to 20 % sooner, by
+  its id, so that a fleet does not renew in step); a pause is 0 A, never a stop;
   no valid setpoint → the live profile is cleared and the baseline rules;
 * the compliance watchdog: Current.Offered or the draw above the live limit for ``compliance_cycles``
   meter cycles → ClearChargingProfile and re-send; after ``reset_after`` such rounds → Reset, at most
@@ -50,6 +51,7 @@ from .ocpp_profiles import (
     clear_charging_profile,
     rate_unit_from,
     rate_unit_request,
+    renewal_interval,
     reset,
     set_charging_profile,
 )
@@ -396,7 +398,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
                                      clear_charging_profile(self.version, c.profile_id))
             return
         now = self.clock.monotonic()
-        due = self.live_at is None or now - self.live_at >= c.renew_every
+        due = self.live_at is None or now - self.live_at >= renewal_interval(c.renew_every, f"{self.site}/{self.load}")
         if wanted != self.live or due:
             extra: dict[str, Any] = {"profile_id": c.profile_id, "stack_level": c.stack_level,
                                      "lifetime": c.lifetime}

@@ -20,6 +20,7 @@ from services.load_adapters.ocpp_profiles import (
     clear_charging_profile,
     rate_unit_from,
     rate_unit_request,
+    renewal_interval,
     reset,
     set_charging_profile,
 )
@@ -161,3 +162,12 @@ def test_watchdog_counts_consecutive_disagreements() -> None:
     assert dog.failures == 2
     dog.observe(0.0, offered=0.0, drawn=0.0)
     assert dog.failures == 0
+
+
+def test_a_fleet_renews_its_profiles_spread_over_the_last_fifth_of_renew_every() -> None:
+    intervals = [renewal_interval(30.0, f"site-{n // 2}/cp-{n}") for n in range(1000)]
+    assert all(24.0 <= i <= 30.0 for i in intervals)
+    assert max(intervals) - min(intervals) > 5.0  # spread over the window, not in step
+    counts = [sum(1 for i in intervals if 24.0 + k * 1.2 <= i < 24.0 + (k + 1) * 1.2) for k in range(5)]
+    assert min(counts) > 120  # about evenly: 200 per 1.2 s
+    assert renewal_interval(30.0, "home/carport") == renewal_interval(30.0, "home/carport")  # stable per load
