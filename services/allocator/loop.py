@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from shared.clock import Clock
+from shared.clock import Clock, wait_for_event
 from shared.models import Timers
 
 log = logging.getLogger("ampmq.allocator.loop")
@@ -92,12 +92,4 @@ class DecisionLoop:
 
     async def _wait(self, changed: asyncio.Event, seconds: float) -> None:
         """Until ``changed`` is set or ``seconds`` (clock time) pass."""
-        if seconds <= 0:
-            return
-        waiter = asyncio.ensure_future(changed.wait())
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        try:
-            await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            sleeper.cancel()
+        await wait_for_event(self._clock, changed, seconds)

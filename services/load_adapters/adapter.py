@@ -24,7 +24,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import Field, model_validator
 
-from shared.clock import Clock
+from shared.clock import Clock, wait_for_event
 from shared.config import SectionModel
 from shared.models import ErrorReport, Leg, LoadState, LoadStatus, Phase, Reason, Setpoint
 from shared.models.load import DEFAULT_LEGS
@@ -370,13 +370,7 @@ class LoadAdapter(ABC, Generic[C]):
                 self.log.exception("adapter step failed")
             if self._wake.is_set():
                 continue
-            sleeper = asyncio.ensure_future(self.clock.sleep(self.config.tick))
-            waker = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waker.cancel()
+            await wait_for_event(self.clock, self._wake, self.config.tick)
 
     def start(self) -> None:
         """Start the startup grace now (the broker link is up)."""
