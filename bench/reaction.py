@@ -43,6 +43,11 @@ FUSE = 40.0
 MAX_CURRENT = 16.0
 NORMAL_HOUSE = 5.0  # A per phase: 40 - 1 (margin) - 5 = 34 A left, both chargers of a site get their maximum
 OVERLOAD_HOUSE = 30.0  # A per phase: with the cars' 32 A the meter shows 62 A > 39 A; 9 A are left for the cars
+#: After every charger reached its maximum, the start-up burst drains for this long before the first trial;
+#: then one site is overloaded every TRIAL_EVERY_S (five overloads a second across the fleet, while every
+#: site's meter reports once a second).
+SETTLE_S = 5.0
+TRIAL_EVERY_S = 0.2
 
 
 class StampedConnection:
@@ -207,9 +212,14 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
             steady = await asyncio.gather(*(p.wait_limit(lambda lim: lim >= MAX_CURRENT, 0.0, 120.0)
                                             for p in points.values()), return_exceptions=True)
             wrong = [str(e) for e in steady if isinstance(e, Exception)]
+            steady_s = time.perf_counter() - started - connect_s
+            await asyncio.sleep(SETTLE_S)  # the start-up burst (a thousand profiles and their reports) drains
             latencies: list[float] = []
+            next_trial = 0.0
             site_names = [s for s, cps in sites.items() if all(points[cp].limit() == MAX_CURRENT for cp in cps)]
             for n in range(trials if site_names else 0):
+                await asyncio.sleep(max(0.0, next_trial - time.perf_counter()))
+                next_trial = time.perf_counter() + TRIAL_EVERY_S
                 site = site_names[n % len(site_names)]
                 cps = [points[cp] for cp in sites[site]]
                 await asyncio.gather(*(p.wait_limit(lambda lim: lim >= MAX_CURRENT, 0.0, 60.0) for p in cps))
@@ -227,7 +237,8 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
                 await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(grid(site)), qos=0)
                 if len(site_names) == 1:
                     await cps[0].wait_limit(lambda lim: lim >= MAX_CURRENT, time.perf_counter() - 0.001, 30.0)
-        result: dict[str, Any] = {"chargers": chargers, "sites": len(sites), "connect_and_boot_s": round(connect_s, 2)}
+        result: dict[str, Any] = {"chargers": chargers, "sites": len(sites), "connect_and_boot_s": round(connect_s, 2),
+                                  "all_at_maximum_s": round(steady_s, 2), "trial_every_s": TRIAL_EVERY_S}
         if latencies:
             result["overload_to_cut"] = summary_ms(latencies)
         if wrong:

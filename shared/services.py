@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from . import heap
 from .clock import SYSTEM_CLOCK, Clock
 from .config import AmpmqConfig, ConfigError
 
@@ -58,5 +59,6 @@ async def supervise(name: str, config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK,
 async def run_services(config: AmpmqConfig, names: list[str], clock: Clock = SYSTEM_CLOCK) -> None:
     """Run the named services in this process, each supervised, until cancelled."""
     async with asyncio.TaskGroup() as group:
+        group.create_task(heap.keep_frozen(), name="heap")
         for name in names:
             group.create_task(supervise(name, config, clock), name=name)
