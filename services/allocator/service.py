@@ -126,7 +126,7 @@ class AllocatorService:
                 return
             self.registry.load(site.site, _load_of(msg.ref, msg.payload.load)).state = msg.payload
             if self.discovery is not None:
-                await self.discovery.load(site.site, msg.payload.load, msg.payload.name)
+                self.discovery.load(site.site, msg.payload.load, msg.payload.name)
             self.loop.changed(site.site)
 
         @rt.raw_route(topics.load_filter(Leaf.AVAILABILITY), latest=True)
@@ -227,7 +227,7 @@ class AllocatorService:
             @rt.raw_route(announcer.discovery.status_topic)
             async def on_home_assistant_status(msg: RawIncoming) -> None:
                 if msg.payload.strip() == b"online":
-                    self.runtime.spawn(announcer.announce_all())
+                    announcer.announce_all()
 
         @rt.raw_route(topics.load_filter(Leaf.STATE), latest=True)
         async def on_load_state_cleared(msg: RawIncoming) -> None:
@@ -305,7 +305,7 @@ class AllocatorService:
             state.served = True
             self.loop.changed(site)
         if self.discovery is not None and site not in self.discovery.sites:
-            self.runtime.spawn(self.discovery.site(site))
+            self.discovery.site(site)
         return state
 
     def _timers(self, site: str) -> Timers:
