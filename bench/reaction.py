@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -214,6 +215,8 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
             wrong = [str(e) for e in steady if isinstance(e, Exception)]
             steady_s = time.perf_counter() - started - connect_s
             await asyncio.sleep(SETTLE_S)  # the start-up burst (a thousand profiles and their reports) drains
+            gc.collect()
+            gc.freeze()  # this process's thousand charge points, like the services' heaps (shared/heap.py)
             latencies: list[float] = []
             next_trial = 0.0
             site_names = [s for s, cps in sites.items() if all(points[cp].limit() == MAX_CURRENT for cp in cps)]

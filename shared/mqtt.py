@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ValidationError
 
 from .filters import FilterTable
@@ -238,7 +239,12 @@ class Runtime:
     async def publish(
         self, topic: str, payload: BaseModel | str | bytes | None, *, retain: bool = False, qos: int = 1
     ) -> bool:
-        """Publish; a model is serialized as JSON. Returns False (and counts a drop) while offline."""
+        """Publish; a model is serialized as JSON. Returns False (and counts a drop) while offline.
+
+        The message is handed to the connection and this returns at once: a QoS 1 acknowledgement is the
+        connection's business (it keeps up to ``_MAX_INFLIGHT`` unacknowledged, in order), never the
+        caller's. Waiting for PUBACKs in a handler held every message behind it — an overload reading
+        included — for as long as the broker took to answer, seconds on a saturated machine."""
         data: str | bytes
         if payload is None:
             data = b""
@@ -251,11 +257,11 @@ class Runtime:
             self.stats.dropped += 1
             self.log.warning("not connected: dropped publish to %s", topic)
             return False
-        try:
-            await client.publish(topic, data, qos=qos, retain=retain)
-        except aiomqtt.MqttError as exc:
+        # aiomqtt's publish awaits the acknowledgement; its paho client takes the message without waiting
+        info = client._client.publish(topic, data, qos=qos, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.stats.dropped += 1
-            self.log.warning("publish to %s failed: %s", topic, exc)
+            self.log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
             return False
         self.stats.published += 1
         return True

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.config import AmpmqConfig
@@ -96,7 +96,6 @@ class AllocatorService:
         self.loop = DecisionLoop(clock, self.decide, self._timers)
         self.discovery = (DiscoveryAnnouncer(self.runtime, Discovery(self.topics, self.section.discovery_prefix))
                           if self.section.home_assistant else None)
-        self._publishing: dict[str, asyncio.Future[list[bool]]] = {}
         #: Unchanged setpoints and decisions are republished only every ``refresh``.
         self._gate = ChangeGate()
         self._declare_routes()
@@ -335,21 +334,14 @@ class AllocatorService:
             return
         setpoints, decision = publications(snapshot, allocation, now)
         site.remember(allocation.memory, {d.load: d.memory for d in allocation.decisions}, now)
-        # The previous decision's publications must be through before this one's start (bounded backlog,
-        # order kept); this one's acknowledgements are not waited for, so they never delay the next decision.
-        previous = self._publishing.get(site_id)
-        if previous is not None and not previous.done():
-            await previous
+        # Handed to the connection in order (setpoints first), never waiting for acknowledgements.
         mono, refresh = self.clock.monotonic(), snapshot.settings.timers.refresh
         gate = self._gate
-        due: list[tuple[str, BaseModel]] = [
-            (topic, sp) for sp in setpoints
-            if gate.passes(topic := self.topics.setpoint(site_id, sp.load), setpoint_content(sp), mono, refresh)]
+        for sp in setpoints:
+            if gate.passes(topic := self.topics.setpoint(site_id, sp.load), setpoint_content(sp), mono, refresh):
+                await self.runtime.publish(topic, sp, retain=True)
         if gate.passes(topic := self.topics.decision(site_id), decision_content(decision), mono, refresh):
-            due.append((topic, decision))
-        if due:
-            self._publishing[site_id] = asyncio.ensure_future(asyncio.gather(
-                *(self.runtime.publish(topic, message, retain=True) for topic, message in due)))
+            await self.runtime.publish(topic, decision, retain=True)
 
     # -- calibration -------------------------------------------------------------------------------
     async def calibrate(self, site: SiteState, measurement: SiteMeasurement) -> None:
@@ -388,9 +380,6 @@ class AllocatorService:
             await self.runtime.run()
         finally:
             await self.loop.close()
-            for publishing in self._publishing.values():  # a decision's publishes still in flight
-                publishing.cancel()
-            await asyncio.gather(*self._publishing.values(), return_exceptions=True)
 
 
 @contextlib.asynccontextmanager

@@ -156,3 +156,23 @@ async def test_broker_with_users_refuses_wrong_password(own_mosquitto: type[Mosq
     await asyncio.sleep(0.5)
     assert not bad.connected
     task.cancel()
+
+
+async def test_a_publish_never_waits_for_the_brokers_acknowledgement(own_mosquitto: type[Mosquitto]) -> None:
+    """A stalled broker (here: stopped with SIGSTOP) holds no handler: publish hands the message to the
+    connection and returns; the message arrives once the broker goes on."""
+    broker = own_mosquitto().start()
+    topics = Topics()
+    runtime = Runtime("no-wait", broker.url, topics)
+    async with serving(runtime), Probe(broker.url) as watch:
+        await watch.subscribe(topics.measurement("stalled"))
+        assert broker._proc is not None
+        broker._proc.send_signal(signal.SIGSTOP)
+        try:
+            sent = await asyncio.wait_for(
+                runtime.publish(topics.measurement("stalled"), SiteMeasurement(site="stalled"), qos=1), 1.0)
+        finally:
+            broker._proc.send_signal(signal.SIGCONT)
+        assert sent
+        got = await watch.expect(topics.measurement("stalled"), timeout=5)
+        assert got.model(SiteMeasurement).site == "stalled"
