@@ -244,6 +244,8 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
                                   "all_at_maximum_s": round(steady_s, 2), "trial_every_s": TRIAL_EVERY_S}
         if latencies:
             result["overload_to_cut"] = summary_ms(latencies)
+            result["trials_over_50ms"] = sum(1 for s in latencies if s > 0.05)
+            result["slowest_ms"] = [round(s * 1000, 1) for s in sorted(latencies)[-5:]]
         if wrong:
             result["wrong"] = [f"{len(wrong)} profiles never arrived", *wrong[:3]]
         return result

@@ -182,7 +182,6 @@ class Runtime:
         self._connected = asyncio.Event()
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
-        self._max_queued = max_queued
         self._tasks: set[asyncio.Task[Any]] = set()
         self.log = logging.getLogger(f"ampmq.{service}")
         self.identifier = client_identifier(service)
@@ -314,7 +313,7 @@ class Runtime:
             connects_before = self.stats.connects
             try:
                 async with self.broker.client(
-                    self.identifier, will=will, max_queued_incoming_messages=self._max_queued,
+                    self.identifier, will=will, queue_type=_queue_into(self._receive),
                     max_inflight_messages=_MAX_INFLIGHT, logger=logging.getLogger(f"ampmq.{self.service}.mqtt"),
                 ) as client:
                     # aiomqtt warns past 10 publications awaiting their PUBACK; 1 000 in flight are by design
@@ -346,13 +345,8 @@ class Runtime:
         for hook in self._on_connect:
             self.spawn(hook())
         try:
-            async for message in client.messages:  # read at once; handled in order by _handle_inbox
-                raw = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
-                topic = str(message.topic)
-                if not self.inbox.put(Received(topic, raw, bool(message.retain)), state=self._is_state(topic)):
-                    self.stats.dropped += 1
-                    self.log.warning("inbox full (%d commands and events waiting): refused %s",
-                                     self.inbox.limit, topic)
+            async for _ in client.messages:  # yields nothing (see _queue_into); ends when the connection does
+                pass
         except asyncio.CancelledError:
             # A clean stop: say so ourselves, since the broker sends the Last Will only on a lost connection.
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
@@ -366,6 +360,14 @@ class Runtime:
                 await self._client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
         for task in list(self._tasks):
             task.cancel()
+
+    def _receive(self, message: aiomqtt.Message) -> None:
+        """A message, as the connection reads it: into the inbox at once, handled in order by _handle_inbox."""
+        raw = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
+        topic = message.topic.value
+        if not self.inbox.put(Received(topic, raw, bool(message.retain)), state=self._is_state(topic)):
+            self.stats.dropped += 1
+            self.log.warning("inbox full (%d commands and events waiting): refused %s", self.inbox.limit, topic)
 
     def _is_state(self, topic: str) -> bool:
         state = self._state_topics.get(topic)
@@ -418,6 +420,19 @@ class Runtime:
             self.stats.handler_errors += 1
             self.log.exception("handler for %s failed", topic)
             await self.report_error(topic, "handler_error", f"{type(exc).__name__}: {exc}", payload)
+
+
+def _queue_into(receive: Callable[[aiomqtt.Message], None]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """aiomqtt's queue of incoming messages, replaced by one that hands each message to ``receive`` as the
+    connection reads it and holds none itself. aiomqtt's own queue took a task and two loop turns per
+    message; at 1 000 chargers it fell so far behind the socket that it discarded messages. Holding
+    nothing, ``client.messages`` never yields and only ends — with the error — when the connection does."""
+
+    class IntoInbox(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            receive(item)
+
+    return IntoInbox
 
 
 def _describe(exc: ValidationError) -> str:

@@ -98,6 +98,7 @@ class AllocatorService:
                           if self.section.home_assistant else None)
         #: Unchanged setpoints and decisions are republished only every ``refresh``.
         self._gate = ChangeGate()
+        self._gate_connection = 0
         self._declare_routes()
 
     # -- routes ------------------------------------------------------------------------------------
@@ -212,7 +213,6 @@ class AllocatorService:
         @rt.on_connect
         async def settle_at_most() -> None:
             reconnect = self.runtime.stats.connects > 1
-            self._gate.forget()
             await self.clock.sleep(self.section.settle)
             if not self.loop.is_open:
                 self.runtime.log.info("retained state settle window (%.1fs) over", self.section.settle)
@@ -337,6 +337,9 @@ class AllocatorService:
         # Handed to the connection in order (setpoints first), never waiting for acknowledgements.
         mono, refresh = self.clock.monotonic(), snapshot.settings.timers.refresh
         gate = self._gate
+        if self._gate_connection != self.runtime.stats.connects:  # on a new connection everything goes out once:
+            gate.forget()  # the broker may have lost what it held
+            self._gate_connection = self.runtime.stats.connects
         for sp in setpoints:
             if gate.passes(topic := self.topics.setpoint(site_id, sp.load), setpoint_content(sp), mono, refresh):
                 await self.runtime.publish(topic, sp, retain=True)
