@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.models import Setpoint, SiteDecision
+from shared.models import Allocation, LoadDecision
 
 
 class ChangeGate:
@@ -31,18 +31,22 @@ class ChangeGate:
         self._sent.clear()
 
 
-def setpoint_content(setpoint: Setpoint) -> dict[str, Any]:
-    """What a load's adapter acts on: everything but the stamps that move with every decision."""
-    return setpoint.model_dump(exclude={"ts", "valid_until"})
+def setpoint_content(decision: LoadDecision, voltage: float) -> tuple[Any, ...]:
+    """What a load's setpoint says, from the decision it is built from (no model built for a setpoint that
+    will not go out): everything but the stamps that move with every decision."""
+    return (decision.current, tuple(decision.phases), decision.on, decision.available, decision.mode,
+            decision.reason, decision.message, decision.memory, voltage)
 
 
-def decision_content(decision: SiteDecision) -> dict[str, Any]:
-    """The decision without its stamp and smoothing state, and its pools and headroom to the whole ampere
-    (a house's current wanders by tenths between readings; that alone is no news)."""
-    content = decision.model_dump(exclude={"ts", "surplus_ema", "pools", "headroom"})
-    content["pools"] = {name: {p: round(v) for p, v in per_phase.items()} for name, per_phase in decision.pools.items()}
-    content["headroom"] = {p: round(v) for p, v in decision.headroom.items()}
-    return content
+def decision_content(allocation: Allocation) -> tuple[Any, ...]:
+    """What the site decision says, without its stamp and smoothing state, and its pools and headroom to the
+    whole ampere (a house's current wanders by tenths between readings; that alone is no news)."""
+    pools = tuple((name, tuple((p, round(v)) for p, v in per_phase.items()))
+                  for name, per_phase in allocation.pools.items())
+    headroom = tuple((p, round(v)) for p, v in allocation.headroom.items())
+    limits = tuple((d.load, d.reason) for d in allocation.decisions)
+    return (pools, headroom, limits, allocation.stale, allocation.message,
+            allocation.memory.battery_full_latched)
 
 
 __all__ = ["ChangeGate", "decision_content", "setpoint_content"]

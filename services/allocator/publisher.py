@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from shared.models import Allocation, LoadDecision, Reason, Setpoint, SiteDecision, SiteSettings, Snapshot
+from shared.models import Allocation, LoadDecision, Reason, Setpoint, SiteDecision, SiteSettings
 
 #: Reasons that say a load got what its settings ask for, not less because of a limit.
 NOT_LIMITED = frozenset({Reason.OK, Reason.OFF, Reason.DISABLED, Reason.IDLE})
@@ -49,10 +49,3 @@ def site_decision(allocation: Allocation, now: datetime) -> SiteDecision:
         battery_full_latched=allocation.memory.battery_full_latched,
         surplus_ema=dict(allocation.memory.surplus_ema),
     )
-
-
-def publications(snapshot: Snapshot, allocation: Allocation, now: datetime) -> tuple[list[Setpoint], SiteDecision]:
-    """Every message one decision publishes, all stamped ``now``."""
-    settings = snapshot.settings
-    setpoints = [setpoint(allocation.site, d, settings, now) for d in allocation.decisions]
-    return setpoints, site_decision(allocation, now)

@@ -42,7 +42,7 @@ from .config import AllocatorConfig
 from .core import allocate
 from .discovery import DiscoveryAnnouncer
 from .loop import DecisionLoop
-from .publisher import publications
+from .publisher import setpoint, site_decision
 from .settings_store import describe, merge_load, merge_site
 from .state import Registry, SiteState
 
@@ -332,7 +332,6 @@ class AllocatorService:
             await self.runtime.report_error(self.topics.decision(site_id), "allocation_failed",
                                             f"{type(exc).__name__}: {exc}")
             return
-        setpoints, decision = publications(snapshot, allocation, now)
         site.remember(allocation.memory, {d.load: d.memory for d in allocation.decisions}, now)
         # Handed to the connection in order (setpoints first), never waiting for acknowledgements.
         mono, refresh = self.clock.monotonic(), snapshot.settings.timers.refresh
@@ -340,11 +339,13 @@ class AllocatorService:
         if self._gate_connection != self.runtime.stats.connects:  # on a new connection everything goes out once:
             gate.forget()  # the broker may have lost what it held
             self._gate_connection = self.runtime.stats.connects
-        for sp in setpoints:
-            if gate.passes(topic := self.topics.setpoint(site_id, sp.load), setpoint_content(sp), mono, refresh):
-                await self.runtime.publish(topic, sp, retain=True)
-        if gate.passes(topic := self.topics.decision(site_id), decision_content(decision), mono, refresh):
-            await self.runtime.publish(topic, decision, retain=True)
+        settings = snapshot.settings
+        for d in allocation.decisions:
+            topic = self.topics.setpoint(site_id, d.load)
+            if gate.passes(topic, setpoint_content(d, settings.voltage), mono, refresh):
+                await self.runtime.publish(topic, setpoint(site_id, d, settings, now), retain=True)
+        if gate.passes(topic := self.topics.decision(site_id), decision_content(allocation), mono, refresh):
+            await self.runtime.publish(topic, site_decision(allocation, now), retain=True)
 
     # -- calibration -------------------------------------------------------------------------------
     async def calibrate(self, site: SiteState, measurement: SiteMeasurement) -> None:
