@@ -11,6 +11,13 @@ A service declares its routes next to their handlers::
 
 Every payload is validated by its model before a handler sees it. A payload that fails is not applied:
 the runtime publishes an :class:`ErrorReport` on the site's errors topic, logs it, and goes on.
+
+Messages go from the socket straight into the runtime's :class:`~shared.inbox.Inbox` and are handled one
+at a time, in order. A route declared ``latest=True`` carries a state (a reading, a load's state, a
+setpoint): while the handlers are behind, a newer message on its topic replaces the waiting one, so a
+service that falls behind acts on the latest state instead of working through a backlog. Routes look up
+in a :class:`~shared.filters.FilterTable`, whatever their number. :meth:`Runtime.publish` hands the message
+to the connection and returns: no handler ever waits for the broker's acknowledgement.
 """
 
 from __future__ import annotations
