@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -44,6 +45,10 @@ from .stats import ratio, summary_ms
 TIMERS = {"min_interval": 0.0, "refresh": 600.0, "stale_after": 600.0, "ramp_step": 100.0, "min_run": 0.0,
           "min_pause": 0.0, "grace": 0.0}
 LOADS = ("car", "van")
+#: The house's current, alternating from one sample of a site to the next: at 2 A the car gets 16 A and the
+#: van 6 A, at 14 A both get less, so every sample changes both setpoints (an unchanged setpoint is not
+#: republished: services/allocator/change_gate.py) and every round changes every site's decision.
+HOUSE = (14.0, 2.0)
 
 
 def _measurement(site: str, house: float) -> SiteMeasurement:
@@ -131,6 +136,7 @@ def _cpu_seconds(pid: int) -> float:
 async def _size(url: str, sites: int, samples: int, rounds: int) -> dict[str, Any]:
     topics = Topics(f"bench-{sites}")
     names = [f"site-{i}" for i in range(sites)]
+    house = {site: itertools.cycle(HOUSE) for site in names}  # each site's next reading: the other level
     async with Probe(url) as probe, Arrivals(url) as arrivals:
         await arrivals.subscribe(topics.load_filter(Leaf.SETPOINT))
         await arrivals.subscribe(topics.decision("+"))
@@ -138,7 +144,7 @@ async def _size(url: str, sites: int, samples: int, rounds: int) -> dict[str, An
         for site in names:
             for load in LOADS:
                 await probe.publish(topics.load_state(site, load), _load(site, load), retain=True)
-            await probe.publish(topics.measurement(site), _measurement(site, 5.0), retain=True)
+            await probe.publish(topics.measurement(site), _measurement(site, HOUSE[-1]), retain=True)
         with _allocator_process(url, topics.root, names) as service:
             await asyncio.wait_for(asyncio.gather(*warm), 60)  # every site decided once: the service is warm
             await asyncio.sleep(0.2)
@@ -149,16 +155,16 @@ async def _size(url: str, sites: int, samples: int, rounds: int) -> dict[str, An
                 setpoints = [arrivals.next(topics.setpoint(site, load)) for load in LOADS]
                 whole = arrivals.next(topics.decision(site))
                 started = time.perf_counter()
-                await probe.publish(topics.measurement(site), _measurement(site, 4.0 + i % 5), qos=0)
+                await probe.publish(topics.measurement(site), _measurement(site, next(house[site])), qos=0)
                 await asyncio.wait_for(asyncio.gather(*setpoints), 10)
                 latencies.append(time.perf_counter() - started)
                 await asyncio.wait_for(whole, 10)  # the whole decision is out before the next sample
 
             started, cpu_before = time.perf_counter(), _cpu_seconds(service.pid)
-            for r in range(rounds):
+            for _ in range(rounds):
                 round_out = [arrivals.next(topics.decision(site)) for site in names]
                 for site in names:
-                    await probe.publish(topics.measurement(site), _measurement(site, 4.0 + r % 5), qos=0)
+                    await probe.publish(topics.measurement(site), _measurement(site, next(house[site])), qos=0)
                 await asyncio.wait_for(asyncio.gather(*round_out), 60)
             elapsed, cpu = time.perf_counter() - started, _cpu_seconds(service.pid) - cpu_before
     decisions = sites * rounds

@@ -33,6 +33,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from shared.broker import Mosquitto, free_port, wait_for_port
+from shared.heap import FIRST_FREEZE_S
 from shared.probe import Probe
 from shared.services import SERVICES
 
@@ -44,7 +45,8 @@ FUSE = 40.0
 MAX_CURRENT = 16.0
 NORMAL_HOUSE = 5.0  # A per phase: 40 - 1 (margin) - 5 = 34 A left, both chargers of a site get their maximum
 OVERLOAD_HOUSE = 30.0  # A per phase: with the cars' 32 A the meter shows 62 A > 39 A; 9 A are left for the cars
-#: After every charger reached its maximum, the start-up burst drains for this long before the first trial;
+#: After every charger reached its maximum, the start-up burst drains for at least this long (and until every
+#: service has frozen its start-up heap) before the first trial;
 #: then one site is overloaded every TRIAL_EVERY_S (five overloads a second across the fleet, while every
 #: site's meter reports once a second).
 SETTLE_S = 5.0
@@ -169,6 +171,7 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
         yaml.safe_dump(config(sites, port), conf)
     env = {**os.environ, "AMPMQ_MQTT_URL": broker.url, "AMPMQ_CONFIG": conf.name}
     # one process per service, as docker-compose runs them (one container each)
+    launched = time.perf_counter()
     services = [subprocess.Popen([sys.executable, "-m", "shared.cli", name], cwd=ROOT, env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in SERVICES]
     house = dict.fromkeys(sites, NORMAL_HOUSE)
@@ -214,7 +217,9 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
                                             for p in points.values()), return_exceptions=True)
             wrong = [str(e) for e in steady if isinstance(e, Exception)]
             steady_s = time.perf_counter() - started - connect_s
-            await asyncio.sleep(SETTLE_S)  # the start-up burst (a thousand profiles and their reports) drains
+            # the start-up burst (a thousand profiles and their reports) drains, and every service has made its
+            # one-off start-up collection and frozen its heap (shared/heap.py) before the first trial
+            await asyncio.sleep(max(SETTLE_S, launched + FIRST_FREEZE_S * 1.25 + 1.0 - time.perf_counter()))
             gc.collect()
             gc.freeze()  # this process's thousand charge points, like the services' heaps (shared/heap.py)
             latencies: list[float] = []
