@@ -336,8 +336,9 @@ class AllocatorService:
         # Handed to the connection in order (setpoints first), never waiting for acknowledgements.
         mono, refresh = self.clock.monotonic(), snapshot.settings.timers.refresh
         gate = self._gate
-        if self._gate_connection != self.runtime.stats.connects:  # on a new connection everything goes out once:
-            gate.forget()  # the broker may have lost what it held
+        if self._gate_connection != self.runtime.stats.connects:
+            # a new connection: everything goes out once (the broker may have lost what it held)
+            gate.forget()
             self._gate_connection = self.runtime.stats.connects
         settings = snapshot.settings
         for d in allocation.decisions:
