@@ -39,6 +39,7 @@ from shared.probe import Probe
 from shared.topics import Leaf, Topics
 
 from .floors import mqtt_round_trip
+from .processes import stop
 from .stats import ratio, summary_ms
 
 #: Decide on every message (no coalescing), never on the clock during a run, and no ramping.
@@ -118,12 +119,7 @@ def _allocator_process(url: str, root: str, sites: list[str]) -> Iterator[subpro
             raise
         finally:
             log.close()
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, 10)
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -49,6 +49,7 @@ from shared.mqtt import BrokerAddress
 from shared.topics import Topics, slugify
 
 from . import floors
+from .processes import stop
 from .stats import ratio, summary_ms
 
 SITE = "bench"
@@ -99,12 +100,7 @@ def gateway_process(broker_url: str, chargers: int, compression: bool = True) ->
         try:
             yield process.pid, port
         finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, 15)
 
 
 async def wait_listening(port: int, timeout: float = 20.0) -> None:

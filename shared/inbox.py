@@ -13,23 +13,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 
-@dataclass(slots=True)
-class Received:
-    topic: str
-    payload: bytes
-    retain: bool
+class Message(Protocol):
+    @property
+    def topic(self) -> str: ...
 
 
-class Inbox:
-    """A FIFO of :class:`Received` in which a state message replaces a waiting one for its topic."""
+T = TypeVar("T", bound=Message)
+
+
+class Inbox(Generic[T]):
+    """A FIFO of messages in which a state message replaces a waiting one for its topic."""
 
     def __init__(self, limit: int = 10_000) -> None:
         self.limit = limit
         self._order: deque[object] = deque()  # keys, in arrival order
-        self._waiting: dict[object, Received] = {}
+        self._waiting: dict[object, T] = {}
         self._events = 0  # waiting messages that no newer one can replace
         self._serial = itertools.count()
         self._ready = asyncio.Event()
@@ -40,7 +41,7 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def put(self, message: Received, *, state: bool) -> bool:
+    def put(self, message: T, *, state: bool) -> bool:
         """Queue ``message``; ``state`` says a newer message on its topic supersedes it. False when refused."""
         if state:
             if message.topic in self._waiting:
@@ -59,7 +60,7 @@ class Inbox:
         self._ready.set()
         return True
 
-    async def get(self) -> Received:
+    async def get(self) -> T:
         """The oldest waiting message (with the newest content for its topic)."""
         while not self._order:
             self._ready.clear()
@@ -70,4 +71,4 @@ class Inbox:
         return self._waiting.pop(key)
 
 
-__all__ = ["Inbox", "Received"]
+__all__ = ["Inbox", "Message"]

@@ -39,7 +39,7 @@ import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ValidationError
 
 from .filters import FilterTable
-from .inbox import Inbox, Received
+from .inbox import Inbox
 from .models import ErrorReport
 from .topics import TopicError, TopicRef, Topics
 
@@ -182,7 +182,7 @@ class Runtime:
         #: The QoS each filter is subscribed at: the highest its routes ask for.
         self._subscriptions: dict[str, int] = {}
         #: Received and not yet handled; and for each topic seen, whether all its routes take only the latest.
-        self.inbox = Inbox(max_queued)
+        self.inbox: Inbox[RawIncoming] = Inbox(max_queued)
         self._state_topics: dict[str, bool] = {}
         self._on_connect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._client: aiomqtt.Client | None = None
@@ -372,7 +372,7 @@ class Runtime:
         """A message, as the connection reads it: into the inbox at once, handled in order by _handle_inbox."""
         raw = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
         topic = message.topic.value
-        if not self.inbox.put(Received(topic, raw, bool(message.retain)), state=self._is_state(topic)):
+        if not self.inbox.put(RawIncoming(topic, raw, bool(message.retain)), state=self._is_state(topic)):
             self.stats.dropped += 1
             self.log.warning("inbox full (%d commands and events waiting): refused %s", self.inbox.limit, topic)
 

@@ -75,10 +75,11 @@ class DecisionLoop:
             timers = self._timers(site)
             if last is not None:
                 if not changed.is_set():
-                    await self._wait(changed, timers.refresh - (clock.monotonic() - last))
+                    await wait_for_event(self._clock, changed, timers.refresh - (clock.monotonic() - last))
                 gap = timers.min_interval - (clock.monotonic() - last)
                 if gap > 0 and not urgent.is_set():
-                    await self._wait(urgent, gap)  # coalesce: what arrives meanwhile goes into this decision
+                    # coalesce: what arrives meanwhile goes into this decision
+                    await wait_for_event(self._clock, urgent, gap)
             changed.clear()
             urgent.clear()
             last = clock.monotonic()
@@ -89,7 +90,3 @@ class DecisionLoop:
                 raise
             except Exception:  # a bug in one decision must not stop the site's loop
                 log.exception("decision for site %s failed", site)
-
-    async def _wait(self, changed: asyncio.Event, seconds: float) -> None:
-        """Until ``changed`` is set or ``seconds`` (clock time) pass."""
-        await wait_for_event(self._clock, changed, seconds)

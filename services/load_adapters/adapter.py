@@ -368,8 +368,6 @@ class LoadAdapter(ABC, Generic[C]):
                 await self.step()
             except Exception:  # one load's bug must not stop the others
                 self.log.exception("adapter step failed")
-            if self._wake.is_set():
-                continue
             await wait_for_event(self.clock, self._wake, self.config.tick)
 
     def start(self) -> None:

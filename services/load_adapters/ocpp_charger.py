@@ -140,6 +140,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
     def __init__(self, config: OcppChargerConfig, runtime: Runtime, clock: Clock) -> None:
         super().__init__(config, runtime, clock)
         self.cp = config.charger
+        #: How long the live profile stands before it is renewed (spread per charger, see renewal_interval).
+        self.renew_after = renewal_interval(config.renew_every, f"{config.site}/{config.id}")
         self.online = False
         self.gateway_online: bool | None = None
         self.version: OcppVersion | None = None
@@ -398,7 +400,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
                                      clear_charging_profile(self.version, c.profile_id))
             return
         now = self.clock.monotonic()
-        due = self.live_at is None or now - self.live_at >= renewal_interval(c.renew_every, f"{self.site}/{self.load}")
+        due = self.live_at is None or now - self.live_at >= self.renew_after
         if wanted != self.live or due:
             extra: dict[str, Any] = {"profile_id": c.profile_id, "stack_level": c.stack_level,
                                      "lifetime": c.lifetime}

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.inbox import Inbox, Received
+from shared.inbox import Inbox
 from shared.models import SiteMeasurement
 from shared.mqtt import Incoming, RawIncoming, Runtime, serving
 from shared.probe import Probe
 from shared.topics import Topics
 
 
-def msg(topic: str, payload: str) -> Received:
-    return Received(topic, payload.encode(), False)
+def msg(topic: str, payload: str) -> RawIncoming:
+    return RawIncoming(topic, payload.encode(), False)
 
 
-async def drain(inbox: Inbox) -> list[tuple[str, str]]:
+async def drain(inbox: Inbox[RawIncoming]) -> list[tuple[str, str]]:
     out = []
     while len(inbox):
         got = await inbox.get()
@@ -26,7 +26,7 @@ async def drain(inbox: Inbox) -> list[tuple[str, str]]:
 
 
 async def test_a_newer_state_takes_the_waiting_ones_place_and_events_all_stay() -> None:
-    inbox = Inbox()
+    inbox: Inbox[RawIncoming] = Inbox()
     inbox.put(msg("meter/a", "1"), state=True)
     inbox.put(msg("cmd", "x"), state=False)
     inbox.put(msg("meter/b", "1"), state=True)
@@ -40,7 +40,7 @@ async def test_a_newer_state_takes_the_waiting_ones_place_and_events_all_stay() 
 
 
 async def test_events_beyond_the_limit_are_refused_and_counted_while_states_still_go_in() -> None:
-    inbox = Inbox(limit=2)
+    inbox: Inbox[RawIncoming] = Inbox(limit=2)
     assert inbox.put(msg("e", "1"), state=False) and inbox.put(msg("e", "2"), state=False)
     assert not inbox.put(msg("e", "3"), state=False)
     assert inbox.put(msg("s", "1"), state=True)
@@ -50,7 +50,7 @@ async def test_events_beyond_the_limit_are_refused_and_counted_while_states_stil
 
 
 async def test_a_waiting_get_wakes_on_put() -> None:
-    inbox = Inbox()
+    inbox: Inbox[RawIncoming] = Inbox()
     getter = asyncio.ensure_future(inbox.get())
     await asyncio.sleep(0.01)
     assert not getter.done()
