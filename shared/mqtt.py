@@ -347,7 +347,9 @@ class Runtime:
             await client.subscribe(subscriptions[start:start + _SUBSCRIBE_BATCH])
         self._connected.set()
         self.stats.connects += 1
-        await client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        # Not aiomqtt's publish: it waits up to its timeout for the PUBACK even when the connection dies
+        # first, and a broker restarted at that moment held the reconnection back by ten seconds.
+        await self.publish(self.availability_topic, ONLINE, retain=True)
         self.log.info("connected to %s as %s", self.broker.url, self.service)
         for hook in self._on_connect:
             self.spawn(hook())
