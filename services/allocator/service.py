@@ -341,10 +341,13 @@ class AllocatorService:
             gate.forget()
             self._gate_connection = self.runtime.stats.connects
         settings = snapshot.settings
+        changed = False
         for d in allocation.decisions:
             topic = self.topics.setpoint(site_id, d.load)
             if gate.passes(topic, setpoint_content(d, settings.voltage), mono, refresh):
-                await self.runtime.publish(topic, setpoint(site_id, d, settings, now), retain=True)
+                changed |= await self.runtime.publish(topic, setpoint(site_id, d, settings, now), retain=True)
+        if changed:
+            await self.runtime.flush()  # the loads act on their setpoints while the decision's report is built
         if gate.passes(topic := self.topics.decision(site_id), decision_content(allocation), mono, refresh):
             await self.runtime.publish(topic, site_decision(allocation, now), retain=True)
 

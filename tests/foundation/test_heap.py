@@ -1,5 +1,5 @@
 """The heap is frozen once the service has settled, and frozen cyclic garbage is reclaimed at the next
-refreeze."""
+refreeze; from then on the oldest generation is collected at the refreezes only."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import gc
 import weakref
 
-from shared.heap import keep_frozen
+from shared.heap import hold_full_collections, keep_frozen
 
 
 class Node:
@@ -31,3 +31,36 @@ async def test_the_heap_is_frozen_after_settling_and_frozen_garbage_is_reclaimed
     finally:
         task.cancel()
         gc.unfreeze()
+
+
+async def test_after_settling_long_lived_objects_bring_no_automatic_full_collection() -> None:
+    thresholds = gc.get_threshold()
+    task = asyncio.get_running_loop().create_task(keep_frozen(settle=0.01, refreeze=60))
+    try:
+        await asyncio.sleep(0.1)
+        full_before = gc.get_stats()[2]["collections"]
+        kept = [[Node() for _ in range(1000)] for _ in range(300)]  # 300 000 survivors: the oldest gen grows
+        assert len(kept) == 300
+        assert gc.get_stats()[2]["collections"] == full_before
+        gc.collect()  # an explicit one still runs
+        assert gc.get_stats()[2]["collections"] == full_before + 1
+    finally:
+        task.cancel()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def test_without_the_hold_the_same_survivors_bring_full_collections() -> None:
+    """The control of the test above: CPython's own policy does collect the oldest generation here."""
+    thresholds = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        gc.collect()
+        full_before = gc.get_stats()[2]["collections"]
+        kept = [[Node() for _ in range(1000)] for _ in range(300)]
+        assert len(kept) == 300
+        assert gc.get_stats()[2]["collections"] > full_before
+        hold_full_collections()
+        assert gc.get_threshold()[:2] == (700, 10)
+    finally:
+        gc.set_threshold(*thresholds)
