@@ -223,10 +223,11 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
             # the start-up burst (a thousand profiles and their reports) drains, and every service has made its
             # one-off start-up collection and frozen its heap (shared/heap.py) before the first trial
             await asyncio.sleep(max(SETTLE_S, launched + FIRST_FREEZE_S * 1.25 + 10.0 - time.perf_counter()))
-            # this process's thousand charge points, like the services' heaps (shared/heap.py)
+            # this process's thousand charge points, like the services' heaps (shared/heap.py); its young
+            # collections as CPython has them (the services' tuning made this harness's tail worse, once)
             gc.collect()
             gc.freeze()
-            hold_full_collections()
+            hold_full_collections(*gc.get_threshold()[:2])
             latencies: list[float] = []
             next_trial = 0.0
             site_names = [s for s, cps in sites.items() if all(points[cp].limit() == MAX_CURRENT for cp in cps)]

@@ -7,7 +7,7 @@ import asyncio
 import gc
 import weakref
 
-from shared.heap import hold_full_collections, keep_frozen
+from shared.heap import MIDDLE, YOUNG, hold_full_collections, keep_frozen
 
 
 class Node:
@@ -61,6 +61,6 @@ def test_without_the_hold_the_same_survivors_bring_full_collections() -> None:
         assert len(kept) == 300
         assert gc.get_stats()[2]["collections"] > full_before
         hold_full_collections()
-        assert gc.get_threshold()[:2] == (700, 10)
+        assert gc.get_threshold()[:2] == (YOUNG, MIDDLE)
     finally:
         gc.set_threshold(*thresholds)
