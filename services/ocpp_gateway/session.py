@@ -72,7 +72,7 @@ from .outbox import Outbox
 # The library validates each message against its JSON schema in a worker thread: about 0.1 ms of work
 # behind a thread handoff costing three times that, twice per command (the CALL and its answer) on the
 # path of every cut. Validated in the event loop instead, a cut reaches the charger that much sooner.
-ocpp.messages.ASYNC_VALIDATION = bool(__import__("os").environ.get("ASYNCVAL"))
+ocpp.messages.ASYNC_VALIDATION = False
 
 log = logging.getLogger("ampmq.ocpp-gateway.session")
 #: The ocpp library logs every frame at INFO; that is our DEBUG.
