@@ -58,7 +58,7 @@ from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from shared.clock import Clock
+from shared.clock import Clock, clock_timeout
 from shared.models import ChargerBoot, ChargerEvent, ConnectorMeter, ConnectorStatus, OcppVersion
 from shared.topics import Topics, slugify
 
@@ -292,19 +292,20 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         unique_id = str(uuid.uuid4())
         await validate_payload(Call(unique_id, action, copy.deepcopy(payload)), self._ocpp_version)
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout):
-            async with self._call_lock:  # one outstanding CALL per charger (OCPP-J)
-                if self.closed:
-                    raise ChargerOffline(f"charger {self.charger} is offline")
-                future: asyncio.Future[CallResult | CallError] = loop.create_future()
-                self._pending[unique_id] = future
-                try:
-                    await self._send(Call(unique_id, action, payload).to_json())
-                    answer = await future
-                except ConnectionClosed as exc:
-                    raise ChargerOffline(f"charger {self.charger} went away") from exc
-                finally:
-                    self._pending.pop(unique_id, None)
+        # the timeout on the gateway's clock (a simulated day's adapter sets it on the same one); the lock:
+        # one outstanding CALL per charger (OCPP-J)
+        async with clock_timeout(self.ctx.clock, timeout), self._call_lock:
+            if self.closed:
+                raise ChargerOffline(f"charger {self.charger} is offline")
+            future: asyncio.Future[CallResult | CallError] = loop.create_future()
+            self._pending[unique_id] = future
+            try:
+                await self._send(Call(unique_id, action, payload).to_json())
+                answer = await future
+            except ConnectionClosed as exc:
+                raise ChargerOffline(f"charger {self.charger} went away") from exc
+            finally:
+                self._pending.pop(unique_id, None)
         if isinstance(answer, CallError):
             raise CallErrorReceived(str(answer.error_code), str(answer.error_description), answer.error_details)
         if not isinstance(answer.payload, dict):

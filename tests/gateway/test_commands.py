@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+from shared.clock import ScaledClock
 from shared.models import ErrorReport, OcppCommand, OcppResult
 from shared.probe import Probe
 from shared.topics import Topics
@@ -117,6 +119,24 @@ async def test_silent_charger_times_out_and_other_commands_still_run(
         sent = json.loads(await mute.recv())
         assert sent[0] == 2 and sent[2] == "Reset" and sent[3] == {"type": "Soft"}
         assert cp.received
+
+
+async def test_a_commands_timeout_runs_on_the_gateways_clock(
+    run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
+) -> None:
+    """In a simulated day at 100x, a 30 s command timeout set by an adapter on that clock is 0.3 s of real
+    time for the gateway too (it was 30 real seconds, while the adapter had long given the command up)."""
+    await probe.subscribe(topics.site_all(site_id))
+    fast = ScaledClock(datetime(2026, 6, 1, 12, tzinfo=UTC), speed=100.0)
+    async with run_gateway(clock=fast, chargers={"MUTE": {"site": site_id}}) as gateway, \
+            raw_charger(gateway, "MUTE") as mute:
+        await probe.expect(topics.charger_availability(site_id, "mute"), where=lambda m: m.text == "online")
+        mark = probe.mark()
+        await probe.publish(topics.charger_command(site_id, "mute", "Reset"),
+                            OcppCommand(request_id="s-1", payload={"type": "Soft"}, timeout=30))
+        assert json.loads(await mute.recv())[2] == "Reset"  # sent, and never answered
+        timed_out = await _result(probe, topics, site_id, "mute", "Reset", mark)  # within the probe's 5 s
+        assert (timed_out.ok, timed_out.error, timed_out.request_id) == (False, "timeout", "s-1")
 
 
 async def test_a_command_waiting_on_a_charger_that_goes_away_is_answered_offline(
