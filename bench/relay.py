@@ -33,8 +33,9 @@ def main() -> None:
     def forward(client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
         if args.ws is None:
             client.publish(args.outbound, message.payload, qos=0)
-        for peer in peers:
-            peer.send(message.payload.decode())
+        else:
+            for peer in peers:
+                peer.send(message.payload.decode())
 
     def hold(connection: ServerConnection) -> None:
         peers.append(connection)

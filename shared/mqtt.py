@@ -389,17 +389,20 @@ class Runtime:
                 pass
         except asyncio.CancelledError:
             # A clean stop: say so ourselves, since the broker sends the Last Will only on a lost connection.
-            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await asyncio.wait_for(client.publish(self.availability_topic, OFFLINE, qos=1, retain=True), 2)
+            await self._say_offline(client)
             raise
 
     async def close(self) -> None:
         """Mark the service offline (a clean stop) and cancel background work."""
         if self._client is not None and self._connected.is_set():
-            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await asyncio.wait_for(self._client.publish(self.availability_topic, OFFLINE, qos=1, retain=True), 2)
+            await self._say_offline(self._client)
         for task in list(self._tasks):
             task.cancel()
+
+    async def _say_offline(self, client: aiomqtt.Client) -> None:
+        """Announce ``offline`` and wait (at most 2 s) until the broker has it: the process may end next."""
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            await asyncio.wait_for(client.publish(self.availability_topic, OFFLINE, qos=1, retain=True), 2)
 
     def _receive(self, message: aiomqtt.Message) -> None:
         """A message, as the connection reads it: into the inbox at once, handled in order by _handle_inbox."""

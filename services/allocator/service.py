@@ -341,13 +341,12 @@ class AllocatorService:
             gate.forget()
             self._gate_connection = self.runtime.stats.connects
         settings = snapshot.settings
-        cut = False
+        sent = False
         for d in allocation.decisions:
             topic = self.topics.setpoint(site_id, d.load)
             if gate.passes(topic, setpoint_content(d, settings.voltage), mono, refresh):
-                sent = await self.runtime.publish(topic, setpoint(site_id, d, settings, now), retain=True)
-                cut |= sent and site.measurement is not None and overloaded(site.measurement, settings)
-        if cut:
+                sent |= await self.runtime.publish(topic, setpoint(site_id, d, settings, now), retain=True)
+        if sent and site.measurement is not None and overloaded(site.measurement, settings):
             # a cut goes on the wire before the decision's report is built; other setpoints share the loop's
             # next write (one send a decision cost a quarter of the throughput)
             await self.runtime.flush()
