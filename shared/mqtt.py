@@ -41,6 +41,7 @@ from pydantic import BaseModel, ValidationError
 from .filters import FilterTable
 from .inbox import Inbox
 from .models import ErrorReport
+from .payload import PayloadError, check_bounds
 from .topics import TopicError, TopicRef, Topics
 
 log = logging.getLogger("ampmq.mqtt")
@@ -249,6 +250,11 @@ class Runtime:
 
     # -- state -------------------------------------------------------------------------------------
     @property
+    def filters(self) -> frozenset[str]:
+        """The topic filters the routes subscribe to."""
+        return frozenset(self._subscriptions)
+
+    @property
     def connected(self) -> bool:
         return self._connected.is_set()
 
@@ -442,7 +448,12 @@ class Runtime:
             if not payload:
                 continue  # a cleared retained topic: nothing to apply
             try:
+                check_bounds(payload)
                 model = route.model.model_validate_json(payload)
+            except PayloadError as exc:
+                self.stats.rejected += 1
+                await self.report_error(topic, "validation", str(exc), payload)
+                continue
             except ValidationError as exc:
                 self.stats.rejected += 1
                 await self.report_error(topic, "validation", _describe(exc), payload)
@@ -456,6 +467,9 @@ class Runtime:
     async def _call(self, route: _Route, incoming: Any, topic: str, payload: bytes) -> None:
         try:
             await route.handler(incoming)
+        except PayloadError as exc:  # a raw route's payload refused by shared.payload's bounds
+            self.stats.rejected += 1
+            await self.report_error(topic, "validation", str(exc), payload)
         except (ValueError, TopicError) as exc:
             self.stats.rejected += 1
             await self.report_error(topic, "rejected", str(exc), payload)

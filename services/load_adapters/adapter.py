@@ -15,7 +15,6 @@ An adapter maps one device to the generic load contract:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
@@ -29,6 +28,7 @@ from shared.config import SectionModel
 from shared.models import ErrorReport, Leg, LoadState, LoadStatus, Phase, Reason, Setpoint
 from shared.models.load import DEFAULT_LEGS
 from shared.mqtt import OFFLINE, ONLINE, Incoming, RawIncoming, Runtime
+from shared.payload import PayloadError, parse_json
 from shared.topics import ID_PATTERN
 
 SERVICE = "load-adapters"
@@ -135,9 +135,9 @@ def extract_number(payload: bytes, path: str | None) -> float:
     """The number at ``path`` in a JSON payload (or the payload itself); ValueError when there is none."""
     text = payload.decode("utf-8", "replace").strip()
     try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"payload is not a number or JSON: {text[:60]!r}") from exc
+        data: Any = parse_json(text)
+    except PayloadError as exc:
+        raise ValueError(f"payload is not a number or JSON: {text[:60]!r} ({exc})") from exc
     if path:
         for key in path.split("."):
             if isinstance(data, dict) and key in data:
@@ -157,9 +157,9 @@ def extract_number(payload: bytes, path: str | None) -> float:
 def json_object(payload: bytes) -> dict[str, Any]:
     """A JSON object payload, or ValueError."""
     try:
-        data = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"payload is not JSON: {payload[:60]!r}") from exc
+        data = parse_json(payload)
+    except PayloadError as exc:
+        raise ValueError(f"payload is not usable JSON: {payload[:60]!r} ({exc})") from exc
     if not isinstance(data, dict):
         raise ValueError("payload is not a JSON object")
     return data

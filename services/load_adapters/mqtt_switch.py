@@ -3,13 +3,13 @@ a JSON field), an optional power topic and an optional availability topic."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import field_validator
 
 from shared.config import SectionModel
 from shared.mqtt import RawIncoming
+from shared.payload import PayloadError, parse_json
 
 from .adapter import ValueConfig, extract_number
 from .relay import RelayDriver, check_device_topic
@@ -77,10 +77,10 @@ class MqttRelay(RelayDriver):
         text: Any = msg.payload.decode("utf-8", "replace").strip()
         if c.state_field:
             try:
-                text = json.loads(text)
+                text = parse_json(text)
                 for key in c.state_field.split("."):
                     text = text[key]
-            except (json.JSONDecodeError, KeyError, TypeError, IndexError):
+            except (PayloadError, KeyError, TypeError, IndexError):
                 await self.bad_payload(msg, f"no field {c.state_field!r} in the state")
                 return
             if isinstance(text, bool):

@@ -1,7 +1,8 @@
 """Trust: what is not plausible is rejected, what is old is dropped.
 
 * **Plausibility** (:class:`PlausibilityGate`): a reading with a non-finite value, a value beyond the
-  site's physical range, or a jump larger than the configured step from the same source's last accepted
+  site's physical range, values that contradict each other (a phase power its current cannot carry, a total
+  far from the sum of its phases), or a jump larger than the configured step from the same source's last accepted
   value is rejected whole: nothing of it is applied, and the bridge reports it on the site's errors topic.
   A jump is a glitch only if it does not persist: a second reading that confirms the new level (within
   one step of the rejected value) is accepted, so a real load change is never locked out.
@@ -24,6 +25,11 @@ class Implausible(ValueError):
 
 
 _POWER_FIELDS = ("grid_power", "solar_power", "battery_power")
+#: A reading's values may disagree by this factor (a phase power against what its current carries; a total
+#: against the sum of its phases, by 1/factor of the larger) plus this slack (W) before the reading counts as
+#: contradicting itself: samples taken a moment apart, rounding and power factors stay well inside it.
+CONSISTENCY_FACTOR = 2.0
+CONSISTENCY_SLACK_W = 500.0
 
 
 @dataclass(slots=True)
@@ -40,6 +46,31 @@ class PlausibilityGate:
             raise Implausible(f"non-finite value in {', '.join(bad)}")
         if sample.is_empty():
             raise Implausible("the reading holds no value this source can use")
+        self._check_consistency(sample)
+
+    def _check_consistency(self, sample: Sample) -> None:
+        """A reading must agree with itself: every power within range, a phase's power no larger than its
+        current can carry (|P| ≤ |I|·V, with room for timing and rounding), and the total not far from the
+        sum of the phases. A value that contradicts the others by this much is a broken reading; applied,
+        it would flip a phase's sign or hide an import."""
+        rules = self.rules
+        for phase, watts in sorted(sample.power.items()):
+            if abs(watts) > rules.max_power:
+                raise Implausible(f"power[L{phase}]: {watts:.0f} W is beyond the plausible ±{rules.max_power:g} W")
+            amps = sample.current.get(phase)
+            if amps is None:
+                continue
+            volts = sample.voltage.get(phase) or rules.max_voltage
+            carried = abs(amps) * max(volts, rules.max_voltage)
+            if abs(watts) > CONSISTENCY_FACTOR * carried + CONSISTENCY_SLACK_W:
+                raise Implausible(f"power[L{phase}]: {watts:.0f} W contradicts current[L{phase}] {amps:g} A "
+                                  f"(at most {carried:.0f} W at {max(volts, rules.max_voltage):g} V)")
+        total = sample.total_power
+        if total is not None and sample.power and not sample.partial:
+            summed = sum(sample.power.values())
+            allowed = max(abs(total), abs(summed)) / CONSISTENCY_FACTOR + CONSISTENCY_SLACK_W
+            if abs(total - summed) > allowed:
+                raise Implausible(f"total_power {total:.0f} W contradicts the phases' sum {summed:.0f} W")
 
     def check_updates(self, updates: list[Update]) -> None:
         """Raise :class:`Implausible` for the first value out of range or jumping; else remember them."""

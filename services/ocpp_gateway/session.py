@@ -60,6 +60,7 @@ from websockets.exceptions import ConnectionClosed
 
 from shared.clock import Clock, clock_timeout
 from shared.models import ChargerBoot, ChargerEvent, ConnectorMeter, ConnectorStatus, OcppVersion
+from shared.payload import PayloadError, parse_json
 from shared.topics import Topics, slugify
 
 from . import schemas
@@ -422,9 +423,9 @@ def parse_frame(raw: str) -> tuple[list[Any], str | None, str | None, bool]:
     message id when readable, and whether a problem is answered with a CALLERROR (not when the frame is a
     broken CALLRESULT or CALLERROR)."""
     try:
-        frame = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        return [], "not valid JSON", None, True
+        frame = parse_json(raw)
+    except PayloadError as exc:
+        return [], f"not usable JSON: {exc}", None, True
     problem, unique_id, answer = _frame_problem(frame)
     return frame, problem, unique_id, answer
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, field_validator
 
+from ..payload import PayloadError, check_bounds, parse_json
+
 SCHEMA_VERSION: Literal[1] = 1
 
 #: Current in amperes (per phase). Signed where a direction matters (grid: import positive).
@@ -95,10 +97,11 @@ class Command(Contract):
         """
         if field == "transaction" or field not in cls.model_fields:
             raise ValueError(f"{field!r} is not a field of {cls.__name__}")
+        check_bounds(raw)
         text = raw.decode("utf-8", "replace").strip()
         try:
-            value: Any = json.loads(text)
-        except ValueError:
+            value: Any = parse_json(text)
+        except PayloadError:
             value = text
         return cls.model_validate_json(json.dumps({field: value}))
 

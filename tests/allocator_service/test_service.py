@@ -387,6 +387,37 @@ async def test_single_field_set_topics_apply_one_value(
         assert (off.current, off.reason) == (0.0, Reason.OFF)
 
 
+async def test_hostile_set_payloads_are_judged_as_validation_not_tripped_over(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    """100 000 brackets or a 400-digit number on a ``/set`` topic are refused as input, with a report each; no
+    handler error, no traceback, and the allocator keeps answering."""
+    config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
+    await publish_car(watch, topics, site_id, 2.0)
+    hostile = [
+        (topics.site_settings_set_field(site_id, "mode"), "[" * 100_000),
+        (topics.site_settings_set_field(site_id, "fuse_limit"), "9" * 400),
+        (topics.site_settings_set(site_id), "[" * 100_000),
+        (topics.site_settings_set(site_id), '{"timers": ' + "{" * 50_000),
+        (topics.load_settings_set_field(site_id, "car", "max_current"), "[" * 100_000),
+        (topics.load_settings_set(site_id, "car"), '{"max_current": ' + "9" * 400 + "}"),
+    ]
+    async with running(config):
+        await car_at_full_speed(watch, topics, site_id)
+        mark = watch.mark()
+        for topic, body in hostile:
+            await watch.publish(topic, body)
+        for _ in range(200):
+            if len(watch.on(topics.errors(site_id), after=mark)) >= len(hostile):
+                break
+            await asyncio.sleep(0.05)
+        reports = [m.model(ErrorReport) for m in watch.on(topics.errors(site_id), after=mark)]
+        assert [(r.topic, r.error) for r in reports] == [(topic, "validation") for topic, _ in hostile]
+        assert not watch.on(topics.site_settings(site_id), after=mark)
+        await watch.publish(topics.site_settings_set_field(site_id, "mode"), "off")
+        await watch.expect(topics.site_settings(site_id), after=mark, where=lambda m: m.json()["mode"] == "off")
+
+
 async def test_a_removed_load_gets_its_setpoint_cleared(
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:

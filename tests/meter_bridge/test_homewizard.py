@@ -30,7 +30,8 @@ async def test_polled_p1_meter_feeds_the_measurement_and_follows_changes(
             m = measurement(msg)
             assert m.grid_power is not None and m.grid_power.value == 2070.0
             assert (await probe.expect(TOPICS.meter_availability(site_id, "p1"))).text == "online"
-            peer.data["active_power_l1_w"] = -4600.0
+            peer.data["active_power_l1_w"] = -4600.0  # the meter's total follows its phases, as on the device
+            peer.data["active_power_w"] = -4600.0 - 460.0 + 230.0
             peer.data["active_current_l1_a"] = 20.0
             later = await probe.expect(TOPICS.measurement(site_id), where=lambda m: currents(m).get("A") == -20.0)
             assert measurement(later).grid_current  # the new reading, polled

@@ -112,3 +112,45 @@ async def test_retained_device_message_is_not_taken_as_fresh(mqtt_url: str, prob
     finally:
         await probe.publish(f"{old}/status/em:0", b"", retain=True)
         await probe.publish(f"{new}/status/em:0", b"", retain=True)
+
+
+HOSTILE = [
+    # (topic suffix, payload, error code, words in the message)
+    ("status/em:0", '{"a_current": ' + "9" * 400 + "}", "device_data", "digits"),
+    ("status/em:0", "[" * 100_000, "device_data", "nested"),
+    ("status/em:0", '{"a_current": ' + "[" * 5_000 + "]" * 5_000 + "}", "device_data", "nested"),
+    ("events/rpc", "[1, 2, 3]", "device_data", "object"),
+    ("events/rpc", '"NotifyStatus"', "device_data", "object"),
+    # a phase power its current cannot carry: applied, it would flip phase A to -20 A (export)
+    ("status/em:0", payload({**PRO3EM_STATUS, "a_current": 20.0, "a_act_power": -1e9, "total_act_power": 6900.0}),
+     "implausible", "power[L1]"),
+    ("status/em:0", payload({**PRO3EM_STATUS, "a_current": 20.0, "a_act_power": -4600.0}), "implausible",
+     "total_power"),
+    ("status/em:0", payload({**PRO3EM_STATUS, "b_act_power": 1e9}), "implausible", "power[L2]"),
+]
+
+
+async def test_hostile_payloads_are_each_reported_and_none_is_applied(
+    mqtt_url: str, probe: Probe, site_id: str
+) -> None:
+    await probe.subscribe(TOPICS.errors(site_id))
+    await probe.subscribe(TOPICS.measurement(site_id))
+    prefix = f"shellypro3em-{site_id}"
+    sites = {site_id: {"sources": [{"id": "grid", "driver": "shelly", "prefix": prefix}]}}
+    async with running_bridge(mqtt_url, sites) as bridge:
+        await probe.publish(f"{prefix}/status/em:0", payload(PRO3EM_STATUS))
+        await probe.expect(TOPICS.measurement(site_id))
+        for suffix, body, code, words in HOSTILE:
+            mark = probe.mark()
+            await probe.publish(f"{prefix}/{suffix}", body)
+            err = (await probe.expect(TOPICS.errors(site_id), after=mark)).json()
+            assert (err["error"], err["topic"]) == (code, f"{prefix}/{suffix}"), err
+            assert words in err["message"], err
+        assert all(currents(m) == {"A": 4.0, "B": -2.0, "C": 1.0} for m in probe.on(TOPICS.measurement(site_id)))
+        assert bridge.runtime.stats.handler_errors == 0
+        # still reading: a sane status goes through
+        mark = probe.mark()
+        await probe.publish(f"{prefix}/status/em:0", payload({**PRO3EM_STATUS, "a_current": 6.0, "a_act_power": 1380.0,
+                                                              "total_act_power": 1140.0}))
+        later = await probe.expect(TOPICS.measurement(site_id), after=mark)
+        assert currents(later)["A"] == 6.0

@@ -3,9 +3,10 @@ their own loop (poll a device, read a stream) and emit samples until the device 
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from typing import Any, Protocol
+
+from shared.payload import PayloadError, parse_json
 
 from ..config import SourceBase
 from ..sample import Sample
@@ -66,10 +67,11 @@ class TaskDriver(ABC):
 
 
 def load_json(payload: bytes) -> Any:
+    """A device's JSON within the bounds of :mod:`shared.payload` (size, nesting, number range)."""
     try:
-        return json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DeviceDataError(f"not JSON: {exc}") from exc
+        return parse_json(payload)
+    except PayloadError as exc:
+        raise DeviceDataError(str(exc)) from exc
 
 
 def number(value: Any, what: str) -> float:

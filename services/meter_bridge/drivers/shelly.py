@@ -6,7 +6,8 @@ Gen2 (``prefix`` is the device's MQTT prefix, ``shellypro3em-<mac>`` by default)
   ``b_...``, ``c_...``, ``total_act_power``); phases a/b/c are device phases 1/2/3.
 * ``<prefix>/status/em1:<n>`` – one channel of a Pro EM / Pro 3EM in monophase profile
   (``current``, ``voltage``, ``act_power``); channel n is device phase n+1.
-* ``<prefix>/events/rpc`` – ``NotifyStatus`` notifications carrying the same objects under ``params``.
+* ``<prefix>/events/rpc`` – ``NotifyStatus`` / ``NotifyFullStatus`` notifications carrying the same objects
+  under ``params``; any other method (``NotifyEvent``) holds nothing for the measurement.
 
 Gen1 (``prefix`` is ``shellies/<id>``): ``<prefix>/emeter/<n>/{power,current,voltage}``, one plain number
 per topic; emeter n is device phase n+1. Current is unsigned on every Shelly; it takes the sign of the
@@ -48,8 +49,10 @@ class ShellyDriver(MqttDriver):
         rest = topic[len(self._prefix) + 1 :]
         if rest == "events/rpc":
             message = load_json(payload)
-            if not isinstance(message, dict) or message.get("method") != "NotifyStatus":
-                return None
+            if not isinstance(message, dict):
+                raise DeviceDataError("an RPC notification is a JSON object")
+            if message.get("method") not in ("NotifyStatus", "NotifyFullStatus"):
+                return None  # NotifyEvent and the like: nothing for the measurement
             params = message.get("params")
             if not isinstance(params, dict):
                 raise DeviceDataError("NotifyStatus without params")
