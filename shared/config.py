@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -76,6 +76,16 @@ class AmpmqConfig(BaseSettings):
         if path:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _usable_url(cls, url: str) -> str:
+        """An unusable broker URL is a config error (exit 2), never a service crash-looping on it."""
+        if url:
+            from .mqtt import BrokerAddress  # the runtime's own parser: one rule for what is usable
+
+            BrokerAddress.parse(url)
+        return url
 
     def broker_url(self, default: str = "mqtt://127.0.0.1:1883") -> str:
         return self.mqtt_url or default

@@ -42,6 +42,7 @@ from .filters import FilterTable
 from .inbox import Inbox
 from .models import ErrorReport
 from .payload import PayloadError, check_bounds
+from .secrets import redact
 from .topics import TopicError, TopicRef, Topics
 
 log = logging.getLogger("ampmq.mqtt")
@@ -69,14 +70,14 @@ class BrokerAddress:
     def parse(cls, url: str) -> BrokerAddress:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise BrokerUrlError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
+            raise BrokerUrlError(f"broker URL {redact(url)!r}: scheme must be mqtt:// or mqtts://")
         if not parts.hostname:
-            raise BrokerUrlError(f"broker URL {url!r} names no host")
+            raise BrokerUrlError(f"broker URL {redact(url)!r} names no host")
         tls = parts.scheme in ("mqtts", "ssl")
         try:
             port = parts.port or (8883 if tls else 1883)
         except ValueError as exc:
-            raise BrokerUrlError(f"broker URL {url!r}: {exc}") from exc
+            raise BrokerUrlError(f"broker URL {redact(url)!r}: {exc}") from exc
         return cls(
             host=parts.hostname,
             port=port,

@@ -76,3 +76,50 @@ def test_loading_a_file_leaves_the_environment_alone(tmp_path: Path, clean_env: 
     assert load_config(conf).root == "house"
     assert "AMPMQ_CONFIG" not in os.environ
     assert load_config().root == "ampmq"
+
+
+@pytest.mark.parametrize("url", ["http://allocator:S3cret@broker:1883", "mqtt://allocator:S3cret@:1883",
+                                 "mqtt://allocator:S3cret@broker:99999"])
+def test_an_unusable_broker_url_is_a_config_error_that_hides_the_password(url: str) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AMPMQ_")}, "AMPMQ_MQTT_URL": url}
+    done = subprocess.run([sys.executable, "-m", "shared.cli", "allocator"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "mqtt_url" in done.stderr and "allocator:***@" in done.stderr
+    assert "S3cret" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_a_wrong_password_or_unreachable_broker_never_prints_the_password(mqtt_url: str) -> None:
+    """The service keeps trying (the broker may come back) and says so, with the password masked."""
+    from shared.mqtt import BrokerAddress
+
+    address = BrokerAddress.parse(mqtt_url)
+    for url in (f"mqtt://allocator:S3cret@{address.host}:1", f"mqtt://allocator:S3cret@{address.host}:{address.port}"):
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AMPMQ_")}, "AMPMQ_MQTT_URL": url}
+        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "allocator"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            out, _ = proc.communicate(timeout=4)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            out, _ = proc.communicate(timeout=10)
+        assert "S3cret" not in out, out[-2000:]
+        assert "reconnecting" in out or "connected to" in out, out[-2000:]  # it said what it does
+
+
+def test_log_lines_mask_url_passwords_in_both_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from shared.logsetup import setup_logging
+
+    for json_format in (True, False):
+        setup_logging("INFO", json_format=json_format)
+        logging.getLogger("ampmq.test").warning("broker %s unreachable", "mqtts://op:p%40ss@broker:8883")
+        try:
+            raise ConnectionError("mqtt://allocator:S3cret@broker:1883 refused")
+        except ConnectionError:
+            logging.getLogger("ampmq.test").exception("failed")
+    out = capsys.readouterr().out
+    assert "p%40ss" not in out and "S3cret" not in out
+    assert out.count("***@") >= 4
