@@ -363,7 +363,7 @@ class AllocatorService:
         ``report_interval``, nothing kept)."""
         state = self.registry.served(site)
         if state is None:
-            if not self.section.configured(site):
+            if self.section.serve_only is None:  # (else it may be another instance's: not ours to report)
                 await self._report_once(site, topic, "unknown_site",
                                         f"site {site!r} is not in the allocator's config: not served, nothing kept")
             return None
