@@ -15,6 +15,8 @@ from pathlib import Path
 import yaml
 
 from services.allocator.service import running
+from shared import acl
+from shared.broker import Mosquitto
 from shared.config import AmpmqConfig
 from shared.models import ErrorReport, LoadStatus, Reason, Setpoint
 from shared.probe import Probe, Received
@@ -184,3 +186,24 @@ async def test_a_load_state_from_the_future_is_reported_and_the_load_unavailable
         said = (await watch.expect(topics.errors(site_id),
                                    where=lambda m: m.json()["error"] == "future_timestamp")).model(ErrorReport)
         assert "load car" in said.message
+
+
+async def test_the_load_adapters_last_will_reaches_the_allocator_behind_the_generated_acl(
+    own_mosquitto: type[Mosquitto], site_id: str
+) -> None:
+    # the shipped ACL must let the allocator read the adapters' availability, or a dead adapter goes unseen
+    users = {name: f"pw-{name}" for name in ("allocator", "meter-bridge", "load-adapters", acl.OPERATOR)}
+    broker = own_mosquitto(users=users, acl=acl.render().splitlines()).start()
+    topics = Topics()
+    config = AmpmqConfig(mqtt_url=broker.url_for("allocator"),
+                         allocator={"settle": 0.2, "sites": {site_id: {"timers": FAST_TIMERS}}})
+    async with (Probe(broker.url_for("meter-bridge")) as meter, Probe(broker.url_for("load-adapters")) as adapter,
+                Probe(broker.url_for(acl.OPERATOR)) as operator):
+        await operator.subscribe(topics.site_all(site_id))
+        await adapter.publish(topics.service_availability("load-adapters"), "online", retain=True)
+        await adapter.publish(topics.load_state(site_id, "car"), evse(site_id, "car"), retain=True)
+        await meter.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+        async with running(config):
+            await operator.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).current == 16.0)
+            await adapter.publish(topics.service_availability("load-adapters"), "offline", retain=True)
+            await operator.expect(topics.setpoint(site_id, "car"), where=lambda m: sp(m).reason is Reason.UNAVAILABLE)
