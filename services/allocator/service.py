@@ -156,9 +156,7 @@ class AllocatorService:
         @rt.raw_route(topics.load_filter(Leaf.AVAILABILITY), latest=True)
         async def on_load_availability(msg: RawIncoming) -> None:
             ref = topics.parse(msg.topic)
-            if ref.site is None or ref.id is None or not self.section.serves(ref.site):
-                return
-            if self.registry.served(ref.site) is None:
+            if ref.site is None or ref.id is None or self.registry.served(ref.site) is None:
                 return
             entry = self.registry.load(ref.site, ref.id)
             online = msg.payload.strip().decode("utf-8", "replace") != "offline"
