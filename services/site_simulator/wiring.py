@@ -29,6 +29,7 @@ MIN_INTERVAL = 10.0
 REFRESH = 60.0
 ADAPTER_TICK = 5.0
 STATE_INTERVAL = 60.0
+LOAD_STALE_AFTER = 3 * STATE_INTERVAL
 MEASUREMENT_COALESCE = 10.0
 MODBUS_POLL = 15.0
 #: A charging profile's lifetime and renewal, and how long a command may take through the gateway: a
@@ -158,7 +159,8 @@ def build(base: AmpmqConfig, scenario: Scenario, ports: Ports) -> Wiring:
     if scenario.boiler is not None:
         load_settings[f"{site}/{scenario.boiler.id}"] = {"mode": str(scenario.boiler.mode),
                                                          "priority": scenario.boiler.priority}
-    allocator = {"sites": {site: settings}, "loads": load_settings}
+    # A load state counts for three of the adapters' state intervals (they re-send an unchanged one each interval).
+    allocator = {"sites": {site: settings}, "loads": load_settings, "load_stale_after": LOAD_STALE_AFTER}
 
     config = base.model_copy(update={
         "mqtt_url": ports.broker_url, "ocpp_gateway": gateway, "meter_bridge": meter_bridge,
