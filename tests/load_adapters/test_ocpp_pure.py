@@ -58,7 +58,7 @@ def test_every_profile_variant_is_valid_ocpp(version: OcppVersion, validity: Val
 
 @pytest.mark.parametrize("version", [V16, V201])
 def test_other_requests_are_valid_ocpp(version: OcppVersion) -> None:
-    schema_check(version, "ClearChargingProfile", clear_charging_profile(version, 11))
+    schema_check(version, "ClearChargingProfile", clear_charging_profile(version, 11, 1, 2))
     schema_check(version, "Reset", reset(version))
     action, payload = rate_unit_request(version)
     schema_check(version, action, payload)
@@ -73,12 +73,47 @@ def test_watts_are_amps_times_volts_times_phases() -> None:
     assert schedule["chargingRateUnit"] == "W"
 
 
-def test_absolute_validity_uses_the_charger_clock_window() -> None:
+def test_absolute_live_profile_starts_in_the_past_and_lapses_at_the_end_of_its_lifetime() -> None:
     profile = set_charging_profile(ProfileSpec(V16, 1, 11, 2, 8.04, 3, lifetime=90.0, validity=Validity.ABSOLUTE),
                                    NOW)["csChargingProfiles"]
     assert profile["chargingProfileKind"] == "Absolute"
-    assert (profile["validFrom"], profile["validTo"]) == ("2026-12-01T12:00:00Z", "2026-12-01T12:01:30Z")
+    assert "validFrom" not in profile
+    assert profile["validTo"] == "2026-12-01T12:01:30Z"
+    assert profile["chargingSchedule"]["startSchedule"] == "2026-12-01T11:45:00Z"  # LIVE_BACKDATE before now
+    assert profile["chargingSchedule"]["duration"] == 900 + 90  # to the same end as validTo
     assert profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 8.0
+
+
+def test_absolute_times_are_written_in_the_chargers_clock() -> None:
+    """A charger whose clock is 10 min ahead gets every time 10 min later."""
+    profile = set_charging_profile(ProfileSpec(V16, 1, 11, 2, 0.0, 3, lifetime=90.0, skew=600.4),
+                                   NOW)["csChargingProfiles"]
+    assert profile["validTo"] == "2026-12-01T12:11:30Z"
+    assert profile["chargingSchedule"]["startSchedule"] == "2026-12-01T11:55:00Z"
+    baseline = set_charging_profile(ProfileSpec(V201, 1, 10, 1, 6.0, 3, skew=-600.0), NOW)["chargingProfile"]
+    assert baseline["chargingSchedule"][0]["startSchedule"] == "2026-11-30T11:50:00Z"  # a day before its now
+    assert "validTo" not in baseline and "duration" not in baseline["chargingSchedule"][0]
+
+
+def test_relative_live_profile_adds_the_time_the_transaction_has_run() -> None:
+    """A charger that counts a Relative schedule from the transaction's start, 10 min into it."""
+    profile = set_charging_profile(ProfileSpec(V16, 1, 11, 2, 0.0, 3, lifetime=90.0, validity=Validity.RELATIVE,
+                                               elapsed=600.0), NOW)["csChargingProfiles"]
+    assert profile["chargingProfileKind"] == "Relative"
+    assert profile["chargingSchedule"]["duration"] == 690
+    assert "startSchedule" not in profile["chargingSchedule"] and "validTo" not in profile
+    stack0 = set_charging_profile(ProfileSpec(V16, 1, 11, 0, 0.0, 3, lifetime=90.0, validity=Validity.RELATIVE,
+                                              elapsed=600.0, then_current=6.0), NOW)["csChargingProfiles"]
+    assert stack0["chargingSchedule"]["chargingSchedulePeriod"][1] == {"startPeriod": 690, "limit": 6.0,
+                                                                        "numberPhases": 3}
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+def test_a_max_profile_is_never_relative(version: OcppVersion) -> None:
+    payload = set_charging_profile(ProfileSpec(version, 0, 1, 0, 20.0, 3, purpose=Purpose.MAX,
+                                               validity=Validity.RELATIVE), NOW)
+    profile = payload["csChargingProfiles"] if version is V16 else payload["chargingProfile"]
+    assert profile["chargingProfileKind"] == "Absolute"
 
 
 def test_ids_and_purpose_per_version() -> None:
@@ -88,8 +123,10 @@ def test_ids_and_purpose_per_version() -> None:
     assert v201["chargingProfile"]["chargingSchedule"][0]["id"] == 10
     station = set_charging_profile(ProfileSpec(V201, 0, 110, 0, 32.0, 3, purpose=Purpose.MAX), NOW)
     assert station["chargingProfile"]["chargingProfilePurpose"] == "ChargingStationMaxProfile"
-    assert clear_charging_profile(V201, 11) == {"chargingProfileId": 11}
-    assert clear_charging_profile(V16, 11) == {"id": 11}
+    assert clear_charging_profile(V201, 21, 2, 4) == {"chargingProfileId": 21, "chargingProfileCriteria": {
+        "evseId": 2, "chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 4}}
+    assert clear_charging_profile(V16, 21, 2, 4) == {"id": 21, "connectorId": 2,
+                                                     "chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 4}
 
 
 @pytest.mark.parametrize(("version", "response", "unit"), [
