@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from services.load_adapters.ocpp_profiles import LIVE_BACKDATE, PERMANENT_BACKDATE
 from shared.models import LoadState, Phase
 from shared.probe import Probe
@@ -391,3 +393,44 @@ async def test_v201_two_evses_station_limit_and_watts(mqtt_url: str, probe: Prob
         left_base = await cp.wait_call("SetChargingProfile", where=lambda p: p["chargingProfile"]["id"] == 10)
         right_base = await cp.wait_call("SetChargingProfile", where=lambda p: p["chargingProfile"]["id"] == 20)
         assert (left_base["evseId"], right_base["evseId"]) == (1, 2)
+
+
+async def until(check: Any, what: str, timeout: float = 8.0) -> None:
+    async def poll() -> None:
+        while not check():
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"not {what} within {timeout} s") from None
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_two_connectors_of_one_charger_keep_their_own_limits(
+        mqtt_url: str, probe: Probe, site_id: str, version: str) -> None:
+    """Issue 13 finding 8: each connector's profiles have their own ids and stack levels (derived from the
+    connector), so a profile sent to one connector replaces nothing on the other, and clearing one
+    connector's live profile leaves the other's limit in force."""
+    loads = [charger_load(site_id, id="left", charger="cp-m", connector=1, rate_unit="A"),
+             charger_load(site_id, id="right", charger="cp-m", connector=2, rate_unit="A")]
+    async with with_charger(mqtt_url, site_id, loads, "CP-M", version=version) as cp:
+
+        def limits() -> tuple[float, float]:
+            now = datetime.now(UTC)
+            return cp.store.limit(1, now), cp.store.limit(2, now)
+
+        await cp.boot()
+        await probe.publish(T.setpoint(site_id, "left"), setpoint(site_id, "left", current=12.0, seconds=3.0))
+        await probe.publish(T.setpoint(site_id, "right"), setpoint(site_id, "right", current=8.0))
+        await until(lambda: limits() == (12.0, 8.0), "12 A on the left and 8 A on the right")
+        # a new limit on one connector (and every renewal) replaces nothing on the other
+        await probe.publish(T.setpoint(site_id, "right"), setpoint(site_id, "right", current=10.0))
+        await until(lambda: limits()[1] == 10.0, "10 A on the right")
+        assert limits()[0] == 12.0
+        # the left load's setpoint runs out: its live profile is cleared, its baseline rules, the right's stays
+        await until(lambda: limits()[0] == 6.0, "the left's baseline", timeout=10.0)
+        clear = await cp.wait_call("ClearChargingProfile")
+        assert clear.get("connectorId", clear.get("chargingProfileCriteria", {}).get("evseId")) == 1
+        await asyncio.sleep(1.5)  # a renewal of the right's profile
+        assert limits() == (6.0, 10.0)

@@ -12,6 +12,7 @@ import jsonschema
 import ocpp
 import pytest
 
+from services.load_adapters.ocpp_charger import OcppChargerConfig
 from services.load_adapters.ocpp_profiles import (
     ProfileSpec,
     Purpose,
@@ -32,6 +33,7 @@ from services.load_adapters.ocpp_status import (
     legs_drawing,
     load_status,
 )
+from services.load_adapters.service import LoadAdaptersConfig
 from shared.models import Leg, LoadStatus, OcppVersion
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
@@ -208,3 +210,30 @@ def test_a_fleet_renews_its_profiles_spread_over_the_last_fifth_of_renew_every()
     counts = [sum(1 for i in intervals if 24.0 + k * 1.2 <= i < 24.0 + (k + 1) * 1.2) for k in range(5)]
     assert min(counts) > 120  # about evenly: 200 per 1.2 s
     assert renewal_interval(30.0, "home/carport") == renewal_interval(30.0, "home/carport")  # stable per load
+
+
+def charger(load: str, connector: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "ocpp_charger", "site": "home", "id": load, "charger": "cp-m", "connector": connector, **extra}
+
+
+def test_profile_ids_and_stack_levels_default_per_connector() -> None:
+    config = LoadAdaptersConfig.model_validate({"loads": [charger("left", 1), charger("right", 2)]})
+    left, right = config.loads
+    assert isinstance(left, OcppChargerConfig) and isinstance(right, OcppChargerConfig)
+    for load, expected in ((left, (10, 11, 1, 2)), (right, (20, 21, 3, 4))):
+        assert (load.baseline_profile_id, load.profile_id, load.baseline_stack_level, load.stack_level) == expected
+
+
+@pytest.mark.parametrize(("left", "right", "clash"), [
+    ({}, {"profile_id": 11, "baseline_profile_id": 12}, "profile id 11"),
+    ({}, {"stack_level": 2, "baseline_stack_level": 1}, "TxDefaultProfile stack level 2"),
+    ({"stack_level_zero_only": True}, {"stack_level_zero_only": True}, "TxDefaultProfile stack level 0"),
+    ({"charger_max_current": 32.0}, {"charger_max_current": 32.0}, "profile id 1"),
+])
+def test_loads_of_one_charger_that_would_overwrite_each_others_profiles_are_refused(
+        left: dict[str, Any], right: dict[str, Any], clash: str) -> None:
+    with pytest.raises(ValueError, match=clash):
+        LoadAdaptersConfig.model_validate({"loads": [charger("left", 1, **left), charger("right", 2, **right)]})
+    # on two chargers the same numbers are fine
+    other = {**charger("right", 2, **right), "charger": "cp-n"}
+    LoadAdaptersConfig.model_validate({"loads": [charger("left", 1, **left), other]})
