@@ -255,7 +255,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self._results: list[tuple[Pending, OcppResult]] = []
         #: The charger's timestamps minus the gateway's receive times (s), latest last; see :attr:`skew`.
         self.skew_samples: deque[float] = deque(maxlen=SKEW_SAMPLES)
-        #: The skew last reported on the errors topic.
+        #: The skew the profiles' times are written for (see :meth:`_check_clock`), and the one last reported.
+        self.skew = 0.0
         self.skew_reported = 0.0
         #: The connector's running transaction and when it started (our clock), for Relative profiles.
         self.transaction: str | None = None
@@ -456,16 +457,16 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         (a timestamp is written before the message travels, so each sample is the skew less a delay)."""
         return max(self.skew_samples) if self.skew_samples else None
 
-    @property
-    def skew(self) -> float:
-        """The skew the profiles' times are written for: the measured one, whole seconds, 0 when small."""
-        measured = self.measured_skew
-        return float(round(measured)) if measured is not None and abs(measured) >= SKEW_TOLERANCE else 0.0
-
     async def _check_clock(self) -> None:
-        """A charger whose clock is off by more than ``clock_warning`` (and by a new amount) is reported."""
+        """Follow the measured skew when it moves by ``SKEW_TOLERANCE`` or more (whole seconds; none when it
+        is smaller than that): a new skew re-sends the live profile (its :class:`Limit` changes). A charger
+        whose clock is off by more than ``clock_warning`` (and by a new amount) is reported."""
         measured = self.measured_skew
-        if measured is None or abs(measured - self.skew_reported) < self.config.clock_warning:
+        if measured is None:
+            return
+        if abs(measured - self.skew) >= SKEW_TOLERANCE:
+            self.skew = float(round(measured)) if abs(measured) >= SKEW_TOLERANCE else 0.0
+        if abs(measured - self.skew_reported) < self.config.clock_warning:
             return
         self.skew_reported = measured if abs(measured) >= self.config.clock_warning else 0.0
         if abs(measured) >= self.config.clock_warning:
