@@ -327,6 +327,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         boot = msg.payload
         if self.boot_ts is not None and boot.ts != self.boot_ts:
             self._session_lost()  # a rebooted charger may have lost its profiles
+            self.skew_samples.clear()  # ... and have another clock
         if self.version is not None and boot.ocpp_version is not self.version and self.config.rate_unit == "auto":
             self.unit = None
         self.boot_ts = boot.ts
