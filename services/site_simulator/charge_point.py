@@ -324,7 +324,7 @@ class ChargerDevice:
         if profile.purpose == "tx" and self.transaction_id is None:
             return "a TxProfile with no transaction"
         if profile.purpose == "tx" and spec.ocpp == "2.0.1" and profile.transaction_id is None:
-            return "a TxProfile without transactionId"  # 2.0.1 K01.FR.03
+            return "a TxProfile without transactionId"  # 2.0.1 K01
         if spec.stack_level_zero_only and profile.stack_level > 0:
             return f"stack level {profile.stack_level} (takes 0 only)"
         if spec.watts_only and profile.unit != "W":
