@@ -115,6 +115,9 @@ def build(base: AmpmqConfig, scenario: Scenario, ports: Ports) -> Wiring:
                 "phases": ["L1", "L2", "L3"][: c.phases],
                 "max_current": c.max_current, "charger_max_current": c.max_current,
                 "lifetime": PROFILE_LIFETIME, "renew_every": PROFILE_RENEW, "command_timeout": COMMAND_TIMEOUT,
+                # what the installer knows of the charger's quirks
+                "stack_level_zero_only": c.stack_level_zero_only, "relative_only": c.relative_only,
+                "relative_start": c.relative_from,
                 **({"circuit": c.circuit} if c.circuit else {}),
             })
     elif scenario.chargers:

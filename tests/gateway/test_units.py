@@ -90,6 +90,8 @@ def test_meter_values_1_6_units_and_latest_timestamp() -> None:
     assert {s.measurand for s in meter.samples} >= {"Temperature", "SoC", "Energy.Active.Import.Register"}
     assert len(problems) == 3  # signed data, NaN, SoC out of range
     assert meter.ts == NOW
+    # the charger's own time of the values, beside when we got them: how far its clock is off shows
+    assert meter.charger_time == datetime(2026, 12, 1, 0, 0, 10, tzinfo=UTC)
 
 
 def test_meter_values_2_0_1_multiplier() -> None:
@@ -102,6 +104,7 @@ def test_meter_values_2_0_1_multiplier() -> None:
     assert meter is not None and not problems
     assert (meter.energy_wh, meter.voltage, meter.power, meter.transaction_id) == (
         125000.0, {Leg.L3: 230.0}, 11000.0, "tx")
+    assert meter.charger_time is None  # "t" is no time
     assert connector_meter("home", "cp", 1, [], NOW) == (None, [])
 
 
