@@ -25,6 +25,7 @@ from shared.models import ChargerEvent, OcppCommand, OcppResult, OcppVersion
 from shared.mqtt import OFFLINE, ONLINE, Incoming, Runtime
 from shared.topics import Leaf
 
+from .call_queue import URGENT_ACTIONS
 from .commands import ACTIONS, execute
 from .config import GatewayConfig
 from .handshake import SUBPROTOCOLS, Handshake, server_ssl_context, version_of
@@ -220,18 +221,28 @@ class Gateway:
             answer("unknown_action", f"{action!r} is not something an OCPP {session.version} central system "
                          f"can ask; known: {', '.join(sorted(ACTIONS[session.version]))}")
             return
-        if session.waiting_commands >= self.config.max_pending_commands:
-            answer("busy", f"{session.waiting_commands} commands are already waiting for charger {charger}")
+        urgent = action in URGENT_ACTIONS
+        waiting = session.waiting_profiles if urgent else session.waiting_commands
+        if waiting >= self.config.max_pending_commands:
+            answer("busy", f"{waiting} {'charging profiles' if urgent else 'commands'} are already waiting for "
+                           f"charger {charger}")
             return
-        timeout = command.timeout if "timeout" in command.model_fields_set else self.config.call_timeout
-        session.waiting_commands += 1
+        asked = command.timeout if "timeout" in command.model_fields_set else self.config.call_timeout
+        timeout = min(asked, self.config.max_call_timeout)
+        if urgent:
+            session.waiting_profiles += 1
+        else:
+            session.waiting_commands += 1
         self._spawn(self._run_command(session, action, command, timeout))
 
     async def _run_command(self, session: ChargerSession, action: str, command: OcppCommand, timeout: float) -> None:
         try:
             result = await execute(session, action, command, timeout)
         finally:
-            session.waiting_commands -= 1
+            if action in URGENT_ACTIONS:
+                session.waiting_profiles -= 1
+            else:
+                session.waiting_commands -= 1
         await self.outbox.put(self.topics.charger_result(session.site, session.charger, action), result)
 
     def _spawn(self, coro: Any) -> None:
