@@ -5,7 +5,8 @@ useful with ``port: 0``), and on the way out closes every charger's socket, publ
 ``offline`` and waits for the outbox to drain. Each charger's availability is retained ``online`` /
 ``offline``; when the whole gateway dies without a clean stop, only the service's Last Will
 (``services/ocpp-gateway/availability`` = ``offline``) says so: consumers treat every charger as offline
-while the gateway's availability is offline.
+while the gateway's availability is offline. When it comes back, :class:`.recall.Recall` turns every
+charger without a socket ``offline`` and reads the transaction → connector map back from the broker.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .commands import ACTIONS, execute
 from .config import GatewayConfig
 from .handshake import SUBPROTOCOLS, Handshake, server_ssl_context, version_of
 from .outbox import Outbox
+from .recall import Recall
 from .registry import Registry
 from .session import ChargerSession, GatewayContext
 from .v16 import ChargePoint16
@@ -75,6 +77,7 @@ class Gateway:
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         runtime.route(self.topics.charger_filter(f"{Leaf.CMD}/+"), OcppCommand)(self._on_command)
+        self.recall = Recall(config, runtime, self.registry, self.outbox)
         runtime.on_connect(self._republish_state)
 
     @property
@@ -187,8 +190,9 @@ class Gateway:
     async def _republish_state(self) -> None:
         """After an MQTT (re)connect: the broker may have lost retained state while we were away, and what
         chargers said meanwhile was dropped. Availability, boot and connector status go out again (meter
-        values and heartbeats renew themselves)."""
+        values and heartbeats renew themselves); configured chargers without a socket are ``offline``."""
         self.outbox.allow_in_flight()
+        await self.recall.announce_absent()
         for session in self.registry:
             await self.outbox.put(self.topics.charger_availability(session.site, session.charger), ONLINE,
                                   retain=True)
