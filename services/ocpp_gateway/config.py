@@ -111,7 +111,9 @@ class GatewayConfig(SectionModel):
             if missing:
                 raise ValueError(f"require_password is on but chargers have no password_hash: {missing[:5]}")
         if self.call_timeout > self.max_call_timeout:
-            raise ValueError("call_timeout is above max_call_timeout")
+            raise ValueError(f"call_timeout ({self.call_timeout:g} s) is above max_call_timeout "
+                             f"({self.max_call_timeout:g} s), which bounds how long a charging profile may wait "
+                             "behind another command: lower call_timeout, or raise both if you mean it")
         if self.authorize == "allowlist" and not self.id_tags:
             raise ValueError("authorize: allowlist needs id_tags")
         return self

@@ -57,6 +57,9 @@ def test_config_errors_name_the_field() -> None:
         section(allow_unknown="yes please")
     with pytest.raises(ConfigError, match="colour"):
         section(colour="blue")
+    with pytest.raises(ConfigError, match="max_call_timeout"):
+        section(call_timeout=30)  # a charging profile could wait 30 s behind one hung command
+    assert section(call_timeout=30, max_call_timeout=30).call_timeout == 30
 
 
 def test_handshake_helpers() -> None:
