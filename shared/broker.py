@@ -142,6 +142,13 @@ class Mosquitto:
         self.stop()
         self.start()
 
+    def kill(self) -> None:
+        """Stop as a power loss or ``kill -9`` would: no Last Will sent to anyone, nothing saved."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
     def __enter__(self) -> Mosquitto:
         return self.start()
 

@@ -22,6 +22,14 @@ Out: ``charger_command/<action>`` :class:`OcppCommand` s — the charging profil
 * the compliance watchdog: Current.Offered or the draw above the live limit for ``compliance_cycles``
   meter cycles → ClearChargingProfile and re-send; after ``reset_after`` such rounds → Reset, at most
   once per ``reset_cooldown``; every step on the errors topic.
+
+Delivery: a newer live limit is never held back by one still on its way — it goes out at once and the
+newest one sent is what counts (answers are matched by ``request_id``; an older answer that arrives late
+never overrides a newer one). A charger that comes (back) online or boots gets its profiles at once: the
+retry backoff starts anew. And each time the gateway announces ``online`` — it does so once its
+subscriptions are acknowledged, so it is listening — every command still waiting for an answer counts as
+lost and is sent again at once: after a broker restart, commands published before the gateway had
+resubscribed are gone (the broker keeps no copy for a subscriber that is not there yet).
 """
 
 from __future__ import annotations
@@ -218,6 +226,8 @@ class Pending:
     purpose: str  # unit, baseline, max, live, clear, reset, rewrite
     sent_at: float
     limit: Limit | None = None
+    #: Rises with every command sent (orders answers that arrive out of turn).
+    seq: int = 0
 
 
 class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
@@ -247,6 +257,10 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.live: Limit | None = None
         self.live_at: float | None = None
         self.live_cleared = True
+        #: The ``seq`` of the live/clear command that ``live`` reflects: an answer to an older one is ignored.
+        self._live_seq = -1
+        #: The target (a limit, None for a clear) of the last live/clear command that failed.
+        self._failed_live: Limit | None = None
         self.watchdog = ComplianceWatchdog(config.compliance_cycles, config.compliance_tolerance)
         self.last_reset: float | None = None
         #: The per-leg draw of a meter reading the watchdog has yet to look at.
@@ -294,15 +308,23 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         return not self.connected
 
     def _session_lost(self) -> None:
-        """The charger (or the gateway) went away: everything must be installed again."""
-        self.pending.clear()
-        self.retry_at.clear()
+        """The charger (or the gateway) went away: everything must be installed again, at once when it is
+        back (no backoff carried over)."""
+        self._commands_lost()
         self.baseline_ok = False
         self.max_ok = self.config.charger_max_current is None
         self.live = None
         self.live_at = None
         self.live_cleared = True
+        self._live_seq = -1
         self.watchdog.forget()
+
+    def _commands_lost(self) -> None:
+        """Nothing sent is still on its way: no answer is awaited and every retry may go at once."""
+        self.pending.clear()
+        self.retry_at.clear()
+        self.backoff.clear()
+        self._failed_live = None
 
     async def _on_availability(self, msg: RawIncoming) -> None:
         word = msg.payload.decode("utf-8", "replace").strip()
@@ -313,6 +335,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             return
         if online != self.online:
             self._session_lost()
+        elif online:
+            self._commands_lost()  # online again (a socket replaced, the gateway back): no backoff carried over
         self.online = online
         self.heard() if online else self.lost()
 
@@ -320,6 +344,10 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         online = msg.payload.strip() == ONLINE.encode()
         if self.gateway_online is not False and not online:
             self._session_lost()
+        elif online:
+            # Every time, a repeated online too: after a broker restart the retained one may be stale and the
+            # gateway's fresh one says it has just subscribed — what we sent before then never reached it.
+            self._commands_lost()
         self.gateway_online = online
         self.wake()
 
@@ -392,10 +420,37 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
 
     # -- commands ------------------------------------------------------------------------------------
     async def _send(self, action: str, purpose: str, payload: dict[str, Any], limit: Limit | None = None) -> None:
-        request_id = f"{self.load}-{purpose}-{next(_request_ids)}"[:64]
-        self.pending[request_id] = Pending(action, purpose, self.clock.monotonic(), limit)
+        seq = next(_request_ids)
+        request_id = f"{self.load}-{purpose}-{seq}"[:64]
+        self.pending[request_id] = Pending(action, purpose, self.clock.monotonic(), limit, seq)
         command = OcppCommand(request_id=request_id, payload=payload, timeout=self.config.command_timeout)
-        await self.runtime.publish(self.topics.charger_command(self.site, self.cp, action), command)
+        if not await self.runtime.publish(self.topics.charger_command(self.site, self.cp, action), command):
+            del self.pending[request_id]  # never left: the next turn (or the reconnect) sends it again
+
+    def _newest_live(self) -> Pending | None:
+        """The newest live or clear command still waiting for its answer."""
+        newest = None
+        for pending in self.pending.values():  # in the order sent
+            if pending.purpose in ("live", "clear"):
+                newest = pending
+        return newest
+
+    def _live_target(self) -> Limit | None:
+        """The live limit the charger will have once what is on its way lands (None: cleared)."""
+        newest = self._newest_live()
+        if newest is None:
+            return self.live
+        return newest.limit if newest.purpose == "live" else None
+
+    def _live_held(self, wanted: Limit | None) -> bool:
+        """Whether the live limit ``wanted`` (None: cleared) waits: it is already on its way, or it is what
+        last failed and its retry time has not come. A different limit is never held back."""
+        newest = self._newest_live()
+        if newest is not None:
+            return (newest.limit if newest.purpose == "live" else None) == wanted
+        now = self.clock.monotonic()
+        retrying = now < max(self.retry_at.get("live", -1e18), self.retry_at.get("clear", -1e18))
+        return retrying and wanted == self._failed_live
 
     def _busy(self, purpose: str) -> bool:
         if any(p.purpose == purpose for p in self.pending.values()):
@@ -415,13 +470,17 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             self.baseline_ok = True
         elif pending.purpose == "max":
             self.max_ok = True
+        elif pending.purpose in ("live", "clear") and pending.seq < self._live_seq:
+            return  # a newer live limit was answered first: this older one is not what the charger has
         elif pending.purpose == "live":
+            self._live_seq = pending.seq
             if pending.limit != self.live:
                 self.watchdog.forget()
             self.live = pending.limit
             self.live_at = now
             self.live_cleared = False
         elif pending.purpose == "clear":
+            self._live_seq = pending.seq
             self.live = None
             self.live_at = None
             self.live_cleared = True
@@ -433,6 +492,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
                                           Backoff(self.config.retry_initial, self.config.retry_max))
         delay = backoff.next_delay()
         self.retry_at[pending.purpose] = self.clock.monotonic() + delay
+        if pending.purpose in ("live", "clear"):
+            self._failed_live = pending.limit  # only this target waits for the retry; another goes at once
         if pending.purpose == "unit":
             self.unit = RateUnit.AMPS  # the charger cannot say: amps, which every charger takes
             await self.report("rate_unit_unknown", f"{pending.action} failed ({why}); using A", self._topic(pending))
@@ -530,7 +591,9 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         return Limit(round(amps, 1), phases, self.unit, self.skew)
 
     async def _sync(self) -> None:
-        """Bring the charger's profiles to what they should be; at most one command per purpose in flight."""
+        """Bring the charger's profiles to what they should be; at most one command per purpose in flight,
+        except the live limit: a newer one goes out at once (see :meth:`_live_held`)."""
+        await self._take_results()
         if not self.connected or self.version is None:
             return
         await self._check_clock()
@@ -546,11 +609,11 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         if not self.max_ok and c.charger_max_current is not None and not self._busy("max"):
             await self._send("SetChargingProfile", "max",
                              set_charging_profile(self._max_spec(c.charger_max_current), self.clock.now()))
-        if self._busy("live") or self._busy("clear"):
-            return
         wanted = self.wanted()
+        if self._live_held(wanted):
+            return
         if wanted is None:
-            if not self.live_cleared:
+            if not self.live_cleared or self._live_target() is not None:
                 if c.stack_level_zero_only:  # the baseline is the same profile: put it back
                     await self._send("SetChargingProfile", "clear",
                                      set_charging_profile(self._baseline_spec(), self.clock.now()))
@@ -559,7 +622,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             return
         now = self.clock.monotonic()
         due = self.live_at is None or now - self.live_at >= self.renew_after
-        if wanted != self.live or due:
+        if wanted != self._live_target() or due:
             await self._send("SetChargingProfile", "live",
                              set_charging_profile(self._live_spec(wanted), self.clock.now()), wanted)
 
@@ -659,14 +722,18 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
     async def apply(self, setpoint: Setpoint | None) -> None:
         await self._sync()
 
-    async def tick(self) -> None:
-        await self._expire_pending()
+    async def _take_results(self) -> None:
+        """Apply the answers that came in since the last turn."""
         results, self._results = self._results, []
         for pending, result in results:
             if result.ok:
                 self._succeeded(pending, result)
             else:
                 await self._failed(pending, f"{result.error}: {result.message}"[:300])
+
+    async def tick(self) -> None:
+        await self._expire_pending()
+        await self._take_results()
         due, self._compliance_due = self._compliance_due, []
         for legs in due:
             await self._check_compliance(legs)

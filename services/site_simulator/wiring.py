@@ -87,6 +87,8 @@ def build(base: AmpmqConfig, scenario: Scenario, ports: Ports) -> Wiring:
         "host": "127.0.0.1", "port": ports.gateway_port, "default_site": site,
         "chargers": {charger_id(c.id): {"site": site} for c in scenario.chargers},
         "heartbeat_interval": 300,
+        # on the scaled clock: the gateway's 10 s cap would be 33 ms of real time at 300x
+        "call_timeout": COMMAND_TIMEOUT, "max_call_timeout": COMMAND_TIMEOUT,
     }
 
     sources: list[dict[str, Any]] = [

@@ -17,7 +17,17 @@ import pytest
 
 from shared.broker import Mosquitto
 from shared.models import ErrorReport, LoadSettingsSet, SiteMeasurement
-from shared.mqtt import OFFLINE, ONLINE, BrokerAddress, BrokerUrlError, Incoming, Runtime, serving
+from shared.mqtt import (
+    OFFLINE,
+    ONLINE,
+    RECONNECT_CAP,
+    BrokerAddress,
+    BrokerUrlError,
+    Incoming,
+    Runtime,
+    reconnect_delay,
+    serving,
+)
 from shared.probe import Probe
 from shared.topics import Topics
 
@@ -240,3 +250,33 @@ async def test_receiving_leaves_no_cyclic_garbage_per_message(mqtt_url: str, pro
         finally:
             gc.enable()
     assert garbage < messages, f"{garbage} objects of cyclic garbage after {messages} messages"
+
+
+def test_reconnect_schedule_doubles_to_a_small_cap_with_jitter() -> None:
+    lowest = [reconnect_delay(n, spread=0.0) for n in range(8)]
+    highest = [reconnect_delay(n, spread=1.0) for n in range(8)]
+    assert highest == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]  # doubling, then the cap however long it lasts
+    assert lowest == [h / 2 for h in highest]  # jitter: anywhere in the upper half, never above the cap
+    assert max(reconnect_delay(n, spread=s / 10) for n in range(40) for s in range(11)) <= RECONNECT_CAP <= 5.0
+    spread = {round(reconnect_delay(6, spread=s / 10), 3) for s in range(11)}
+    assert len(spread) == 11, "a fleet that lost the same broker does not knock in step"
+    with pytest.raises(ValueError):
+        reconnect_delay(-1)
+
+
+async def test_back_within_the_cap_after_a_long_broker_outage(own_mosquitto: type[Mosquitto]) -> None:
+    """The broker is away 8 s: the service (default backoff) is connected again within 5 s of its return
+    (with doubling to 30 s it waited until the 15.5 s attempt)."""
+    broker = own_mosquitto().start()
+    runtime = Runtime("long-outage", broker.url, Topics())
+    async with serving(runtime):
+        broker.stop()
+        for _ in range(200):
+            if not runtime.connected:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(8.0)
+        broker.start()
+        back = asyncio.get_running_loop().time()
+        await runtime.wait_connected(15)
+        assert asyncio.get_running_loop().time() - back <= 5.0
