@@ -202,6 +202,38 @@ class _NoFilteredCallbacks:
 _NO_FILTERED_CALLBACKS = _NoFilteredCallbacks()
 
 
+# -- the boundary with aiomqtt and paho ---------------------------------------------------------------
+# Three things the runtime uses are not aiomqtt's public API: the paho client aiomqtt keeps at
+# ``Client._client`` (publish without waiting for the PUBACK, write now), and paho's ``_on_message_filtered``
+# table (bypassed, see above). The pins in pyproject.toml (aiomqtt 2.5.x, paho-mqtt 2.1-2.2) are the versions
+# this was checked against, and tests/foundation/test_runtime.py's boundary tests fail if a release moves
+# them: a missing paho client is an error that says so, never messages silently swallowed.
+
+
+class MqttBoundaryError(RuntimeError):
+    """aiomqtt or paho no longer look the way this runtime was written against."""
+
+
+def paho_of(client: aiomqtt.Client) -> mqtt.Client:
+    """The paho client inside an aiomqtt client, or :class:`MqttBoundaryError` naming the versions to use."""
+    paho = getattr(client, "_client", None)
+    if not isinstance(paho, mqtt.Client):
+        raise MqttBoundaryError("this aiomqtt keeps no paho client at Client._client: ampmq's MQTT runtime is "
+                                "written for aiomqtt 2.5.x with paho-mqtt 2.1-2.2 (see pyproject.toml)")
+    return paho
+
+
+def _skip_filtered_callbacks(paho: mqtt.Client) -> bool:
+    """Bypass paho's per-filter callback matcher where it is the table this was written against; True if
+    bypassed. Elsewhere paho keeps its own (correct, only slower: it makes cyclic garbage per message)."""
+    table = getattr(paho, "_on_message_filtered", None)
+    if table is None or not hasattr(table, "iter_match"):
+        logging.getLogger("ampmq.mqtt").warning("paho has no _on_message_filtered matcher: not bypassed")
+        return False
+    paho._on_message_filtered = _NO_FILTERED_CALLBACKS  # type: ignore[assignment]
+    return True
+
+
 class Runtime:
     """One service's MQTT connection with typed routes, Last Will availability and reconnect."""
 
@@ -313,7 +345,7 @@ class Runtime:
             self.log.warning("not connected: dropped publish to %s", topic)
             return False
         # aiomqtt's publish awaits the acknowledgement; its paho client takes the message without waiting
-        info = client._client.publish(topic, data, qos=qos, retain=retain)
+        info = paho_of(client).publish(topic, data, qos=qos, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.stats.dropped += 1
             self.log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
@@ -335,7 +367,7 @@ class Runtime:
     def _write_now(self) -> None:
         client = self._client
         if client is not None and self._connected.is_set():
-            client._client.loop_write()
+            paho_of(client).loop_write()
 
     async def report_error(
         self, topic: str, error: str, message: str, payload: bytes | str = b"", *, site: str | None = None
@@ -388,7 +420,7 @@ class Runtime:
                     self.identifier, will=will, queue_type=_queue_into(self._receive),
                     max_inflight_messages=_MAX_INFLIGHT, logger=logging.getLogger(f"ampmq.{self.service}.mqtt"),
                 ) as client:
-                    client._client._on_message_filtered = _NO_FILTERED_CALLBACKS  # type: ignore[assignment]
+                    _skip_filtered_callbacks(paho_of(client))
                     # aiomqtt warns past 10 publications awaiting their PUBACK; 1 000 in flight are by design
                     client.pending_calls_threshold = _MAX_INFLIGHT
                     self._client = client
