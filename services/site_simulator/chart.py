@@ -94,10 +94,13 @@ class Line:
     values: list[Band | None]
     color: str
     dashed: bool = False
+    #: A value that holds until the next one (a setpoint): drawn as steps, not slopes.
+    steps: bool = False
 
     @classmethod
-    def of(cls, name: str, values: list[float | Band | None], color: str, dashed: bool = False) -> Line:
-        return cls(name, [band(v) for v in values], color, dashed)
+    def of(cls, name: str, values: list[float | Band | None], color: str, dashed: bool = False,
+           steps: bool = False) -> Line:
+        return cls(name, [band(v) for v in values], color, dashed, steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +181,7 @@ class Chart:
                        f'{at:%H:%M}</text>')
         for idx, line in enumerate(self.lines):
             dash = ' stroke-dasharray="6 4"' if line.dashed else ""
-            for segment in _segments(line.values):
+            for segment in polyline_points(line.values, line.steps):
                 points = " ".join(f"{x(self.times[i]):.1f},{y(v):.1f}" for i, v in segment)
                 if len(segment) > 1:
                     out.append(f'<polyline fill="none" stroke="{line.color}" stroke-width="1.6"{dash} '
@@ -212,9 +215,10 @@ class Chart:
         return ""
 
 
-def _segments(values: list[Band | None]) -> list[list[tuple[int, float]]]:
+def polyline_points(values: list[Band | None], steps: bool = False) -> list[list[tuple[int, float]]]:
     """The points of a line: unbroken runs of bands, each band entered at its end nearer the previous point
-    and left at the other, so the path covers every band's full range."""
+    and left at the other, so the path covers every band's full range. With ``steps`` a value holds until
+    the next one: the path goes across at the old value, then up or down."""
     segments: list[list[tuple[int, float]]] = [[]]
     for i, b in enumerate(values):
         if b is None:
@@ -223,6 +227,8 @@ def _segments(values: list[Band | None]) -> list[list[tuple[int, float]]]:
             continue
         lo, hi = b
         current = segments[-1]
+        if steps and current and current[-1][1] != lo:
+            current.append((i, current[-1][1]))
         if lo == hi:
             current.append((i, lo))
         elif current and abs(current[-1][1] - hi) < abs(current[-1][1] - lo):

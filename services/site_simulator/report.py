@@ -39,7 +39,7 @@ def charts(series: list[dict[str, Any]], start: datetime) -> list[Chart]:
         color = COLORS[(i + 3) % len(COLORS)]
         lines.append(Line.of(f"{load} draw", [r["loads"].get(load) for r in series], color))
         lines.append(Line.of(f"{load} setpoint", [(r["setpoints"].get(load)) if r["setpoints"].get(load, 0) >= 0
-                                                  else None for r in series], color, dashed=True))
+                                                  else None for r in series], color, dashed=True, steps=True))
     out.append(Chart("Each load's current (per phase) and its setpoint", times, lines, "A"))
     soc = [r["soc"] for r in series]
     if any(v is not None for v in soc):
@@ -64,8 +64,9 @@ def html_report(kpis: dict[str, Any], series: list[dict[str, Any]], start: datet
     e = kpis["energy_kwh"]
     summary = [
         ("scenario", kpis["scenario"]),
-        ("simulated", f"{kpis['simulated_seconds'] / 3600:.1f} h at {kpis.get('speed', 0):g}× "
-                      f"({kpis.get('real_seconds', 0):.0f} s real)"),
+        ("simulated", f"{kpis['simulated_seconds'] / 3600:.1f} h"
+                      + (f" of {kpis['planned_seconds'] / 3600:.1f} h (stopped)" if kpis.get("partial") else "")
+                      + f" at {kpis.get('speed', 0):g}× ({kpis.get('real_seconds', 0):.0f} s real)"),
         ("trips", str(kpis["trips"])),
         ("peak phase current", f"{kpis['peak_phase_current']:.1f} A (limit {kpis['limit']:g} A)"),
         ("overload time", f"{kpis['overload_seconds']:.0f} s above the rated current"),
@@ -80,10 +81,10 @@ def html_report(kpis: dict[str, Any], series: list[dict[str, Any]], start: datet
     missing = "".join(f"<p class=warn>{html.escape(m)}</p>" for m in kpis.get("missing", []))
     partial = ""
     if kpis.get("partial"):
-        partial = (f"<p class=partial>Partial report: the run was stopped (Ctrl-C) at {html.escape(kpis['reached'])}"
-                   f" simulated, after {kpis['simulated_seconds'] / 3600:.1f} of "
-                   f"{kpis['planned_seconds'] / 3600:.1f} simulated hours. Everything below covers that time only."
-                   "</p>")
+        reached = datetime.fromisoformat(kpis["reached"])
+        partial = (f"<p class=partial>Partial report: the run was stopped (Ctrl-C) at {reached:%H:%M} simulated "
+                   f"time, after {kpis['simulated_seconds'] / 3600:.1f} of {kpis['planned_seconds'] / 3600:.1f} "
+                   "simulated hours. Everything below covers that time only.</p>")
     title = html.escape(kpis["scenario"]) + (" (partial)" if partial else "")
     figures = "".join(f"<figure>{chart.svg()}</figure>" for chart in charts(series, start))
     return f"""<!doctype html>

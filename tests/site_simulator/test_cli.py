@@ -92,4 +92,4 @@ def test_ctrl_c_writes_the_report_so_far_and_exits_quietly(tmp_path: Path) -> No
     assert 0 < kpis["simulated_seconds"] < 3600
     assert kpis["reached"].startswith("2026-06-21T11:")
     page = (tmp_path / "demo-report.html").read_text()
-    assert "Partial report" in page and kpis["reached"] in page and "<svg" in page
+    assert "Partial report" in page and f"stopped (Ctrl-C) at {kpis['reached'][11:16]}" in page and "<svg" in page

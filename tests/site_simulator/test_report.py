@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.site_simulator.chart import axis_ticks, tick_label, time_ticks
+from services.site_simulator.chart import axis_ticks, polyline_points, tick_label, time_ticks
 from services.site_simulator.recorder import Recorder
 from services.site_simulator.report import charts, write_reports
 from services.site_simulator.scenario import load_scenario
@@ -121,3 +121,12 @@ def test_time_ticks_fall_on_round_clock_times() -> None:
         [f"{h:02d}:00" for h in range(10, 20)]
     assert [f"{t:%H:%M}" for t in time_ticks(start, start + timedelta(minutes=30))] == \
         ["09:05", "09:10", "09:15", "09:20", "09:25", "09:30"]
+
+
+def test_a_line_covers_every_band_and_a_setpoint_is_drawn_as_steps() -> None:
+    # each bucket's band is drawn from end to end, entered at the end nearer the previous point
+    assert polyline_points([(0.0, 5.0), (1.0, 4.0), None, (2.0, 2.0)]) == \
+        [[(0, 0.0), (0, 5.0), (1, 4.0), (1, 1.0)], [(3, 2.0)]]
+    # a setpoint holds until the next one: across, then up (not a slope from one sample to the next)
+    assert polyline_points([(0.0, 0.0), (0.0, 0.0), (16.0, 16.0)], steps=True) == \
+        [[(0, 0.0), (1, 0.0), (2, 0.0), (2, 16.0)]]
