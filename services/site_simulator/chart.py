@@ -152,7 +152,8 @@ class Chart:
 
         left, top, right_edge = self.left, self.top, self.left + plot_w
         out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width}" height="{self.height}" '
-               f'viewBox="0 0 {self.width} {self.height}" style="max-width:100%;height:auto" role="img" '
+               f'viewBox="0 0 {self.width} {self.height}" style="max-width:100%;height:auto" '
+               'font-family="system-ui, sans-serif" role="img" '
                f'aria-label="{html.escape(self.title)}">',
                f'<text x="{left}" y="18" font-size="14" font-weight="bold">{html.escape(self.title)}</text>',
                f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>']

@@ -152,5 +152,5 @@ def line(view: LiveView) -> str:
     soc = f" soc={state.battery_soc:4.1f}%" if state.battery_soc is not None else ""
     grid = sum(state.grid_power.values()) / 1000
     return (f"{state.at.astimezone(view.scenario.start.tzinfo):%H:%M} {view.progress:4.0%} {phases} "
-            f"{'export' if grid < 0 else 'import'}={abs(grid):4.1f}kW "
+            f"{'export' if grid <= -0.05 else 'import' if grid >= 0.05 else 'grid'}={abs(grid):4.1f}kW "
             f"solar={state.solar / 1000:4.1f}kW{soc} {loads} trips={view.site.fuse.trips}")
