@@ -101,8 +101,8 @@ def _report(result: RunResult, scenario: Scenario, directory: Path) -> int:
     for line in kpis["missing"]:
         print(f"! {line}")
     if kpis["partial"]:
-        print(f"partial report: stopped at {kpis['simulated_seconds'] / 3600:.1f} of "
-              f"{kpis['planned_seconds'] / 3600:.1f} simulated hours ({kpis['reached']})")
+        print(f"partial report: stopped at {kpis['reached'][11:16]} simulated time, after "
+              f"{kpis['simulated_seconds'] / 3600:.1f} of {kpis['planned_seconds'] / 3600:.1f} simulated hours")
     print(f"report: {html_path}  {json_path}", flush=True)
     return INTERRUPTED if kpis["partial"] else 0
 
