@@ -75,7 +75,8 @@ def html_report(kpis: dict[str, Any], series: list[dict[str, Any]], start: datet
         *((k.replace("_", " "), f"{v:.2f} kWh") for k, v in e.items()),
     ]
     load_rows = "".join(
-        f"<tr><td>{html.escape(load)}</td><td>{v['energy_kwh']:.2f}</td><td>{v.get('grid_kwh', '')}</td>"
+        f"<tr><td>{html.escape(load)}</td><td>{v['energy_kwh']:.2f}</td>"
+        f"<td>{format(v['grid_kwh'], '.2f') if 'grid_kwh' in v else '—'}</td>"
         f"<td>{v['starts']}</td><td>{v['setpoint_cycles']}</td><td>{v['peak_current']:.1f}</td>"
         f"<td>{len(v['flicker_violations'])}</td></tr>" for load, v in kpis["loads"].items())
     missing = "".join(f"<p class=warn>{html.escape(m)}</p>" for m in kpis.get("missing", []))
