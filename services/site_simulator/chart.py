@@ -212,7 +212,8 @@ class Chart:
                     dy = 12 if value < 0 else -4
                     return (f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="none" stroke="{line.color}"/>'
                             f'<text x="{px + dx:.1f}" y="{py + dy:.1f}" font-size="11" text-anchor="{anchor}" '
-                            f'fill="{line.color}">peak {peak:.1f} {html.escape(self.unit)}</text>')
+                            f'fill="{line.color}" stroke="#fff" stroke-width="3" paint-order="stroke">'
+                            f'peak {peak:.1f} {html.escape(self.unit)}</text>')
         return ""
 
 

@@ -22,11 +22,12 @@ def charts(series: list[dict[str, Any]], start: datetime) -> list[Chart]:
         return []
     phases = list(series[0]["current"])
     limit = series[0]["limit"]
-    out = [Chart("Grid current per phase against the fuse limit (import +, export −)", times, [
-        *(Line.of(f"phase {p}", [r["current"].get(p) for r in series], COLORS[i]) for i, p in enumerate(phases)),
-        Line.of(f"limit {limit:g} A", [limit] * len(series), "#000", dashed=True),
-        Line.of(f"−{limit:g} A", [-limit] * len(series), "#000", dashed=True),
-    ], "A", signs=("import", "export"), mark_peak=True)]
+    current = [Line.of(f"phase {p}", [r["current"].get(p) for r in series], COLORS[i]) for i, p in enumerate(phases)]
+    current.append(Line.of(f"limit {limit:g} A", [limit] * len(series), "#000", dashed=True))
+    if any(b is not None and b[0] < 0 for line in current for b in line.values):  # the limit of export too
+        current.append(Line.of(f"−{limit:g} A", [-limit] * len(series), "#000", dashed=True))
+    out = [Chart("Grid current per phase against the fuse limit (import +, export −)", times, current, "A",
+                 signs=("import", "export"), mark_peak=True)]
     out.append(Chart("Solar, consumption, grid and battery", times, [
         Line.of("solar", [_kw(r["solar"]) for r in series], "#f2b701"),
         Line.of("consumption", [_kw(r["consumption"]) for r in series], "#1f77b4"),
