@@ -36,6 +36,7 @@ from shared.models import (
 from shared.mqtt import ONLINE, Incoming, RawIncoming, Runtime
 from shared.topics import Leaf, TopicRef, Topics
 
+from .announce import Announcements, is_defaults
 from .calibration import DetectorSettings, new_findings, observe
 from .change_gate import ChangeGate, decision_content, setpoint_content
 from .config import AllocatorConfig
@@ -96,6 +97,7 @@ class AllocatorService:
         self.loop = DecisionLoop(clock, self.decide, self._timers)
         self.discovery = (DiscoveryAnnouncer(self.runtime, Discovery(self.topics, self.section.discovery_prefix))
                           if self.section.home_assistant else None)
+        self.announcements = Announcements(self.runtime, self.topics, self.section, self.discovery)
         #: Unchanged setpoints and decisions are republished only every ``refresh``.
         self._gate = ChangeGate()
         self._gate_connection = 0
@@ -126,7 +128,7 @@ class AllocatorService:
                 return
             self.registry.load(site.site, _load_of(msg.ref, msg.payload.load)).state = msg.payload
             if self.discovery is not None:
-                self.discovery.load(site.site, msg.payload.load, msg.payload.name)
+                self.discovery.load(site.site, msg.payload.load, msg.payload.name, msg.payload.kind)
             self.loop.changed(site.site)
 
         @rt.raw_route(topics.load_filter(Leaf.AVAILABILITY), latest=True)
@@ -144,7 +146,7 @@ class AllocatorService:
         @rt.route(topics.site_settings_filter(), SiteSettings, latest=True)
         async def on_site_settings(msg: Incoming[SiteSettings]) -> None:
             site = self._served(_site_of(msg.ref, msg.payload.site))
-            if site is None:
+            if site is None or is_defaults(msg.payload):
                 return
             if site.take_settings(msg.payload):
                 self.loop.changed(site.site)
@@ -165,7 +167,7 @@ class AllocatorService:
         @rt.route(topics.load_filter(Leaf.SETTINGS), LoadSettings, latest=True)
         async def on_load_settings(msg: Incoming[LoadSettings]) -> None:
             site = self._served(_site_of(msg.ref, msg.payload.site))
-            if site is None:
+            if site is None or is_defaults(msg.payload):
                 return
             load = _load_of(msg.ref, msg.payload.load)
             self.registry.load(site.site, load)
@@ -228,6 +230,11 @@ class AllocatorService:
                 if msg.payload.strip() == b"online":
                     announcer.announce_all()
 
+            @rt.raw_route(announcer.discovery.config_filter, latest=True)
+            async def on_home_assistant_config(msg: RawIncoming) -> None:
+                if msg.retain:
+                    announcer.found_config(msg.topic, msg.payload)
+
         @rt.raw_route(topics.load_filter(Leaf.STATE), latest=True)
         async def on_load_state_cleared(msg: RawIncoming) -> None:
             if msg.payload:
@@ -240,6 +247,8 @@ class AllocatorService:
                 # the adapter removed the load: no more decisions for it, and no setpoint left behind
                 entry.state = None
                 self.runtime.log.info("load %s/%s removed", ref.site, ref.id)
+                if self.discovery is not None:
+                    self.discovery.remove_load(ref.site, ref.id)
                 await self.runtime.publish(topics.setpoint(ref.site, ref.id), None, retain=True)
                 self.loop.changed(ref.site)
 
@@ -323,6 +332,7 @@ class AllocatorService:
     async def decide(self, site_id: str) -> None:
         """Run the core on the site's snapshot and publish the setpoints and the site decision."""
         site = self.registry.site(site_id)
+        await self.announcements.served(site, self.registry)
         now = self._now()
         try:
             snapshot = site.snapshot(now)
