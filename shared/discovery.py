@@ -42,10 +42,10 @@ def lookup(path: str) -> str:
             f"{{% for k in {keys!r} %}}{{% set v.x = v.x[k] if v.x is mapping and k in v.x else none %}}{{% endfor %}}")
 
 
-def number(path: str, digits: int, scale: float = 1.0) -> str:
-    """The number at ``path`` (times ``scale``), rounded to ``digits`` (a whole number for 0); ``None`` when
-    absent."""
-    scaled = "v.x" if scale == 1.0 else f"(v.x * {scale})"
+def number(path: str, digits: int, per: int = 1) -> str:
+    """The number at ``path`` (divided by ``per``: Wh per kWh, s per min), rounded to ``digits`` (a whole
+    number for 0); ``None`` when absent."""
+    scaled = "v.x" if per == 1 else f"(v.x / {per})"
     rounded = f"({scaled}) | round({digits})" + (" | int" if digits == 0 else "")
     return lookup(path) + f"{{{{ {rounded} if v.x is number else none }}}}"
 
@@ -170,7 +170,8 @@ class Discovery:
 
     # -- a load --------------------------------------------------------------------------------------
     def load_entities(self, site: str, load: str, name: str = "", kind: LoadKind | None = None) -> Entities:
-        """The entities of one load; ``kind`` adds the charger's (status, vehicle SoC) for an EVSE."""
+        """The entities of one load; ``kind`` adds the charger's (status, vehicle SoC, the charging session)
+        for an EVSE."""
         node = self.load_node(site, load)
         device = {"identifiers": [node], "name": name or load, "manufacturer": "ampmq",
                   "model": KIND_MODELS.get(kind, "load") if kind is not None else "load",
@@ -212,7 +213,7 @@ class Discovery:
                    suggested_display_precision=1),
             sensor("power", "Power", state, "power", value_template=number("power", 0), unit_of_measurement="W",
                    device_class="power", state_class="measurement", suggested_display_precision=0),
-            sensor("energy", "Energy", state, "energy", value_template=number("energy", 3, scale=0.001),
+            sensor("energy", "Energy", state, "energy", value_template=number("energy", 3, per=1000),
                    unit_of_measurement="kWh", device_class="energy", state_class="total_increasing",
                    suggested_display_precision=2),
         ]
@@ -225,5 +226,14 @@ class Discovery:
                 sensor("vehicle_soc", "Vehicle battery", state, "soc", value_template=number("soc", 0),
                        unit_of_measurement="%", device_class="battery", state_class="measurement",
                        suggested_display_precision=0),
+                sensor("session_energy", "Session energy", state, "details.session_energy_wh",
+                       value_template=number("details.session_energy_wh", 3, per=1000),
+                       unit_of_measurement="kWh", device_class="energy", state_class="total_increasing",
+                       suggested_display_precision=2),
+                sensor("session_started", "Session started", state, "details.session_started",
+                       value_template=text("details.session_started"), device_class="timestamp"),
+                sensor("session_duration", "Session duration", state, "details.session_seconds",
+                       value_template=number("details.session_seconds", 1, per=60),
+                       unit_of_measurement="min", device_class="duration", suggested_display_precision=0),
             ]
         return out

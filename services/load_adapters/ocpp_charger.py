@@ -1,7 +1,8 @@
 """An OCPP charger connector as a load, driven only through the OCPP gateway's MQTT topics.
 
 In: ``charger_availability`` (online/offline), ``charger_boot`` (the OCPP version), the connector's
-``connector_status`` and ``connector_meter``, ``charger_result/<action>`` (answers to our commands), and the
+``connector_status``, ``connector_meter`` and ``connector_transaction`` (the charging session in the state's
+details: see :mod:`.charging_session`), ``charger_result/<action>`` (answers to our commands), and the
 gateway's own service availability (a gateway that is gone makes every charger unavailable).
 Out: ``charger_command/<action>`` :class:`OcppCommand` s — the charging profiles of
 :mod:`.ocpp_profiles`:
@@ -39,10 +40,12 @@ from shared.models import (
     OcppResult,
     OcppVersion,
     Setpoint,
+    TransactionState,
 )
 from shared.mqtt import OFFLINE, ONLINE, Incoming, RawIncoming, Runtime
 
 from .adapter import Backoff, LoadAdapter, LoadConfig, PositiveSeconds
+from .charging_session import SessionTracker
 from .ocpp_profiles import (
     ProfileSpec,
     Purpose,
@@ -169,6 +172,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self._compliance_due: list[dict[Leg, float]] = []
         #: Answers to our commands, handled by the loop (handlers never publish on the message path).
         self._results: list[tuple[Pending, OcppResult]] = []
+        #: The current or last charging session (start, duration, energy), for the state's details.
+        self.sessions = SessionTracker()
 
     # -- config --------------------------------------------------------------------------------------
     def _configured_unit(self) -> RateUnit | None:
@@ -191,6 +196,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.runtime.route(t.connector_status(site, cp, n), ConnectorStatus, latest=True)(self._on_status)
         self.runtime.route(t.connector_meter(site, cp, n), ConnectorMeter, latest=True)(self._on_meter)
         self.runtime.route(t.charger_result(site, cp, "+"), OcppResult)(self._on_result)
+        self.runtime.route(t.connector_transaction(site, cp, n), TransactionState)(self._on_transaction)
 
     @property
     def connected(self) -> bool:
@@ -253,9 +259,14 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.watchdog.forget()
         self.heard()
 
+    async def _on_transaction(self, msg: Incoming[TransactionState]) -> None:
+        self.sessions.transaction(msg.payload)
+        self.wake()
+
     async def _on_meter(self, msg: Incoming[ConnectorMeter]) -> None:
         meter = msg.payload
         self.meter = meter
+        self.sessions.meter(meter)
         now = self.clock.monotonic()
         legs = clamp_legs({leg: v for leg, v in meter.current_import.items() if leg in self.config.phases},
                           self.config.max_current)
@@ -499,6 +510,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
                 "limit": live.current if live else None,
                 "unit": self.unit.value if self.unit else None,
                 "baseline": self.baseline_ok,
+                **self.sessions.details(self.clock.now()),
             },
         )
 

@@ -117,7 +117,8 @@ def test_every_config_is_what_home_assistants_schema_accepts(topic: str, config:
     check(config, schema, topic)
     device_class = config.get("device_class")
     if device_class is not None and "device_class_units" in schema:
-        assert config.get("unit_of_measurement") in schema["device_class_units"][device_class], topic
+        units = schema["device_class_units"].get(device_class, [None])  # a class without units takes none
+        assert config.get("unit_of_measurement") in units, topic
     state_class = config.get("state_class")
     if state_class is not None and device_class in schema.get("device_class_state_classes", {}):
         assert state_class in schema["device_class_state_classes"][device_class], topic
@@ -251,3 +252,18 @@ def test_with_home_assistant_installed_its_own_schema_and_template_engine_agree(
             await hass.async_stop(force=True)
 
     asyncio.run(render_all())
+
+
+def test_a_charger_shows_its_charging_session() -> None:
+    entities = dict(D.load_entities("home", "ev", "", LoadKind.EVSE))
+    energy = entities["homeassistant/sensor/ampmq-home-ev/session_energy/config"]
+    started = entities["homeassistant/sensor/ampmq-home-ev/session_started/config"]
+    duration = entities["homeassistant/sensor/ampmq-home-ev/session_duration/config"]
+    assert (energy["device_class"], energy["state_class"], energy["unit_of_measurement"]) == (
+        "energy", "total_increasing", "kWh")
+    state = LoadState(site="home", load="ev", kind=LoadKind.EVSE, min_current=6.0, max_current=16.0, details={
+        "session_energy_wh": 7421.0, "session_started": "2026-12-06T17:00:00+00:00", "session_seconds": 5430})
+    payload = state.model_dump_json()
+    assert strict(energy["value_template"], payload) == "7.421"
+    assert strict(started["value_template"], payload) == "2026-12-06T17:00:00+00:00"
+    assert strict(duration["value_template"], payload) == "90.5"
