@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import jinja2
 import pytest
+import yaml
 
 from shared.discovery import Discovery
 from shared.models import (
@@ -267,3 +269,35 @@ def test_a_charger_shows_its_charging_session() -> None:
     assert strict(energy["value_template"], payload) == "7.421"
     assert strict(started["value_template"], payload) == "2026-12-06T17:00:00+00:00"
     assert strict(duration["value_template"], payload) == "90.5"
+
+
+def entity_id(topic: str, config: dict[str, Any]) -> str:
+    """The entity id Home Assistant gives a discovered entity: its platform, then its device's name and its
+    own, lower case, with every run of other characters made one ``_``."""
+    name = f"{config['device']['name']} {config['name']}".lower()
+    return f"{topic.split('/')[1]}.{re.sub(r'[^a-z0-9]+', '_', name).strip('_')}"
+
+
+def test_the_example_dashboard_names_only_entities_ampmq_announces() -> None:
+    dashboard = yaml.safe_load((Path(__file__).parents[2] / "examples" / "home-assistant" / "dashboard.yaml")
+                               .read_text())
+    announced = {entity_id(t, c) for t, c in D.site_entities("home") + D.load_entities(
+        "home", "garage", "Garage", LoadKind.EVSE) + D.load_entities("home", "boiler", "Boiler", LoadKind.ONOFF)}
+    named: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "entity":
+                    named.add(value)
+                elif key == "entities":
+                    named.update(e if isinstance(e, str) else e["entity"] for e in value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(dashboard)
+    assert len(named) >= 30
+    assert named <= announced, named - announced
