@@ -145,8 +145,10 @@ class AllocatorService:
 
         @rt.route(topics.site_settings_filter(), SiteSettings, latest=True)
         async def on_site_settings(msg: Incoming[SiteSettings]) -> None:
+            if is_defaults(msg.payload):
+                return  # published defaults (ours, or a peer's): the configuration in force applies
             site = self._served(_site_of(msg.ref, msg.payload.site))
-            if site is None or is_defaults(msg.payload):
+            if site is None:
                 return
             if site.take_settings(msg.payload):
                 self.loop.changed(site.site)
@@ -166,8 +168,10 @@ class AllocatorService:
 
         @rt.route(topics.load_filter(Leaf.SETTINGS), LoadSettings, latest=True)
         async def on_load_settings(msg: Incoming[LoadSettings]) -> None:
+            if is_defaults(msg.payload):
+                return  # published defaults (ours, or a peer's): the configuration in force applies
             site = self._served(_site_of(msg.ref, msg.payload.site))
-            if site is None or is_defaults(msg.payload):
+            if site is None:
                 return
             load = _load_of(msg.ref, msg.payload.load)
             self.registry.load(site.site, load)

@@ -77,17 +77,20 @@ async def test_settings_are_retained_from_the_start_before_any_set(
         assert set_.priority == 7 and set_.ts > DEFAULTS_TS
 
 
-async def test_a_removed_loads_configs_are_withdrawn(
+async def test_removed_loads_and_sites_have_their_configs_withdrawn(
     watch: Probe, topics: Topics, site_id: str, mqtt_url: str, ha: str
 ) -> None:
     sites = {site_id: {"timers": FAST_TIMERS}}
     car_mode, van_mode = f"{ha}/select/ampmq-{site_id}-car/mode/config", f"{ha}/select/ampmq-{site_id}-van/mode/config"
+    old = f"{site_id}-old"  # a site whose meter is later removed
     for load in ("car", "van"):
         await watch.publish(topics.load_state(site_id, load), evse(site_id, load), retain=True)
     await watch.publish(topics.measurement(site_id), measurement(site_id, 2.0), retain=True)
+    await watch.publish(topics.measurement(old), measurement(old, 2.0), retain=True)
     async with running(config(mqtt_url, topics, ha, sites)):
         await watch.expect(car_mode)
         await watch.expect(van_mode)
+        await watch.expect(f"{ha}/select/ampmq-{old}/mode/config")
         car_topics = {m.topic for m in watch.on(f"{ha}/#") if f"/ampmq-{site_id}-car/" in m.topic}
         assert len(car_topics) >= 10
         # the adapter removes the car: every one of its configs is withdrawn (an empty retained payload)
@@ -97,10 +100,13 @@ async def test_a_removed_loads_configs_are_withdrawn(
             await watch.expect(topic, after=mark, where=lambda m: m.payload == b"" and m.retain is not None)
     # the van is removed while no allocator runs: the next one withdraws its configs once settled
     van_topics = {m.topic for m in watch.on(f"{ha}/#") if f"/ampmq-{site_id}-van/" in m.topic}
+    old_topics = {m.topic for m in watch.on(f"{ha}/#") if f"/ampmq-{old}/" in m.topic}
+    assert len(old_topics) >= 10
     await watch.publish(topics.load_state(site_id, "van"), None, retain=True)
+    await watch.publish(topics.measurement(old), None, retain=True)
     mark = watch.mark()
     async with running(config(mqtt_url, topics, ha, sites)):
-        for topic in van_topics:
+        for topic in van_topics | old_topics:
             await watch.expect(topic, after=mark, where=lambda m: m.payload == b"")
         # the site's own configs stay
         await watch.expect(f"{ha}/select/ampmq-{site_id}/mode/config", after=mark, where=lambda m: m.payload != b"")
