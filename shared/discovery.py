@@ -61,6 +61,10 @@ def present(path: str) -> str:
     return lookup(path) + "{{ 'online' if v.x is number or v.x is string or (v.x is mapping and v.x) else 'offline' }}"
 
 
+#: An availability template on the site decision: ``offline`` while the allocator finds the grid reading stale.
+FRESH = lookup("stale") + "{{ 'offline' if v.x is sameas true else 'online' }}"
+
+
 @dataclass(frozen=True, slots=True)
 class Discovery:
     topics: Topics
@@ -113,8 +117,12 @@ class Discovery:
         config = {**common, "entity_category": "config", "state_topic": settings, "command_topic": set_topic}
 
         def sensor(object_id: str, name: str, topic: str, path: str, **extra: Any) -> tuple[str, dict[str, Any]]:
+            availability = self._availability(when=(topic, path))
+            if topic == measurement:
+                # a meter that went silent leaves its last reading retained: unavailable once it is stale
+                availability["availability"].append({"topic": decision, "value_template": FRESH})
             return (self._config_topic("sensor", node, object_id), {
-                "device": device, **self._availability(when=(topic, path)), "name": name,
+                "device": device, **availability, "name": name,
                 "unique_id": f"{node}-{object_id.replace('_', '-')}", "state_topic": topic, **extra})
 
         def amps(path: str) -> dict[str, Any]:

@@ -140,6 +140,10 @@ async def test_a_stale_meter_turns_sensors_unavailable_without_template_errors(
         assert render(entity["value_template"], payload) == "None"
         checks = [a for a in entity["availability"] if a["topic"] == entity["state_topic"]]
         assert [render(a["value_template"], payload) for a in checks] == ["offline"]
+    # a meter that went silent keeps its last reading retained: the stale decision makes it unavailable
+    on_decision = [a for a in grid["availability"] if a["topic"] == topics.decision(site_id)]
+    assert [render(a["value_template"], stale.payload) for a in on_decision] == ["offline"]
+    assert [render(a["value_template"], fresh.payload) for a in on_decision] == ["online"]
 
 
 async def test_an_error_report_carries_the_transaction_of_the_rejected_request(
