@@ -22,6 +22,7 @@ from collections.abc import Callable
 from shared.discovery import Discovery, Entities
 from shared.models import LoadKind
 from shared.mqtt import Runtime
+from shared.payload import PayloadError, parse_json
 from shared.topics import TopicError
 
 #: A config to publish (``dict``) or withdraw (``None``), by topic.
@@ -69,10 +70,10 @@ class DiscoveryAnnouncer:
         if not payload or not self.discovery.is_ours(topic):
             return
         try:
-            config = json.loads(payload)
+            config = parse_json(payload)
             state_topic = config.get("state_topic") if isinstance(config, dict) else None
             site = self.runtime.topics.parse(state_topic).site if isinstance(state_topic, str) else None
-        except (ValueError, TopicError):
+        except (PayloadError, TopicError):
             return
         if site is not None:
             self.found[topic] = site
