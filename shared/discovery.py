@@ -14,7 +14,9 @@ What the configs promise Home Assistant:
 * No template ever fails on a payload: every value is looked up key by key and renders ``None`` (HA shows
   *unknown*) when a key is missing, and every sensor whose value can be absent (a phase the meter lost, a
   site without solar, a car that reports no SoC) has an availability entry on its own state topic that
-  turns it *unavailable* instead. Numbers are rounded in the template and carry a display precision.
+  turns it *unavailable* instead; the site's measurement sensors are also unavailable while the site
+  decision says the reading is ``stale`` (a silent meter's last reading stays retained). Numbers are rounded
+  in the template and carry a display precision.
 * Energy sensors are in kWh, ``state_class: total_increasing``: HA's Energy dashboard takes them as they are.
 """
 
