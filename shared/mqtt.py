@@ -48,7 +48,7 @@ from pydantic import BaseModel, ValidationError
 from .filters import FilterTable
 from .inbox import Inbox
 from .models import ErrorReport
-from .payload import PayloadError, check_bounds
+from .payload import PayloadError, check_bounds, transaction_of
 from .secrets import redact
 from .topics import TopicError, TopicRef, Topics
 
@@ -370,14 +370,15 @@ class Runtime:
             paho_of(client).loop_write()
 
     async def report_error(
-        self, topic: str, error: str, message: str, payload: bytes | str = b"", *, site: str | None = None
+        self, topic: str, error: str, message: str, payload: bytes | str = b"", *, site: str | None = None,
+        transaction: str | None = None,
     ) -> None:
         """Log a rejected input and publish an :class:`ErrorReport` on the errors topic it belongs to:
         ``site``'s when given (a device topic outside the tree), else the site the topic names, else the
-        service's own."""
+        service's own. The report echoes ``transaction``, else the one a JSON-object payload carries."""
         text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
         report = ErrorReport(service=self.service, topic=topic[:512], error=error, message=message[:1000],
-                             payload=text[:512])
+                             payload=text[:512], transaction=transaction or transaction_of(text))
         self.log.warning("rejected %s: %s: %s", topic, error, message)
         await self.publish(self.topics.errors(site) if site else self.errors_topic_for(topic), report)
 

@@ -10,7 +10,7 @@ checks size and nesting before parsing and refuses what no device or person send
   float that overflows to infinity).
 
 :func:`check_bounds` is the same size and nesting check without parsing, for payloads another parser
-(pydantic's) reads next.
+(pydantic's) reads next; :func:`transaction_of` finds a request's ``transaction`` id for its error report.
 """
 
 from __future__ import annotations
@@ -97,4 +97,17 @@ def parse_json(payload: bytes | str) -> Any:
         raise PayloadError(f"not JSON: {exc}") from exc
 
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_INT_DIGITS", "PayloadError", "check_bounds", "parse_json"]
+def transaction_of(payload: bytes | str) -> str | None:
+    """The ``transaction`` id a JSON-object payload carries (a string of at most 64 characters), else None:
+    what an error report echoes so a client can match it to its request."""
+    if payload.lstrip()[:1] not in (b"{", "{"):
+        return None
+    try:
+        value = parse_json(payload)
+    except PayloadError:
+        return None
+    found = value.get("transaction") if isinstance(value, dict) else None
+    return found if isinstance(found, str) and len(found) <= 64 else None
+
+
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_INT_DIGITS", "PayloadError", "check_bounds", "parse_json", "transaction_of"]

@@ -47,6 +47,7 @@ from shared.models import (
 from shared.mqtt import ONLINE, Incoming, RawIncoming, Runtime
 from shared.topics import Leaf, TopicRef, Topics
 
+from .announce import Announcements, is_defaults
 from .calibration import DetectorSettings, new_findings, observe
 from .change_gate import ChangeGate, decision_content, setpoint_content
 from .config import AllocatorConfig
@@ -110,6 +111,7 @@ class AllocatorService:
         self.loop = DecisionLoop(clock, self.decide, self._timers)
         self.discovery = (DiscoveryAnnouncer(self.runtime, Discovery(self.topics, self.section.discovery_prefix))
                           if self.section.home_assistant else None)
+        self.announcements = Announcements(self.runtime, self.topics, self.section, self.discovery)
         #: Unchanged setpoints and decisions are republished only every ``refresh``.
         self._gate = ChangeGate()
         self._gate_connection = 0
@@ -150,7 +152,7 @@ class AllocatorService:
             if entry.untrusted is not None:
                 await self._report_future(site.site, msg.topic, f"load {msg.payload.load}", [entry.untrusted])
             if self.discovery is not None:
-                self.discovery.load(site.site, msg.payload.load, msg.payload.name)
+                self.discovery.load(site.site, msg.payload.load, msg.payload.name, msg.payload.kind)
             self.loop.changed(site.site)
 
         @rt.raw_route(topics.load_filter(Leaf.AVAILABILITY), latest=True)
@@ -178,6 +180,8 @@ class AllocatorService:
 
         @rt.route(topics.site_settings_filter(), SiteSettings, latest=True)
         async def on_site_settings(msg: Incoming[SiteSettings]) -> None:
+            if is_defaults(msg.payload):
+                return  # published defaults (ours, or a peer's): the configuration in force applies
             site = await self._served(_site_of(msg.ref, msg.payload.site), msg.topic)
             if site is None:
                 return
@@ -206,6 +210,8 @@ class AllocatorService:
 
         @rt.route(topics.load_filter(Leaf.SETTINGS), LoadSettings, latest=True)
         async def on_load_settings(msg: Incoming[LoadSettings]) -> None:
+            if is_defaults(msg.payload):
+                return  # published defaults (ours, or a peer's): the configuration in force applies
             site = await self._served(_site_of(msg.ref, msg.payload.site), msg.topic)
             if site is None:
                 return
@@ -276,6 +282,11 @@ class AllocatorService:
                 if msg.payload.strip() == b"online":
                     announcer.announce_all()
 
+            @rt.raw_route(announcer.discovery.config_filter, latest=True)
+            async def on_home_assistant_config(msg: RawIncoming) -> None:
+                if msg.retain:
+                    announcer.found_config(msg.topic, msg.payload)
+
         @rt.raw_route(topics.load_filter(Leaf.STATE), latest=True)
         async def on_load_state_cleared(msg: RawIncoming) -> None:
             if msg.payload:
@@ -288,6 +299,8 @@ class AllocatorService:
                 # the adapter removed the load: no more decisions for it, and no setpoint left behind
                 entry.state = None
                 self.runtime.log.info("load %s/%s removed", ref.site, ref.id)
+                if self.discovery is not None:
+                    self.discovery.remove_load(ref.site, ref.id)
                 await self.runtime.publish(topics.setpoint(ref.site, ref.id), None, retain=True)
                 self.loop.changed(ref.site)
 
@@ -410,6 +423,7 @@ class AllocatorService:
     async def decide(self, site_id: str) -> None:
         """Run the core on the site's snapshot and publish the setpoints and the site decision."""
         site = self.registry.site(site_id)
+        await self.announcements.served(site, self.registry)
         now = self._now()
         liveness = Liveness(now=now, stale_after=self.section.load_stale_after, service_gone=self._load_service_gone)
         await self._report_unavailable(site, liveness)

@@ -1,7 +1,8 @@
 """An OCPP charger connector as a load, driven only through the OCPP gateway's MQTT topics.
 
 In: ``charger_availability`` (online/offline), ``charger_boot`` (the OCPP version), the connector's
-``connector_status`` and ``connector_meter``, ``charger_result/<action>`` (answers to our commands), and the
+``connector_status``, ``connector_meter`` and ``connector_transaction`` (the charging session in the state's
+details: see :mod:`.charging_session`), ``charger_result/<action>`` (answers to our commands), and the
 gateway's own service availability (a gateway that is gone makes every charger unavailable).
 Out: ``charger_command/<action>`` :class:`OcppCommand` s — the charging profiles of
 :mod:`.ocpp_profiles`:
@@ -60,6 +61,7 @@ from shared.models import (
 from shared.mqtt import OFFLINE, ONLINE, Incoming, RawIncoming, Runtime
 
 from .adapter import Backoff, LoadAdapter, LoadConfig, PositiveSeconds
+from .charging_session import SessionTracker
 from .ocpp_profiles import (
     ProfileSpec,
     Purpose,
@@ -275,6 +277,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         #: The connector's running transaction and when it started (our clock), for Relative profiles.
         self.transaction: str | None = None
         self.transaction_start: datetime | None = None
+        #: The current or last charging session (start, duration, energy), for the state's details.
+        self.sessions = SessionTracker()
 
     # -- config --------------------------------------------------------------------------------------
     def _configured_unit(self) -> RateUnit | None:
@@ -297,7 +301,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.runtime.route(t.connector_status(site, cp, n), ConnectorStatus, latest=True)(self._on_status)
         self.runtime.route(t.connector_meter(site, cp, n), ConnectorMeter, latest=True)(self._on_meter)
         self.runtime.route(t.charger_result(site, cp, "+"), OcppResult)(self._on_result)
-        self.runtime.route(t.connector_transaction(site, cp, n), TransactionState, latest=True)(self._on_transaction)
+        self.runtime.route(t.connector_transaction(site, cp, n), TransactionState)(self._on_transaction)
 
     @property
     def connected(self) -> bool:
@@ -375,6 +379,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             # start (we came up during it) is the earliest start we know.
             self.transaction = tx.transaction_id
             self.transaction_start = tx.ts if tx.state == "started" else self.clock.now()
+        self.sessions.transaction(tx)
+        self.wake()
 
     async def _on_status(self, msg: Incoming[ConnectorStatus]) -> None:
         self.status = msg.payload
@@ -394,6 +400,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         meter = msg.payload
         self.meter = meter
         self._clock_sample(meter.charger_time, meter.ts)
+        self.sessions.meter(meter)
         now = self.clock.monotonic()
         legs = clamp_legs({leg: v for leg, v in meter.current_import.items() if leg in self.config.phases},
                           self.config.max_current)
@@ -716,6 +723,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
                 "limit": live.current if live else None,
                 "unit": self.unit.value if self.unit else None,
                 "baseline": self.baseline_ok,
+                **self.sessions.details(self.clock.now()),
             },
         )
 

@@ -1,8 +1,10 @@
 """Smart plugs and switched loads: an on/off load behind one relay (Shelly, Tasmota or generic MQTT).
 
-Its power is the rated power from the config, else the rolling mean of what the plug measured while on
-(``power_window``), else ``max_current`` on every leg in use. The setpoint's ``on`` is the wanted state; a
-setpoint past its ``valid_until`` (or none at all) gives ``fallback_on`` (default off).
+Its rated power is the rated power from the config, else the rolling mean of what the plug measured while on
+(``power_window``), else ``max_current`` on every leg in use. The ``power`` it reports is what the plug
+measures, else its draw times the voltage: a plug without a power reading still shows what it draws. The
+setpoint's ``on`` is the wanted state; a setpoint past its ``valid_until`` (or none at all) gives
+``fallback_on`` (default off).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.clock import Clock
-from shared.models import LoadKind, LoadState, LoadStatus, Setpoint
+from shared.models import LoadKind, LoadState, LoadStatus, Phase, Setpoint
 from shared.mqtt import Runtime
 
 from .adapter import SAFETY_REASONS, LoadAdapter, LoadConfig, NonNegativeSeconds, PositiveSeconds, RollingMean
@@ -100,7 +102,7 @@ class PlugAdapter(LoadAdapter[PlugConfig]):
             rated_power=round(rated, 1),
             max_current=round(self.watts_to_amps(rated), 3),
             draw={phase: round(amps, 3) for phase, amps in draw.items()},
-            power=max(0.0, relay.power) if relay.power is not None else None,
+            power=self._power(draw),
             energy=relay.energy_wh,
             status=LoadStatus.ACTIVE,
             details={
@@ -111,6 +113,15 @@ class PlugAdapter(LoadAdapter[PlugConfig]):
                 else ("measured" if self.known_power is not None else "max_current"),
             },
         )
+
+    def _power(self, draw: dict[Phase, float]) -> float | None:
+        """What the plug draws now (W): its own power reading, else its draw (measured current, or the
+        rated power while on) times the voltage; None only while the relay's state is unknown."""
+        if self.relay.power is not None:
+            return round(max(0.0, self.relay.power), 1)
+        if not draw:
+            return None
+        return round(sum(draw.values()) * self.config.voltage, 1)
 
     async def apply(self, setpoint: Setpoint | None) -> None:
         if setpoint is None:

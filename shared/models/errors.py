@@ -19,3 +19,6 @@ class ErrorReport(Message):
     message: Text
     #: The first bytes of the offending payload, for a person to look at.
     payload: Annotated[str, Field(max_length=512)] = ""
+    #: The ``transaction`` id of the request that caused the report (a ``/set`` or command carrying one), so a
+    #: client can match a rejection to its request.
+    transaction: Annotated[str, Strict(), Field(max_length=64)] | None = None

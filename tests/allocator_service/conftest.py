@@ -36,12 +36,20 @@ def topics(site_id: str) -> Topics:
     return Topics(f"t-{site_id}")
 
 
+def discovery_prefix(topics: Topics) -> str:
+    """The Home Assistant discovery prefix of a test's allocator."""
+    return f"ha-{topics.root}"
+
+
 @pytest.fixture
 def make_config(mqtt_url: str, topics: Topics) -> Callable[..., AmpmqConfig]:
     def make(sites: dict[str, dict[str, Any]] | None = None, loads: dict[str, dict[str, Any]] | None = None,
              settle: float = 0.5, **section: Any) -> AmpmqConfig:
         """The allocator serves the ``sites`` given (only configured sites are served); ``section`` holds
         further fields of its config section."""
+        # Home Assistant discovery under a prefix of the test's own: the session broker keeps every earlier
+        # test's retained configs, and an allocator reads its prefix's configs when it starts
+        section.setdefault("discovery_prefix", discovery_prefix(topics))
         return AmpmqConfig(mqtt_url=mqtt_url, root=topics.root,
                            allocator={"settle": settle, "sites": sites or {}, "loads": loads or {}, **section})
 

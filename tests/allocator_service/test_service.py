@@ -26,7 +26,7 @@ from shared.models import (
 from shared.probe import Probe, Received
 from shared.topics import Topics
 
-from .conftest import FAST_TIMERS, evse, measurement, now
+from .conftest import FAST_TIMERS, discovery_prefix, evse, measurement, now
 
 
 def sp(msg: Received) -> Setpoint:
@@ -599,9 +599,10 @@ async def test_home_assistant_discovery_is_published_and_resent_when_home_assist
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
     config = make_config(sites={site_id: {"timers": FAST_TIMERS}})
-    load_mode = f"homeassistant/select/ampmq-{site_id}-car/mode/config"
-    site_mode = f"homeassistant/select/ampmq-{site_id}/mode/config"
-    await watch.subscribe("homeassistant/#")
+    ha = discovery_prefix(topics)
+    load_mode = f"{ha}/select/ampmq-{site_id}-car/mode/config"
+    site_mode = f"{ha}/select/ampmq-{site_id}/mode/config"
+    await watch.subscribe(f"{ha}/#")
     await publish_car(watch, topics, site_id, 5.0)
     async with running(config):
         entity = (await watch.expect(load_mode)).json()
@@ -609,14 +610,14 @@ async def test_home_assistant_discovery_is_published_and_resent_when_home_assist
         assert entity["state_topic"] == topics.load_settings(site_id, "car")
         await watch.expect(site_mode)
         mark = watch.mark()
-        await watch.publish("homeassistant/status", "online")
+        await watch.publish(f"{ha}/status", "online")
         await watch.expect(load_mode, after=mark)
         await watch.expect(site_mode, after=mark)
         # what Home Assistant sends when a user picks a mode is applied
         await watch.publish(entity["command_topic"], '{"mode": "solar_only"}')
         await watch.expect(topics.load_settings(site_id, "car"), where=lambda m: m.json()["mode"] == "solar_only")
     # tidy the retained discovery this test left on the session broker
-    for topic in {m.topic for m in watch.on("homeassistant/#") if m.topic.endswith("/config")}:
+    for topic in {m.topic for m in watch.on(f"{ha}/#") if m.topic.endswith("/config")}:
         await watch.publish(topic, b"", retain=True)
 
 

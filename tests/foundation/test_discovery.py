@@ -1,14 +1,34 @@
-"""Home Assistant discovery points at ampmq's own topics, and what HA would send is a valid command."""
+"""Home Assistant discovery points at ampmq's own topics, what HA would send is a valid command, every config is
+one HA's schema takes, and no template fails on a payload with values missing (a stale meter)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
+import yaml
 
 from shared.discovery import Discovery
-from shared.models import LoadSettings, LoadSettingsSet, Mode, SiteSettings, SiteSettingsSet
+from shared.models import (
+    LoadKind,
+    LoadSettings,
+    LoadSettingsSet,
+    LoadState,
+    Mode,
+    Phase,
+    SiteDecision,
+    SiteMeasurement,
+    SiteSettings,
+    SiteSettingsSet,
+)
+from shared.models.measurement import CurrentReading, PowerReading
 from shared.topics import Topics
 
 D = Discovery(Topics())
@@ -50,3 +70,234 @@ def test_site_controls_send_valid_commands() -> None:
         assert SiteSettingsSet.model_validate_json(render(strategy["command_template"], value=option)).strategy
     settings = json.loads(SiteSettings(site="home").model_dump_json())
     assert render(strategy["value_template"], value_json=settings) == "priority"
+
+
+# -- Home Assistant's own schema and templates ---------------------------------------------------------------
+
+SCHEMA = json.loads((Path(__file__).parent / "home_assistant" / "mqtt_discovery_schema.json").read_text())
+#: Rendered as strictly as can be: any undefined name or attribute used raises (HA only logs a warning and shows
+#: the raw payload: "Template variable error: 'dict object' has no attribute 'A'").
+STRICT = jinja2.Environment(undefined=jinja2.StrictUndefined)
+ALL_KINDS: list[LoadKind | None] = [None, *LoadKind]
+
+
+def every_entity() -> list[tuple[str, dict[str, object]]]:
+    out = D.site_entities("home")
+    for kind in ALL_KINDS:
+        out += D.load_entities("home", f"load-{kind or 'unknown'}", "", kind)
+    return out
+
+
+def strict(template: str, payload: str) -> str:
+    """``template`` rendered as HA does for an MQTT payload: ``value``, and ``value_json`` when it is JSON."""
+    values: dict[str, object] = {"value": payload}
+    with contextlib.suppress(ValueError):
+        values["value_json"] = json.loads(payload)
+    return STRICT.from_string(template).render(**values)
+
+
+def check(config: dict[str, Any], schema: dict[str, Any], where: str) -> None:
+    unknown = set(config) - set(schema["keys"])
+    assert not unknown, f"{where}: keys Home Assistant {SCHEMA['home_assistant']} drops silently: {unknown}"
+    assert set(schema["required"]) <= set(config), f"{where}: missing {set(schema['required']) - set(config)}"
+    for key, allowed in schema["enums"].items():
+        if key in config:
+            assert config[key] in allowed, f"{where}: {key} {config[key]!r} is not one of {allowed}"
+    for key, inner in schema["nested"].items():
+        for entry in config.get(key, []) if isinstance(config.get(key), list) else [config.get(key)]:
+            if entry is not None:
+                check(entry, inner, f"{where}.{key}")
+
+
+@pytest.mark.parametrize(("topic", "config"), every_entity(), ids=lambda x: x if isinstance(x, str) else "")
+def test_every_config_is_what_home_assistants_schema_accepts(topic: str, config: dict[str, Any]) -> None:
+    """Against the digest of HA's ``DISCOVERY_SCHEMA`` per platform (tests/foundation/home_assistant: written
+    from HA 2024.3.3, the last release for Python 3.11, by digest_schema.py) and the units and state classes
+    HA's sensor and number entities take for each device class."""
+    platform = topic.split("/")[1]
+    schema = SCHEMA["platforms"][platform]
+    check(config, schema, topic)
+    device_class = config.get("device_class")
+    if device_class is not None and "device_class_units" in schema:
+        units = schema["device_class_units"].get(device_class, [None])  # a class without units takes none
+        assert config.get("unit_of_measurement") in units, topic
+    state_class = config.get("state_class")
+    if state_class is not None and device_class in schema.get("device_class_state_classes", {}):
+        assert state_class in schema["device_class_state_classes"][device_class], topic
+    for key in ("value_template", "command_template"):
+        if key in config:
+            jinja2.Environment().parse(config[key])  # every template parses
+
+
+def test_devices_one_per_site_and_per_load_linked_to_their_site() -> None:
+    devices = {json.dumps(config["device"], sort_keys=True) for _, config in every_entity()}
+    assert len(devices) == 1 + len(ALL_KINDS)
+    site = D.site_entities("home")[0][1]["device"]
+    for _, config in D.load_entities("home", "ev", "Garage", LoadKind.EVSE):
+        assert config["device"]["via_device"] == site["identifiers"][0]
+        assert config["device"]["name"] == "Garage" and config["device"]["model"] == "EV charger"
+
+
+def test_controls_are_configuration_and_explanations_diagnostics() -> None:
+    for topic, config in every_entity():
+        if topic.split("/")[1] in ("select", "number", "switch"):
+            assert config["entity_category"] == "config", topic
+    by_id = {config["unique_id"]: config for _, config in every_entity()}
+    for unique_id in ("ampmq-home-stale", "ampmq-home-last-error", "ampmq-home-load-evse-reason"):
+        assert by_id[unique_id]["entity_category"] == "diagnostic"
+
+
+def test_energy_sensors_feed_home_assistants_energy_dashboard() -> None:
+    for kind in ALL_KINDS:
+        energy = dict(D.load_entities("home", "x", "", kind))["homeassistant/sensor/ampmq-home-x/energy/config"]
+        assert (energy["device_class"], energy["state_class"], energy["unit_of_measurement"]) == (
+            "energy", "total_increasing", "kWh")
+        state = LoadState(site="home", load="x", kind=LoadKind.ONOFF, rated_power=2000.0, energy=12345.6)
+        assert strict(energy["value_template"], state.model_dump_json()) == "12.346"  # Wh -> kWh
+
+
+def test_a_charger_shows_its_status_and_the_vehicles_soc() -> None:
+    entities = dict(D.load_entities("home", "ev", "", LoadKind.EVSE))
+    status = entities["homeassistant/sensor/ampmq-home-ev/charger_status/config"]
+    soc = entities["homeassistant/sensor/ampmq-home-ev/vehicle_soc/config"]
+    state = LoadState(site="home", load="ev", kind=LoadKind.EVSE, min_current=6.0, max_current=16.0, soc=62.4,
+                      details={"ocpp_status": "Charging"})
+    assert strict(status["value_template"], state.model_dump_json()) == "Charging"
+    assert strict(soc["value_template"], state.model_dump_json()) == "62"
+    without = state.model_copy(update={"soc": None, "details": {}}).model_dump_json()
+    assert strict(soc["availability"][-1]["value_template"], without) == "offline"
+    assert strict(status["availability"][-1]["value_template"], without) == "offline"
+    # a plug has no charger entities
+    assert not any("vehicle_soc" in t for t, _ in D.load_entities("home", "p", "", LoadKind.ONOFF))
+
+
+def test_numbers_are_rounded_for_display() -> None:
+    headroom = dict(D.site_entities("home"))["homeassistant/sensor/ampmq-home/headroom_a/config"]
+    assert headroom["suggested_display_precision"] == 1
+    decision = SiteDecision(site="home", headroom={Phase.A: 16.000173913043476})
+    assert strict(headroom["value_template"], decision.model_dump_json()) == "16.0"
+    power = dict(D.load_entities("home", "p"))["homeassistant/sensor/ampmq-home-p/power/config"]
+    assert strict(power["value_template"], '{"power": 989.4999}') == "989"
+
+
+T = Topics()
+NO_LOAD_VALUES = {"power", "energy", "current", "vehicle_soc", "charger_status", "charging_state"}
+#: (payload, which sensors have no value in it)
+MISSING: list[tuple[str, Callable[[str, dict[str, Any]], bool]]] = [
+    # the meter went stale: no phase, no power, no battery
+    (SiteMeasurement(site="home").model_dump_json(), lambda _, c: c["state_topic"] == T.measurement("home")),
+    # the decision on stale data: headroom {}
+    (SiteDecision(site="home", stale=True).model_dump_json(), lambda _, c: c["state_topic"] == T.decision("home")),
+    # a relay that reports no power, energy or draw; no SoC, no charger status
+    (LoadState(site="home", load="x", kind=LoadKind.ONOFF, rated_power=10.0).model_dump_json(),
+     lambda topic, c: c["state_topic"] == T.load_state("home", "x") and topic.split("/")[3] in NO_LOAD_VALUES),
+    ("", lambda _, c: True),  # a cleared retained topic
+    ("not json", lambda _, c: True),
+]
+STALE = MISSING[0][0]
+
+
+@pytest.mark.parametrize(("payload", "missing"), MISSING, ids=["measurement", "decision", "load", "empty", "text"])
+def test_missing_values_render_none_and_turn_the_sensor_unavailable(
+    payload: str, missing: Callable[[str, dict[str, Any]], bool]
+) -> None:
+    """Every sensor renders ``None`` (HA: unknown, never an error or the raw JSON) when its value is missing,
+    and its availability template on its state topic says ``offline`` (HA: unavailable)."""
+    checked = 0
+    for kind in ALL_KINDS:
+        for topic, config in D.site_entities("home") + D.load_entities("home", "x", "", kind):
+            if not topic.startswith("homeassistant/sensor/") or "last_error" in topic or not missing(topic, config):
+                continue
+            assert strict(config["value_template"], payload) == "None", topic
+            own = [a for a in config["availability"] if a["topic"] == config["state_topic"]]
+            assert own and strict(own[0]["value_template"], payload) == "offline", topic
+            checked += 1
+    assert checked >= 6
+
+
+def test_a_fresh_measurement_makes_the_sensors_available_again() -> None:
+    entities = dict(D.site_entities("home"))
+    grid_a = entities["homeassistant/sensor/ampmq-home/grid_current_a/config"]
+    solar = entities["homeassistant/sensor/ampmq-home/solar_power/config"]
+    at = datetime.now(UTC)
+    fresh = SiteMeasurement(site="home", grid_current={Phase.A: CurrentReading(ts=at, value=12.3456)},
+                            solar_power=PowerReading(ts=at, value=3120.4)).model_dump_json()
+    assert strict(grid_a["value_template"], fresh) == "12.35"
+    assert strict(grid_a["availability"][-1]["value_template"], fresh) == "online"
+    assert strict(solar["value_template"], fresh) == "3120"
+    assert strict(solar["availability"][-1]["value_template"], fresh) == "online"
+
+
+def test_with_home_assistant_installed_its_own_schema_and_template_engine_agree() -> None:
+    """Runs where ``homeassistant`` is importable (not in the default test venv: it pins its own versions of
+    many libraries ampmq uses); the digest above stands in for it elsewhere."""
+    pytest.importorskip("homeassistant")
+    import asyncio
+    import importlib
+    import tempfile
+
+    from homeassistant.core import HomeAssistant
+    from homeassistant.helpers.template import Template
+
+    for topic, config in every_entity():
+        importlib.import_module(f"homeassistant.components.mqtt.{topic.split('/')[1]}").DISCOVERY_SCHEMA(config)
+
+    async def render_all() -> None:
+        hass = HomeAssistant(tempfile.mkdtemp())
+        try:
+            for topic, config in every_entity():
+                if topic.startswith("homeassistant/sensor/") and "last_error" not in topic:
+                    rendered = Template(config["value_template"], hass).async_render_with_possible_json_value(
+                        STALE, "")
+                    assert rendered == "None", topic
+        finally:
+            await hass.async_stop(force=True)
+
+    asyncio.run(render_all())
+
+
+def test_a_charger_shows_its_charging_session() -> None:
+    entities = dict(D.load_entities("home", "ev", "", LoadKind.EVSE))
+    energy = entities["homeassistant/sensor/ampmq-home-ev/session_energy/config"]
+    started = entities["homeassistant/sensor/ampmq-home-ev/session_started/config"]
+    duration = entities["homeassistant/sensor/ampmq-home-ev/session_duration/config"]
+    assert (energy["device_class"], energy["state_class"], energy["unit_of_measurement"]) == (
+        "energy", "total_increasing", "kWh")
+    state = LoadState(site="home", load="ev", kind=LoadKind.EVSE, min_current=6.0, max_current=16.0, details={
+        "session_energy_wh": 7421.0, "session_started": "2026-12-06T17:00:00+00:00", "session_seconds": 5430})
+    payload = state.model_dump_json()
+    assert strict(energy["value_template"], payload) == "7.421"
+    assert strict(started["value_template"], payload) == "2026-12-06T17:00:00+00:00"
+    assert strict(duration["value_template"], payload) == "90.5"
+
+
+def entity_id(topic: str, config: dict[str, Any]) -> str:
+    """The entity id Home Assistant gives a discovered entity: its platform, then its device's name and its
+    own, lower case, with every run of other characters made one ``_``."""
+    name = f"{config['device']['name']} {config['name']}".lower()
+    return f"{topic.split('/')[1]}.{re.sub(r'[^a-z0-9]+', '_', name).strip('_')}"
+
+
+def test_the_example_dashboard_names_only_entities_ampmq_announces() -> None:
+    dashboard = yaml.safe_load((Path(__file__).parents[2] / "examples" / "home-assistant" / "dashboard.yaml")
+                               .read_text())
+    announced = {entity_id(t, c) for t, c in D.site_entities("home") + D.load_entities(
+        "home", "garage", "Garage", LoadKind.EVSE) + D.load_entities("home", "boiler", "Boiler", LoadKind.ONOFF)}
+    named: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "entity":
+                    named.add(value)
+                elif key == "entities":
+                    named.update(e if isinstance(e, str) else e["entity"] for e in value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(dashboard)
+    assert len(named) >= 30
+    assert named <= announced, named - announced

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shared.payload import MAX_BYTES, MAX_DEPTH, PayloadError, check_bounds, parse_json
+from shared.payload import MAX_BYTES, MAX_DEPTH, PayloadError, check_bounds, parse_json, transaction_of
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,17 @@ def test_depth_is_counted_not_guessed_when_brackets_are_many() -> None:
     check_bounds(wide)
     with pytest.raises(PayloadError):
         check_bounds("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1))
+
+
+@pytest.mark.parametrize(("payload", "transaction"), [
+    (b'{"priority": 0, "transaction": "nr-17"}', "nr-17"),
+    ('  {"transaction": "42"}', "42"),
+    (b'{"transaction": 42}', None),  # not a string: not an id a client gave
+    ('{"transaction": "' + "x" * 65 + '"}', None),  # longer than any Command accepts
+    (b'[{"transaction": "a"}]', None),
+    (b"not json", None),
+    (b'{"transaction": "a", ' + b"[" * (MAX_DEPTH + 5), None),  # refused by the bounds, never tripped over
+    (b"", None),
+])
+def test_an_error_report_finds_the_requests_transaction(payload: bytes | str, transaction: str | None) -> None:
+    assert transaction_of(payload) == transaction

@@ -108,15 +108,26 @@ class Charger16(ChargePoint16, Recording):
     async def boot(self) -> None:
         await self.call(call16.BootNotification(charge_point_vendor="Test", charge_point_model="Wallbox-16"))
 
+    async def start_transaction(self, meter_start: int, connector: int = 1, id_tag: str = "tag-1") -> int:
+        answer = await self.call(call16.StartTransaction(connector_id=connector, id_tag=id_tag,
+                                                         meter_start=meter_start, timestamp=now_iso()))
+        return int(answer.transaction_id)
+
+    async def stop_transaction(self, transaction_id: int, meter_stop: int) -> None:
+        await self.call(call16.StopTransaction(meter_stop=meter_stop, timestamp=now_iso(),
+                                               transaction_id=transaction_id, reason="EVDisconnected"))
+
     async def status(self, status: str, connector: int = 1) -> None:
         await self.call(call16.StatusNotification(connector_id=connector, error_code="NoError", status=status,
                                                   timestamp=now_iso()))
 
     async def meter(self, connector: int = 1, *, legs: dict[str, float] | None = None,
-                    offered: float | None = None, soc: float | None = None) -> None:
+                    offered: float | None = None, soc: float | None = None, energy_wh: float | None = None) -> None:
         samples: list[dict[str, Any]] = [
             {"value": f"{amps:.1f}", "measurand": "Current.Import", "phase": leg, "unit": "A"}
             for leg, amps in (legs or {}).items()]
+        if energy_wh is not None:
+            samples.append({"value": f"{energy_wh:.0f}", "measurand": "Energy.Active.Import.Register", "unit": "Wh"})
         if offered is not None:
             samples.append({"value": f"{offered:.1f}", "measurand": "Current.Offered", "unit": "A"})
         if soc is not None:

@@ -434,3 +434,30 @@ async def test_two_connectors_of_one_charger_keep_their_own_limits(
         assert clear.get("connectorId", clear.get("chargingProfileCriteria", {}).get("evseId")) == 1
         await asyncio.sleep(1.5)  # a renewal of the right's profile
         assert limits() == (6.0, 10.0)
+
+
+async def test_v16_charging_session_start_energy_and_end(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """Issue 17: a Home Assistant user sees the session's start, duration and energy (from StartTransaction's
+    meterStart, the register readings, StopTransaction's meterStop)."""
+    await probe.subscribe(T.load_state(site_id, "carport"))
+
+    async def details_where(check: Any) -> dict[str, Any]:
+        msg = await probe.expect(T.load_state(site_id, "carport"), where=lambda m: check(m.json()["details"]))
+        return dict(msg.model(LoadState).details)
+
+    async with with_charger(mqtt_url, site_id, [charger_load(site_id)]) as cp:
+        await cp.boot()
+        await cp.status("Available")
+        before = await details_where(lambda d: d["ocpp_status"] == "Available")
+        assert before["session_energy_wh"] is None and before["session_active"] is False
+        await cp.status("Charging")
+        tx = await cp.start_transaction(meter_start=10_000)
+        await cp.meter(legs={"L1": 16.0, "L2": 16.0, "L3": 16.0}, energy_wh=10_750)
+        running_ = await details_where(lambda d: d["session_energy_wh"] == 750.0)
+        assert running_["session_active"] is True
+        started = datetime.fromisoformat(running_["session_started"])
+        assert started.tzinfo is not None and running_["session_seconds"] >= 0
+        await cp.stop_transaction(tx, meter_stop=12_400)
+        ended = await details_where(lambda d: d["session_active"] is False and d["session_energy_wh"] is not None)
+        assert ended["session_energy_wh"] == 2400.0
+        assert ended["session_started"] == running_["session_started"]  # the finished session's figures stay

@@ -232,3 +232,25 @@ async def test_fire_and_forget_switch_and_fallback_on(mqtt_url: str, probe: Prob
                                    where=lambda m: m.json()["details"]["output"] is False)
         assert state.json()["status"] == "active"
         assert state.json()["rated_power"] == 50.0
+
+
+async def test_switch_without_power_reading_reports_its_draw_as_power(mqtt_url: str, probe: Probe,
+                                                                      site_id: str) -> None:
+    """A plug that reports its relay but no power (issue 17: "a plug drawing 4.3 A shows 0 W") reports the power
+    of what it draws, so Home Assistant's power sensor shows it instead of nothing."""
+    base = f"garage/{site_id}/heater"
+    await probe.subscribe(T.load_state(site_id, "heater"))
+    loads = [{"type": "mqtt_switch", "site": site_id, "id": "heater", "command_topic": f"{base}/set",
+              "state_topic": f"{base}/state", "state_field": "state", "rated_power": 989.0, **FAST}]
+    async with PlainSwitch(mqtt_url, base) as switch, running(mqtt_url, loads):
+        await probe.publish(T.setpoint(site_id, "heater"), setpoint(site_id, "heater", on=True))
+        await switch.wait_for(lambda: switch.output)
+        on = (await probe.expect(T.load_state(site_id, "heater"),
+                                 where=lambda m: m.json()["details"]["output"] is True)).model(LoadState)
+        assert on.draw == {Phase.A: 4.3}
+        assert on.power == 989.0
+        mark = probe.mark()
+        await probe.publish(T.setpoint(site_id, "heater"), setpoint(site_id, "heater", on=False))
+        off = (await probe.expect(T.load_state(site_id, "heater"), after=mark,
+                                  where=lambda m: m.json()["details"]["output"] is False)).model(LoadState)
+        assert off.power == 0.0
