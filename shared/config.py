@@ -190,6 +190,8 @@ def _check_yaml(path: Path) -> None:
 
 #: The longest rendering of a bad value quoted in an error line.
 _VALUE_CHARS = 80
+#: Plain words for pydantic's most common complaints.
+_PLAIN = {"extra_forbidden": "unknown key (not a setting here: a typo?)", "missing": "required, but missing"}
 #: Fields whose value is never quoted.
 _SECRET_FIELDS = ("password", "secret", "token")
 
@@ -204,9 +206,11 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
         source = _env_source(path)
         if source:
             where += f" (from {source})"
-        message = " ".join(str(err["msg"]).split())
+        message = _PLAIN.get(err["type"]) or " ".join(str(err["msg"]).removeprefix("Value error, ").split())
         line = f"config: {where}: {message}"
-        if err["type"] != "missing" and not any(word in where.lower() for word in _SECRET_FIELDS):
+        value = err.get("input")
+        shown = err["type"] != "missing" and not isinstance(value, dict | list)  # (a section: its path names it)
+        if shown and repr(value) not in message and not any(word in where.lower() for word in _SECRET_FIELDS):
             line += f"; got {_show(err.get('input'))}"
         lines.append(line)
     return "\n".join(lines)

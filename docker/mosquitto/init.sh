@@ -8,6 +8,7 @@ conf=${MOSQUITTO_CONF:-/mosquitto/config/mosquitto.conf}
 data=${MOSQUITTO_DATA:-/mosquitto/data}
 certs=${MOSQUITTO_CERTS:-/mosquitto/certs}
 run_as=${MOSQUITTO_USER:-mosquitto}
+tls_listener=${MOSQUITTO_TLS_LISTENER:-8883}
 
 fail() {
   echo "init: $*" >&2
@@ -51,7 +52,7 @@ if [ -f "$certs/server.crt" ] && [ -f "$certs/server.key" ]; then
   mkdir -p "$data/tls"
   cp "$certs/server.crt" "$certs/server.key" "$data/tls/"
   {
-    echo "listener 8883"
+    echo "listener $tls_listener"
     echo "certfile $data/tls/server.crt"
     echo "keyfile $data/tls/server.key"
     if [ -f "$certs/ca.crt" ]; then

@@ -93,7 +93,8 @@ class DeployedBroker:
         self.env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin",
                     "MOSQUITTO_CONF": str(self.dir / "config" / "mosquitto.conf"),
                     "MOSQUITTO_DATA": str(self.dir / "data"), "MOSQUITTO_CERTS": str(self.certs),
-                    "MOSQUITTO_USER": self.run_as or "", **env}
+                    "MOSQUITTO_USER": self.run_as or "", "MOSQUITTO_TLS_LISTENER": f"{self.tls_port} 127.0.0.1",
+                    **env}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def init(self) -> subprocess.Popen[bytes]:
