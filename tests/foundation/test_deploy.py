@@ -329,3 +329,48 @@ def test_the_gateway_user_may_issue_no_command_and_the_adapters_only_theirs(site
                               ("ClearChargingProfile", "GetConfiguration", "GetVariables", "Reset",
                                "SetChargingProfile"))
     assert "#" not in {t for g in grants.values() for t in g.read}
+
+
+def test_the_adapters_acl_covers_every_action_they_send() -> None:
+    """The ACL grants the adapters COMMANDS and nothing else: every action the adapter sends must be there."""
+    import inspect
+    import re
+
+    from services.load_adapters import ocpp_charger
+    from services.load_adapters.ocpp_profiles import rate_unit_request
+    from shared.models import OcppVersion
+
+    sent = set(re.findall(r'_send\(\s*"(\w+)"', inspect.getsource(ocpp_charger)))
+    sent |= {rate_unit_request(version)[0] for version in OcppVersion}
+    assert sent and sent <= set(ocpp_charger.COMMANDS), sent - set(ocpp_charger.COMMANDS)
+
+
+async def test_the_container_health_check_logs_in_as_the_service(
+    broker: DeployedBroker, site_config: AmpmqConfig
+) -> None:
+    """``ampmq health <service>`` (the compose health check) with the service's own credentials: 0 while the
+    service says online, 1 with a sentence when it does not."""
+    import sys
+
+    config = broker.config("meter-bridge", site_config)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AMPMQ_")},
+           "AMPMQ_MQTT_URL": config.mqtt_url, "AMPMQ_MQTT_USERNAME": "meter-bridge",
+           "AMPMQ_MQTT_PASSWORD": PASSWORDS["meter-bridge"]}
+
+    async def health() -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "shared.cli", "health", "meter-bridge"],
+                                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    task = asyncio.get_running_loop().create_task(run_services(config, ["meter-bridge"]))
+    try:
+        async with Probe(broker.address("meter-bridge")) as probe:
+            await probe.subscribe(T.service_availability("meter-bridge"))
+            await probe.expect(T.service_availability("meter-bridge"), where=lambda m: m.text == "online")
+        done = await health()
+        assert done.returncode == 0 and "meter-bridge: online" in done.stdout, done.stderr
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    done = await health()
+    assert done.returncode == 1 and "meter-bridge: offline" in done.stderr
