@@ -228,6 +228,6 @@ def _env_source(path: list[str]) -> str | None:
     for depth in range(len(path), 0, -1):
         name = "AMPMQ_" + "__".join(part.upper() for part in path[:depth])
         for key in os.environ:
-            if key.upper() == name:
+            if key.upper() == name or (depth == len(path) and key.upper().startswith(name + "__")):
                 return key
     return None

@@ -34,10 +34,12 @@ EXAMPLES = {
     "url": ("root: ampmq\n", {"AMPMQ_MQTT_URL": "http://broker:1883"}, ["mqtt_url", "AMPMQ_MQTT_URL", "mqtt://"]),
     "password_in_url": ("root: ampmq\n", {"AMPMQ_MQTT_URL": "mqtt://allocator:p#ss@broker:1883"},
                         ["mqtt_url", "percent-encode", "mqtt_password"]),
+    "tls_file": ("root: ampmq\n", {"AMPMQ_MQTT_TLS__CA_FILE": "/nope/ca.crt"},
+                 ["mqtt_tls", "AMPMQ_MQTT_TLS__CA_FILE", "/nope/ca.crt", "not a readable file"]),
 }
 SERVICE_OF = {"fuse_limit": "allocator", "unknown_key": "allocator", "missing_id": "meter-bridge",
               "unknown_type": "load-adapters", "shelly_prefix": "meter-bridge", "env_override": "allocator",
-              "url": "allocator", "password_in_url": "allocator"}
+              "url": "allocator", "password_in_url": "allocator", "tls_file": "allocator"}
 MODULE_OF = {"allocator": "services.allocator", "meter-bridge": "services.meter_bridge",
              "load-adapters": "services.load_adapters"}
 

@@ -140,9 +140,17 @@ async def test_without_the_ca_the_connection_fails_saying_the_certificate_is_not
 async def test_a_broker_that_requires_client_certificates(mutual: DeployedBroker, certs: Path) -> None:
     with_cert = tls_config(mutual, acl.OPERATOR, ca_file=certs / "ca.crt", cert_file=certs / "client.crt",
                            key_file=certs / "client.key")
+    allocator = tls_config(mutual, "allocator", ca_file=certs / "ca.crt", cert_file=certs / "client.crt",
+                           key_file=certs / "client.key")
     async with Probe(with_cert.broker()) as probe:
         await probe.subscribe(T.service_availability("allocator"))
-        await probe.publish("homeassistant/status", "online")
+        task = asyncio.get_running_loop().create_task(run_services(allocator, ["allocator"]))
+        try:
+            await probe.expect(T.service_availability("allocator"), where=lambda m: m.text == "online", timeout=10)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     without = tls_config(mutual, acl.OPERATOR, ca_file=certs / "ca.crt")
     with pytest.raises(aiomqtt.MqttError):  # the broker closes the connection: no CONNACK comes
         async with without.broker().client("no-client-certificate", timeout=2) as client:
