@@ -339,9 +339,10 @@ async def test_one_instance_serves_ten_sites(
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
     sites = [f"{site_id}-{i}" for i in range(10)]
-    config = make_config(sites={s: {"timers": FAST_TIMERS} for s in sites[:5]})  # half configured, half found
+    # every site is configured: half with their settings there, half with them retained on the broker
+    config = make_config(sites={s: {"timers": FAST_TIMERS} if i < 5 else {} for i, s in enumerate(sites)})
     for i, s in enumerate(sites):
-        if i >= 5:  # found on the broker, with settings retained there
+        if i >= 5:
             await watch.publish(topics.site_settings(s), SiteSettings(site=s, timers=Timers(**FAST_TIMERS)),
                                 retain=True)
         await watch.publish(topics.load_state(s, "car"), evse(s, "car"), retain=True)
@@ -467,8 +468,10 @@ async def test_the_service_runs_on_the_injected_clock(
     house = {"A": 5.0}
 
     async def feed() -> None:
-        while True:
+        while True:  # the meter, and the car's adapter re-publishing its state (a state counts for 30 s)
             await watch.publish(topics.measurement(site_id), measurement(site_id, house["A"], clock.now()))
+            car = evse(site_id, "car").model_copy(update={"ts": clock.now()})
+            await watch.publish(topics.load_state(site_id, "car"), car, retain=True)
             await asyncio.sleep(0.1)
 
     feeder = asyncio.create_task(feed())
@@ -515,16 +518,14 @@ async def test_instances_partition_sites_with_serve_only(
 
 
 async def test_the_allocator_works_behind_the_generated_acl(own_mosquitto: type[Mosquitto], site_id: str) -> None:
-    broker_url_placeholder = "mqtt://127.0.0.1:1"
     users = {name: f"pw-{name}" for name in ("allocator", "meter-bridge", "load-adapters", acl.OPERATOR)}
     topics = Topics()
-    config = AmpmqConfig(mqtt_url=broker_url_placeholder,
-                         allocator={"settle": 0.2, "sites": {site_id: {"timers": FAST_TIMERS}}},
+    config = AmpmqConfig(allocator={"settle": 0.2, "sites": {site_id: {"timers": FAST_TIMERS}}},
                          meter_bridge={"sites": {site_id: {"sources": [{"id": "grid", "driver": "shelly",
                                                                          "prefix": "meter"}]}}},
                          load_adapters={"loads": [{"type": "mqtt_switch", "site": site_id, "id": "car",
                                                    "command_topic": "car/set"}]})
-    broker = own_mosquitto(users=users, acl=acl.render(config).splitlines()).start()
+    broker = own_mosquitto(users=users, acl=acl.render(config).splitlines()).start()  # the ACL of this config
     config = config.model_copy(update={"mqtt_url": broker.url_for("allocator")})
     async with (Probe(broker.url_for("meter-bridge")) as meter, Probe(broker.url_for("load-adapters")) as adapter,
                 Probe(broker.url_for(acl.OPERATOR)) as operator):
