@@ -8,9 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 AMPMQ = [str(Path(sys.executable).parent / "ampmq")] if (Path(sys.executable).parent / "ampmq").exists() else [
@@ -62,25 +61,34 @@ def assert_one_sentence(done: subprocess.CompletedProcess[str], words: list[str]
     assert "p#ss" not in done.stderr  # a password is never echoed
 
 
-@pytest.mark.parametrize("example", list(EXAMPLES))
-def test_each_example_is_one_line_with_exit_2(example: str, tmp_path: Path) -> None:
-    text, env, words = EXAMPLES[example]
-    config = tmp_path / "ampmq.yaml"
-    config.write_text(text)
-    service = SERVICE_OF[example]
-    done = run([*AMPMQ, service, "--config", "{config}"], config, env)
-    assert_one_sentence(done, words)
+def test_each_example_is_one_line_with_exit_2(tmp_path: Path) -> None:
+    """Every example, each run as ``ampmq <service> --config F`` (side by side: they are independent)."""
+
+    def check(example: str) -> None:
+        text, env, words = EXAMPLES[example]
+        config = tmp_path / f"{example}.yaml"
+        config.write_text(text)
+        try:
+            assert_one_sentence(run([*AMPMQ, SERVICE_OF[example], "--config", "{config}"], config, env), words)
+        except AssertionError as exc:
+            raise AssertionError(f"{example}: {exc}") from None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for done in [pool.submit(check, example) for example in EXAMPLES]:
+            done.result()
 
 
-@pytest.mark.parametrize("entry", ["ampmq-run-option-after", "ampmq-run-option-before", "python-m"])
-def test_every_entry_point_turns_a_section_error_into_the_line(entry: str, tmp_path: Path) -> None:
+def test_every_entry_point_turns_a_section_error_into_the_line(tmp_path: Path) -> None:
+    """``ampmq run --config F``, ``ampmq --config F run``, ``python -m services.allocator --config F``."""
     text, env, words = EXAMPLES["fuse_limit"]
     config = tmp_path / "ampmq.yaml"
     config.write_text(text)
-    args = {"ampmq-run-option-after": [*AMPMQ, "run", "--config", "{config}", "--for", "20"],
-            "ampmq-run-option-before": [*AMPMQ, "--config", "{config}", "run", "--for", "20"],
-            "python-m": [sys.executable, "-m", MODULE_OF["allocator"], "--config", "{config}"]}[entry]
-    assert_one_sentence(run(args, config, env), words)
+    entries = [[*AMPMQ, "run", "--config", "{config}", "--for", "20"],
+               [*AMPMQ, "--config", "{config}", "run", "--for", "20"],
+               [sys.executable, "-m", MODULE_OF["allocator"], "--config", "{config}"]]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for done in [pool.submit(run, args, config, env) for args in entries]:
+            assert_one_sentence(done.result(), words)
 
 
 def test_the_option_after_the_command_names_the_file(tmp_path: Path) -> None:
