@@ -278,9 +278,13 @@ async def test_a_site_runs_behind_the_generated_acl_and_each_user_is_confined(
             await devices.expect("boiler/power/set", timeout=10)
             await devices.expect("hp/target/set", timeout=10)
             mark = operator.mark()
+            heater = T.load_availability("home", "heater")
+            assert not [m for m in operator.messages[:mark] if m.topic == heater and m.text == "online"]
             await devices.publish("heater/state", "ON")
+            await operator.expect(heater, after=mark, timeout=10,
+                                  where=lambda m: m.text == "online")  # the adapter heard its device
             await operator.expect(T.load_state("home", "heater"), after=mark, timeout=10,
-                                  where=lambda m: m.json().get("available") is not False)
+                                  where=lambda m: m.json()["status"] != "unavailable")
             # Home Assistant's birth message (the operator) reaches the allocator, which announces again
             mark = operator.mark()
             await operator.publish("homeassistant/status", "online")
