@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,33 @@ async def test_the_compose_broker_keeps_a_retained_message_through_kill_9(tmp_pa
     finally:
         proc.kill()
         proc.wait(5)
+
+
+WITHOUT_DEMO_EXTRAS = """
+import sys
+class NoDemoExtras:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("amqtt", "rich"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, NoDemoExtras())
+from shared.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_runtime_works_without_the_demo_extras(tmp_path: Path) -> None:
+    """As in the image (no amqtt, no rich): every service command and the ACL work; `ampmq run` without a
+    broker and `ampmq demo` say what to install, in one line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPMQ_")}
+
+    def ampmq(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", WITHOUT_DEMO_EXTRAS, *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    acl_done = ampmq("acl", "--config", "config/ampmq.yaml")
+    assert acl_done.returncode == 0 and "user meters" in acl_done.stdout, acl_done.stderr
+    run = ampmq("run", "--for", "5")
+    assert run.returncode == 2 and "embedded broker is not installed" in run.stderr and "Traceback" not in run.stderr
+    demo = ampmq("demo", "--no-dashboard", "--duration", "1")
+    assert demo.returncode == 2 and "pip install 'ampmq[demo]'" in demo.stderr, demo.stderr[-1000:]
