@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || { echo "creating $(VENV) (a virtualenv for ampmq)"; $(PYTHON) -m venv $(VENV); }
 	@echo "installing ampmq and its dependencies into $(VENV) (about a minute on a fresh machine; once)"
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[test]'
+	@$(PY) -m pip install -q -e '.[test,demo]'
 	@touch $(STAMP)
 
 # A Mosquitto binary for the test broker: Debian's package when it is missing and apt is usable.

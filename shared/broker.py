@@ -38,8 +38,15 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
 
 @contextlib.asynccontextmanager
 async def embedded_broker(host: str = "127.0.0.1", port: int | None = None) -> AsyncIterator[str]:
-    """Run an amqtt broker in this event loop; yields its ``mqtt://`` URL."""
-    from amqtt.broker import Broker  # type: ignore[import-untyped]
+    """Run an amqtt broker in this event loop; yields its ``mqtt://`` URL. The broker is a demo extra
+    (``pip install 'ampmq[demo]'``): without it, a :class:`ConfigError` says to name a broker instead."""
+    try:
+        from amqtt.broker import Broker  # type: ignore[import-untyped]
+    except ImportError as exc:
+        from .config import ConfigError
+
+        raise ConfigError("config: mqtt_url: empty, and the embedded broker is not installed; set AMPMQ_MQTT_URL "
+                          "to your broker (or install the demo extra: pip install 'ampmq[demo]')") from exc
 
     port = port or free_port(host)
     config: dict[str, Any] = {

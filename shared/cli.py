@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from .broker import embedded_broker
 from .config import AmpmqConfig, ConfigError, load_config
 from .logsetup import setup_logging
+from .mqtt import BrokerAddress
 from .probe import Probe
 from .services import SERVICES, run_services
 
@@ -29,12 +30,14 @@ EXTRA_COMMANDS: dict[str, str] = {
     "allocate": "services.allocator.cli",
     "demo": "services.site_simulator.cli",
     "hash-password": "services.ocpp_gateway.passwords",
+    "acl": "shared.acl",
+    "health": "shared.health",
 }
 
 
-async def _show(url: str, root: str) -> None:
+async def _show(broker: BrokerAddress, root: str) -> None:
     """Print every message published under the root, as ``mosquitto_sub -v`` would."""
-    async with Probe(url) as probe:
+    async with Probe(broker) as probe:
         await probe.subscribe(f"{root}/#")
         shown = 0
         while True:
@@ -51,7 +54,7 @@ async def _run_all(config: AmpmqConfig, names: list[str], duration: float | None
             config = config.model_copy(update={"mqtt_url": url})
             log.info("embedded broker on %s", url)
         if show:
-            shower = asyncio.ensure_future(_show(config.mqtt_url, config.root))
+            shower = asyncio.ensure_future(_show(config.broker(), config.root))
             stack.callback(shower.cancel)
         task = asyncio.ensure_future(run_services(config, names))
         try:
@@ -121,9 +124,13 @@ def _service_main(name: str, config: AmpmqConfig) -> None:
     run_until_signal(run_services(config, [name]))
 
 
+CONFIG_HELP = "YAML config file (default: $AMPMQ_CONFIG)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """``--config`` is taken before the command and after it (``ampmq --config F run``, ``ampmq run --config F``)."""
     parser = argparse.ArgumentParser(prog="ampmq", description=__doc__)
-    parser.add_argument("--config", help="YAML config file (default: $AMPMQ_CONFIG)")
+    parser.add_argument("--config", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="every service in one process (embedded broker unless AMPMQ_MQTT_URL)")
     run.add_argument("--for", dest="duration", type=float, default=None, help="stop after N seconds")
@@ -136,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
             importlib.import_module(module).register
         )
         register(sub)
+    for command in sub.choices.values():
+        # SUPPRESS: a subcommand without --config keeps the value given before it
+        command.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     return parser
 
 

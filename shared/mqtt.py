@@ -37,7 +37,8 @@ import random
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -65,29 +66,38 @@ class BrokerUrlError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
-    """Where the broker is, parsed from ``mqtt://user:password@host:port`` or ``mqtts://...``."""
+    """Where the broker is, parsed from ``mqtt://user:password@host:port`` or ``mqtts://...``.
+
+    A password in a URL must be percent-encoded (``@`` as ``%40``, ``/`` as ``%2F``, ``#`` as ``%23``); the
+    config's ``mqtt_username``/``mqtt_password`` take any character as it is. TLS trusts the system's CAs
+    unless ``ca_file`` names the CA to trust; ``cert_file``/``key_file`` are a client certificate."""
 
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
             raise BrokerUrlError(f"broker URL {redact(url)!r}: scheme must be mqtt:// or mqtts://")
-        if not parts.hostname:
+        try:
+            host = parts.hostname
+            port = parts.port
+        except ValueError as exc:
+            raise BrokerUrlError(f"broker URL {redact(url)!r}: {exc} (percent-encode a password's @ / # : as "
+                                 "%40 %2F %23 %3A, or set mqtt_username/mqtt_password instead)") from exc
+        if not host:
             raise BrokerUrlError(f"broker URL {redact(url)!r} names no host")
         tls = parts.scheme in ("mqtts", "ssl")
-        try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError as exc:
-            raise BrokerUrlError(f"broker URL {redact(url)!r}: {exc}") from exc
         return cls(
-            host=parts.hostname,
-            port=port,
+            host=host,
+            port=port or (8883 if tls else 1883),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             tls=tls,
@@ -96,6 +106,24 @@ class BrokerAddress:
     @property
     def url(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context for this address (None without TLS); a file that cannot be used raises
+        :class:`BrokerUrlError` naming it."""
+        if not self.tls:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise BrokerUrlError(f"mqtt_tls.ca_file {str(self.ca_file)!r} is not a usable CA certificate: "
+                                 f"{exc}") from exc
+        if self.cert_file is not None:
+            try:
+                context.load_cert_chain(str(self.cert_file), str(self.key_file) if self.key_file else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise BrokerUrlError(f"mqtt_tls.cert_file {str(self.cert_file)!r} with key_file "
+                                     f"{str(self.key_file)!r} is not a usable certificate and key: {exc}") from exc
+        return context
 
     def client(self, identifier: str, will: aiomqtt.Will | None = None, **kwargs: Any) -> aiomqtt.Client:
         """An aiomqtt client for this address (not yet connected)."""
@@ -109,7 +137,7 @@ class BrokerAddress:
             password=self.password,
             identifier=identifier,
             will=will,
-            tls_context=ssl.create_default_context() if self.tls else None,
+            tls_context=self.tls_context(),
             **kwargs,
         )
 

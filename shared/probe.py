@@ -45,8 +45,8 @@ class Received:
 class Probe:
     """Records every message on its subscriptions; ``expect`` waits for a matching one."""
 
-    def __init__(self, url: str, identifier: str | None = None) -> None:
-        self.address = BrokerAddress.parse(url)
+    def __init__(self, url: str | BrokerAddress, identifier: str | None = None) -> None:
+        self.address = BrokerAddress.parse(url) if isinstance(url, str) else url
         self._client = self.address.client(identifier or f"ampmq-probe-{uuid.uuid4().hex[:8]}")
         self.messages: list[Received] = []
         self._seen = 0

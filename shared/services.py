@@ -57,8 +57,18 @@ async def supervise(name: str, config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK,
 
 
 async def run_services(config: AmpmqConfig, names: list[str], clock: Clock = SYSTEM_CLOCK) -> None:
-    """Run the named services in this process, each supervised, until cancelled."""
-    async with asyncio.TaskGroup() as group:
-        group.create_task(heap.keep_frozen(), name="heap")
-        for name in names:
-            group.create_task(supervise(name, config, clock), name=name)
+    """Run the named services in this process, each supervised, until cancelled. A service whose config
+    section is unusable stops them all with its :class:`ConfigError` (the first one), not a task group's
+    traceback: the command prints the message and exits with status 2."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(heap.keep_frozen(), name="heap")
+            for name in names:
+                group.create_task(supervise(name, config, clock), name=name)
+    except* ConfigError as errors:
+        raise _first_config_error(errors) from None
+
+
+def _first_config_error(group: BaseExceptionGroup[ConfigError]) -> ConfigError:
+    first = group.exceptions[0]
+    return first if isinstance(first, ConfigError) else _first_config_error(first)

@@ -18,7 +18,7 @@ def project_broker_conf(folder: Path, port: int) -> Path:
             line = f"persistence_location {folder}/"
         elif key == "listener":
             line = f"listener {port} 127.0.0.1"
-        elif key in ("password_file", "acl_file", "log_dest"):
+        elif key in ("password_file", "acl_file", "log_dest", "include_dir"):  # (include_dir: the TLS listener)
             continue
         elif key == "allow_anonymous":
             line = "allow_anonymous true"

@@ -118,5 +118,6 @@ def _first_errors(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_url=False)[:4]:
         where = ".".join(str(p) for p in err["loc"]) or "value"
-        parts.append(f"{where}: {err['msg']}")
+        got = "" if err["type"] == "missing" else f" (got {err.get('input')!r:.60})"
+        parts.append(f"{where}: {err['msg']}{got}")
     return "; ".join(parts)

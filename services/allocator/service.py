@@ -105,7 +105,7 @@ class AllocatorService:
         self.section = config.section("allocator", AllocatorConfig)
         self.clock = clock
         self.topics = Topics(config.root)
-        self.runtime = Runtime(SERVICE, config.broker_url(), self.topics)
+        self.runtime = Runtime(SERVICE, config.broker(), self.topics)
         self.registry = Registry(self.section)
         self.detector = DetectorSettings(lag=self.section.calibration_lag)
         self.loop = DecisionLoop(clock, self.decide, self._timers)

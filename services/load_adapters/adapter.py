@@ -207,6 +207,15 @@ class LoadAdapter(ABC, Generic[C]):
     async def on_connect(self) -> None:
         """Called after each (re)connect to the broker."""
 
+    def device_topics(self) -> list[str]:
+        """The topics this adapter sends the device its commands on (none by default)."""
+        return []
+
+    def published_topics(self) -> list[str]:
+        """Every topic this adapter publishes on; the broker's ACL is generated from it (:mod:`shared.acl`)."""
+        return [self.state_topic, self.topics.load_availability(self.site, self.load), self.topics.errors(self.site),
+                *self.device_topics()]
+
     # -- helpers for adapters ------------------------------------------------------------------------
     @property
     def state_topic(self) -> str:

@@ -113,6 +113,14 @@ class BoilerAdapter(LoadAdapter[BoilerConfig]):
         self.relays.append(driver)
         self.controls.append(SwitchControl(self, driver, min_on=self.config.min_on, min_off=self.config.min_off))
 
+    def device_topics(self) -> list[str]:
+        topics = [topic for relay in self.relays for topic in relay.command_topics()]
+        if self.percent is not None:
+            topics.append(self.percent.command_topic)
+        if self.sg is not None:
+            topics += self.sg.command_topics()
+        return topics
+
     # -- inputs ----------------------------------------------------------------------------------------
     def routes(self) -> None:
         c = self.config

@@ -70,6 +70,10 @@ class HeatPumpAdapter(LoadAdapter[HeatPumpConfig]):
         self.changed_at: float | None = None
         self.measured_power: float | None = None
 
+    def device_topics(self) -> list[str]:
+        topics = self.sg.command_topics() if self.sg is not None else []
+        return topics + ([self.target.command_topic] if self.target is not None else [])
+
     def routes(self) -> None:
         if self.sg is not None:
             self.sg.routes()

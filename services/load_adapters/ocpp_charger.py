@@ -77,6 +77,9 @@ from .ocpp_profiles import (
 from .ocpp_status import Activity, ComplianceWatchdog, activity, clamp_legs, legs_drawing, load_status
 
 GATEWAY_SERVICE = "ocpp-gateway"
+#: Every OCPP action this adapter sends (1.6 and 2.0.1 names): the broker's ACL lets it command its own
+#: chargers with these and no others (:mod:`shared.acl`).
+COMMANDS = ("SetChargingProfile", "ClearChargingProfile", "Reset", "GetConfiguration", "GetVariables")
 #: A measured clock skew below this (s) is taken as none: the estimate's own error is the message's delay.
 SKEW_TOLERANCE = 5.0
 #: How many of the charger's latest timestamps the skew estimate looks at.
@@ -302,6 +305,9 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.runtime.route(t.connector_meter(site, cp, n), ConnectorMeter, latest=True)(self._on_meter)
         self.runtime.route(t.charger_result(site, cp, "+"), OcppResult)(self._on_result)
         self.runtime.route(t.connector_transaction(site, cp, n), TransactionState)(self._on_transaction)
+
+    def device_topics(self) -> list[str]:
+        return [self.topics.charger_command(self.site, self.cp, action) for action in COMMANDS]
 
     @property
     def connected(self) -> bool:

@@ -69,6 +69,9 @@ class PlugAdapter(LoadAdapter[PlugConfig]):
     def routes(self) -> None:
         self.relay.routes()
 
+    def device_topics(self) -> list[str]:
+        return self.relay.command_topics()
+
     def device_update(self, source: object) -> None:
         relay = self.relay
         if relay.output and relay.power is not None and relay.power >= self.config.standby_power:

@@ -52,6 +52,10 @@ class RelayDriver(ABC):
     def command_topic(self) -> str:
         """Where commands go (named in error reports)."""
 
+    def command_topics(self) -> list[str]:
+        """Every topic the driver publishes on (commands and polls)."""
+        return [self.command_topic]
+
     @abstractmethod
     def routes(self) -> None:
         """Declare the device's topics."""

@@ -86,7 +86,7 @@ class LoadAdapters:
 
 async def serve(config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK) -> None:
     section = config.section("load_adapters", LoadAdaptersConfig)
-    runtime = Runtime(SERVICE, config.broker_url(), Topics(config.root))
+    runtime = Runtime(SERVICE, config.broker(), Topics(config.root))
     adapters = LoadAdapters(section, runtime, clock)
     try:
         await runtime.run()

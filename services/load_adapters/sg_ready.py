@@ -53,6 +53,9 @@ class SgReady:
         self.controls = (SwitchControl(adapter, self.relay1), SwitchControl(adapter, self.relay2))
         self.wanted: int | None = None
 
+    def command_topics(self) -> list[str]:
+        return [*self.relay1.command_topics(), *self.relay2.command_topics()]
+
     def routes(self) -> None:
         self.relay1.routes()
         self.relay2.routes()

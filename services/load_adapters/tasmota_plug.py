@@ -62,6 +62,9 @@ class TasmotaRelay(RelayDriver):
     def command_topic(self) -> str:
         return self._topic(self.config.cmnd_prefix, self.key)
 
+    def command_topics(self) -> list[str]:
+        return [self.command_topic, self._topic(self.config.cmnd_prefix, "Status")]
+
     @property
     def poll_interval(self) -> float | None:
         return self.config.poll_interval

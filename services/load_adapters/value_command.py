@@ -48,6 +48,10 @@ class ValueCommand:
         self.retry_at: float | None = None
         self.backoff = Backoff(adapter.config.retry_initial, adapter.config.retry_max)
 
+    @property
+    def command_topic(self) -> str:
+        return self.config.topic
+
     def routes(self) -> None:
         if self.config.state is not None:
             self.adapter.runtime.raw_route(self.config.state.topic)(self._on_state)

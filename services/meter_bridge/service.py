@@ -18,7 +18,7 @@ SERVICE = "meter-bridge"
 
 async def serve(config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK) -> None:
     section = config.section("meter_bridge", MeterBridgeConfig)
-    runtime = Runtime(SERVICE, config.broker_url(), Topics(config.root))
+    runtime = Runtime(SERVICE, config.broker(), Topics(config.root))
     bridge = MeterBridge(section, runtime, clock).install()
     running = asyncio.get_running_loop().create_task(runtime.run())
     try:

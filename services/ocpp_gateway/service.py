@@ -19,7 +19,7 @@ SERVICE = "ocpp-gateway"
 def gateway_for(config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK) -> Gateway:
     """The gateway of ``config`` with its own MQTT runtime (not yet running)."""
     settings = config.section("ocpp_gateway", GatewayConfig)
-    runtime = Runtime(SERVICE, config.broker_url(), Topics(config.root))
+    runtime = Runtime(SERVICE, config.broker(), Topics(config.root))
     return Gateway(settings, runtime, clock)
 
 

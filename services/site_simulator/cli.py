@@ -46,7 +46,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_demo(args: argparse.Namespace, config: AmpmqConfig) -> int:
-    from .dashboard import Dashboard
+    try:
+        from .dashboard import Dashboard
+    except ImportError as exc:  # rich is a demo extra, not in the runtime image
+        print(f"ampmq demo needs the demo extra ({exc.name} is missing): pip install 'ampmq[demo]'", file=sys.stderr)
+        return 2
 
     try:
         scenario = load_scenario(args.scenario)

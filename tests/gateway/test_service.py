@@ -125,10 +125,12 @@ async def test_a_taken_port_is_reported_and_retried(mqtt_url: str, probe: Probe,
 async def test_the_gateway_works_behind_the_generated_acl(own_mosquitto: type[Mosquitto], site_id: str,
                                                           topics: Topics) -> None:
     users = {name: f"pw-{name}" for name in ("ocpp-gateway", "load-adapters", acl.OPERATOR)}
-    broker = own_mosquitto(users=users, acl=acl.render().splitlines()).start()
     port = free_port()
-    config = AmpmqConfig(mqtt_url=broker.url_for("ocpp-gateway"), ocpp_gateway={
-        "host": "127.0.0.1", "port": port, "chargers": {"ACL-CP": {"site": site_id}}})
+    config = AmpmqConfig(ocpp_gateway={"host": "127.0.0.1", "port": port, "chargers": {"ACL-CP": {"site": site_id}}},
+                         load_adapters={"loads": [{"type": "ocpp_charger", "site": site_id, "id": "car",
+                                                   "charger": "acl-cp", "connector": 1}]})
+    broker = own_mosquitto(users=users, acl=acl.render(config).splitlines()).start()  # the ACL of this config
+    config = config.model_copy(update={"mqtt_url": broker.url_for("ocpp-gateway")})
     service = asyncio.get_running_loop().create_task(serve(config))
     async with Probe(broker.url_for("load-adapters")) as adapter, Probe(broker.url_for(acl.OPERATOR)) as operator:
         await operator.subscribe(topics.all())
