@@ -70,7 +70,7 @@ class Gateway:
         self.outbox = Outbox(runtime, config.outbox_size)
         self.registry = Registry()
         self.context = GatewayContext(config, self.topics, self.outbox, clock)
-        self.handshake = Handshake(config, self.outbox.report, self.registry.owner, clock, self.registry.admission)
+        self.handshake = Handshake(config, self.outbox.report, self.registry.owner, clock)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         runtime.route(self.topics.charger_filter(f"{Leaf.CMD}/+"), OcppCommand)(self._on_command)

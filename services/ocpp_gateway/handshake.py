@@ -35,6 +35,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHeader, NegotiationError
 from websockets.headers import build_www_authenticate_basic, parse_authorization_basic
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from shared.clock import SYSTEM_CLOCK, Clock
@@ -158,14 +159,15 @@ class Handshake:
     """``process_request`` for websockets' ``serve``: admits or refuses each charger."""
 
     def __init__(self, config: GatewayConfig, report: Reporter, taken: Callable[[str], str | None],
-                 clock: Clock = SYSTEM_CLOCK, live: Callable[[str], Admission | None] = lambda _: None) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
         self._report_to = report
         self._moderator = Moderator(clock, REFUSAL_REPORTS, REFUSAL_WINDOW)
         #: Which configured charge point id owns a topic id (so an unknown id cannot take a known one's topics).
         self._taken = taken
-        #: The admission of a charger's live session (so an unauthenticated one cannot replace it).
-        self._live = live
+        #: The latest authenticated connection of each configured charger (an unauthenticated connection
+        #: may not replace it while it is open, or still opening).
+        self._authenticated: dict[str, weakref.ReferenceType[ServerConnection]] = {}
         self._configured = {slugify(cp_id): cp_id for cp_id in config.chargers}
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = weakref.WeakKeyDictionary()
         # Passwords that already passed the slow hash, kept only as a keyed digest: reconnect storms stay cheap.
@@ -236,11 +238,15 @@ class Handshake:
         else:
             admission = Admission(ocpp_id, charger, site,
                                   authenticated_by=await self._authenticate(connection, headers, ocpp_id))
-        live = self._live(charger)
-        if live is not None and live.authenticated and not admission.authenticated:
-            raise Refusal(http.HTTPStatus.UNAUTHORIZED, "unauthorized",
-                          f"charge point {ocpp_id!r}: an unauthenticated connection cannot replace its "
-                          "authenticated session", challenge=True)
+        if admission.authenticated:
+            self._authenticated[charger] = weakref.ref(connection)
+        else:
+            held = self._authenticated.get(charger)
+            live = held() if held is not None else None
+            if live is not None and live.state in (State.CONNECTING, State.OPEN):
+                raise Refusal(http.HTTPStatus.UNAUTHORIZED, "unauthorized",
+                              f"charge point {ocpp_id!r}: an unauthenticated connection cannot replace its "
+                              "authenticated session", challenge=True)
         return admission
 
     async def _authenticate(self, connection: ServerConnection, headers: Headers, ocpp_id: str) -> str | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .handshake import Admission
 from .session import ChargerMemory, ChargerSession
 
 
@@ -25,12 +24,6 @@ class Registry:
 
     def get(self, charger: str) -> ChargerSession | None:
         return self._sessions.get(charger)
-
-    def admission(self, charger: str) -> Admission | None:
-        """How the charger's live session was admitted (the handshake keeps an unauthenticated connection
-        from replacing an authenticated one)."""
-        session = self._sessions.get(charger)
-        return session.admission if session is not None else None
 
     def owner(self, charger: str) -> str | None:
         return self._owners.get(charger)
