@@ -10,7 +10,8 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ampmq needs Python >= 3.11")'
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || { echo "creating $(VENV) (a virtualenv for ampmq)"; $(PYTHON) -m venv $(VENV); }
+	@echo "installing ampmq and its dependencies into $(VENV) (about a minute on a fresh machine; once)"
 	@$(PY) -m pip install -q --upgrade pip
 	@$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)

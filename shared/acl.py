@@ -26,7 +26,7 @@ def permissions(topics: Topics | None = None) -> dict[str, dict[str, list[str]]]
             "read": [t.measurement_filter(), t.load_filter(Leaf.STATE), t.load_filter(Leaf.AVAILABILITY),
                      t.site_settings_set_filter(), t.load_filter(Leaf.SETTINGS_SET),
                      t.site_settings_set_field("+", "+"), t.load_settings_set_field("+", "+", "+"),
-                     "homeassistant/status"],
+                     t.service_availability("load-adapters"), "homeassistant/status"],
             "readwrite": [t.load_filter(Leaf.SETPOINT), t.load_filter(Leaf.SETTINGS), t.site_settings_filter(),
                           t.decision("+"), t.calibration("+"), own["allocator"]],
             "write": [site_errors, "homeassistant/#"],

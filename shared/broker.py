@@ -61,7 +61,9 @@ class Mosquitto:
     """A ``mosquitto`` process on a free port with a generated config.
 
     ``users`` maps user names to passwords (anonymous access is then off); ``acl`` lines follow
-    Mosquitto's acl_file syntax. ``restart()`` keeps the port, so clients can reconnect.
+    Mosquitto's acl_file syntax. ``restart()`` keeps the port, so clients can reconnect. With
+    ``own_session`` the process is out of the terminal's process group: a Ctrl-C meant for its owner (the
+    demo, which then stops its clients first) does not kill the broker under them.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class Mosquitto:
         port: int | None = None,
         users: Mapping[str, str] | None = None,
         acl: Sequence[str] | None = None,
+        own_session: bool = False,
     ) -> None:
         found = binary or shutil.which("mosquitto") or _sbin("mosquitto")
         if not found:
@@ -83,6 +86,7 @@ class Mosquitto:
         self.acl = list(acl or [])
         self._dir = Path(tempfile.mkdtemp(prefix="ampmq-mosquitto-"))
         self._proc: subprocess.Popen[bytes] | None = None
+        self.own_session = own_session
 
     @property
     def url(self) -> str:
@@ -119,7 +123,8 @@ class Mosquitto:
     def start(self) -> Mosquitto:
         conf = self._write_config()
         self._proc = subprocess.Popen(
-            [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=self.own_session,
         )
         try:
             wait_for_port(self.host, self.port)
@@ -141,6 +146,13 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def kill(self) -> None:
+        """Stop as a power loss or ``kill -9`` would: no Last Will sent to anyone, nothing saved."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
 
     def __enter__(self) -> Mosquitto:
         return self.start()

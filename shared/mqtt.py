@@ -9,6 +9,12 @@ A service declares its routes next to their handlers::
 
     await runtime.run()   # connects, publishes ``online``, reconnects with backoff, forever
 
+``online`` is announced only once the broker has acknowledged every subscription (SUBACK): a peer that
+sees a service's ``online`` may count on that service receiving what it publishes next (the load adapters
+re-send their pending commands to the gateway on each ``online`` of it). A lost connection is retried
+after :func:`reconnect_delay`: 0.25 s doubling to a 2 s cap, jittered, so a service is back within about
+2 s of the broker's return however long the outage, and a fleet does not reconnect in step.
+
 Every payload is validated by its model before a handler sees it. A payload that fails is not applied:
 the runtime publishes an :class:`ErrorReport` on the site's errors topic, logs it, and goes on.
 
@@ -27,6 +33,7 @@ import contextlib
 import itertools
 import logging
 import os
+import random
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine
@@ -155,6 +162,26 @@ _SUBSCRIBE_BATCH = 200
 _MAX_INFLIGHT = 1000
 
 
+#: Reconnect pacing: the first retry after this long, doubling up to ``RECONNECT_CAP`` (see reconnect_delay).
+RECONNECT_INITIAL = 0.25
+RECONNECT_CAP = 2.0
+
+
+def reconnect_delay(attempt: int, initial: float = RECONNECT_INITIAL, cap: float = RECONNECT_CAP,
+                    spread: float = 1.0) -> float:
+    """The pause before reconnect attempt ``attempt`` (0 for the first retry after a loss).
+
+    ``initial`` doubling per attempt up to ``cap``; then "equal jitter": the pause is between half of that
+    and all of it, placed by ``spread`` (0..1, drawn at random by the caller), so chargers' services that
+    lost the same broker do not all knock at once, and no pause is ever above ``cap``. With the defaults a
+    service tries again at most 2 s after the broker is back, however long it was gone (a 30 s cap once
+    meant up to 30 s of lost commands after a long outage)."""
+    if attempt < 0:
+        raise ValueError("attempt counts from 0")
+    base = min(cap, initial * 2.0 ** min(attempt, 30))
+    return base / 2 + base / 2 * min(1.0, max(0.0, spread))
+
+
 def client_identifier(service: str) -> str:
     """A client id unique per runtime, so a standby instance never kicks the active one off (not even a
     second instance of the same service in one process: tests, partitioned allocators)."""
@@ -175,6 +202,38 @@ class _NoFilteredCallbacks:
 _NO_FILTERED_CALLBACKS = _NoFilteredCallbacks()
 
 
+# -- the boundary with aiomqtt and paho ---------------------------------------------------------------
+# Three things the runtime uses are not aiomqtt's public API: the paho client aiomqtt keeps at
+# ``Client._client`` (publish without waiting for the PUBACK, write now), and paho's ``_on_message_filtered``
+# table (bypassed, see above). The pins in pyproject.toml (aiomqtt 2.5.x, paho-mqtt 2.1-2.2) are the versions
+# this was checked against, and tests/foundation/test_runtime.py's boundary tests fail if a release moves
+# them: a missing paho client is an error that says so, never messages silently swallowed.
+
+
+class MqttBoundaryError(RuntimeError):
+    """aiomqtt or paho no longer look the way this runtime was written against."""
+
+
+def paho_of(client: aiomqtt.Client) -> mqtt.Client:
+    """The paho client inside an aiomqtt client, or :class:`MqttBoundaryError` naming the versions to use."""
+    paho = getattr(client, "_client", None)
+    if not isinstance(paho, mqtt.Client):
+        raise MqttBoundaryError("this aiomqtt keeps no paho client at Client._client: ampmq's MQTT runtime is "
+                                "written for aiomqtt 2.5.x with paho-mqtt 2.1-2.2 (see pyproject.toml)")
+    return paho
+
+
+def _skip_filtered_callbacks(paho: mqtt.Client) -> bool:
+    """Bypass paho's per-filter callback matcher where it is the table this was written against; True if
+    bypassed. Elsewhere paho keeps its own (correct, only slower: it makes cyclic garbage per message)."""
+    table = getattr(paho, "_on_message_filtered", None)
+    if table is None or not hasattr(table, "iter_match"):
+        logging.getLogger("ampmq.mqtt").warning("paho has no _on_message_filtered matcher: not bypassed")
+        return False
+    paho._on_message_filtered = _NO_FILTERED_CALLBACKS  # type: ignore[assignment]
+    return True
+
+
 class Runtime:
     """One service's MQTT connection with typed routes, Last Will availability and reconnect."""
 
@@ -185,8 +244,8 @@ class Runtime:
         topics: Topics | None = None,
         *,
         availability_topic: str | None = None,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_initial: float = RECONNECT_INITIAL,
+        backoff_max: float = RECONNECT_CAP,
         max_queued: int = 10_000,
     ) -> None:
         self.service = service
@@ -205,6 +264,7 @@ class Runtime:
         self._connected = asyncio.Event()
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
+        self._jitter = random.Random()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.log = logging.getLogger(f"ampmq.{service}")
         self.identifier = client_identifier(service)
@@ -285,7 +345,7 @@ class Runtime:
             self.log.warning("not connected: dropped publish to %s", topic)
             return False
         # aiomqtt's publish awaits the acknowledgement; its paho client takes the message without waiting
-        info = client._client.publish(topic, data, qos=qos, retain=retain)
+        info = paho_of(client).publish(topic, data, qos=qos, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.stats.dropped += 1
             self.log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
@@ -307,7 +367,7 @@ class Runtime:
     def _write_now(self) -> None:
         client = self._client
         if client is not None and self._connected.is_set():
-            client._client.loop_write()
+            paho_of(client).loop_write()
 
     async def report_error(
         self, topic: str, error: str, message: str, payload: bytes | str = b"", *, site: str | None = None
@@ -351,7 +411,7 @@ class Runtime:
             dispatcher.cancel()
 
     async def _connect_forever(self) -> None:
-        delay = self._backoff_initial
+        attempt = 0
         will = aiomqtt.Will(self.availability_topic, OFFLINE, qos=1, retain=True)
         while True:
             connects_before = self.stats.connects
@@ -360,7 +420,7 @@ class Runtime:
                     self.identifier, will=will, queue_type=_queue_into(self._receive),
                     max_inflight_messages=_MAX_INFLIGHT, logger=logging.getLogger(f"ampmq.{self.service}.mqtt"),
                 ) as client:
-                    client._client._on_message_filtered = _NO_FILTERED_CALLBACKS  # type: ignore[assignment]
+                    _skip_filtered_callbacks(paho_of(client))
                     # aiomqtt warns past 10 publications awaiting their PUBACK; 1 000 in flight are by design
                     client.pending_calls_threshold = _MAX_INFLIGHT
                     self._client = client
@@ -370,19 +430,23 @@ class Runtime:
                 if task is not None and task.cancelling():
                     # The disconnect on the way out of a cancelled session failed: still a stop, not a loss.
                     raise asyncio.CancelledError from exc
-                self.log.warning("broker %s: %s; reconnecting in %.1fs", self.broker.url, exc, delay)
+                self.log.warning("broker %s: %s; reconnecting", self.broker.url, exc)
             finally:
                 self._connected.clear()
                 self._client = None
             if self.stats.connects > connects_before:
-                delay = self._backoff_initial  # the last attempt got through: start the backoff anew
+                attempt = 0  # the last attempt got through: start the backoff anew
+            delay = reconnect_delay(attempt, self._backoff_initial, self._backoff_max, self._jitter.random())
+            self.log.info("reconnecting to %s in %.2fs", self.broker.url, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self._backoff_max)
+            attempt += 1
 
     async def _session(self, client: aiomqtt.Client) -> None:
         subscriptions = list(self._subscriptions.items())
         for start in range(0, len(subscriptions), _SUBSCRIBE_BATCH):  # a thousand loads: a few packets, not 7 000
-            await client.subscribe(subscriptions[start:start + _SUBSCRIBE_BATCH])
+            # aiomqtt returns once the broker's SUBACK is in: ``online`` below promises we are listening
+            granted = await client.subscribe(subscriptions[start:start + _SUBSCRIBE_BATCH])
+            _check_granted(self.log, subscriptions[start:start + _SUBSCRIBE_BATCH], granted)
         self._connected.set()
         self.stats.connects += 1
         # Not aiomqtt's publish: it waits up to its timeout for the PUBACK even when the connection dies
@@ -478,6 +542,14 @@ class Runtime:
             self.stats.handler_errors += 1
             self.log.exception("handler for %s failed", topic)
             await self.report_error(topic, "handler_error", f"{type(exc).__name__}: {exc}", payload)
+
+
+def _check_granted(logger: logging.Logger, asked: list[tuple[str, int]], granted: Any) -> None:
+    """Log each subscription the broker refused in its SUBACK (0x80: an ACL, a bad filter)."""
+    for (topic_filter, _), code in zip(asked, granted or (), strict=False):
+        value = code if isinstance(code, int) else getattr(code, "value", 0)
+        if value >= 0x80:
+            logger.error("the broker refused the subscription to %s (code %#x)", topic_filter, value)
 
 
 def _queue_into(receive: Callable[[aiomqtt.Message], None]) -> type[asyncio.Queue[aiomqtt.Message]]:

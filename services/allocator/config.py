@@ -1,4 +1,5 @@
-"""The allocator's section of the YAML config: defaults for sites and loads, and the start-up settle window.
+"""The allocator's section of the YAML config: the sites it serves, defaults for sites and loads, and how
+it judges the age of what it hears.
 
     allocator:
       settle: 2.0                 # longest wait for retained state before the first decision (s)
@@ -6,8 +7,13 @@
         home: {fuse_limit: 25.0, mode: solar_priority, timers: {min_run: 60.0}}
       loads:
         home/garage: {priority: 1, mode: standard}
+      load_stale_after: 30.0      # a load state older than this (s) makes the load unavailable
+      future_tolerance: 5.0       # a reading or state stamped further ahead of our clock is not trusted (s)
 
-Defaults apply only while no retained settings exist for the site or load; a ``/set`` always wins.
+Only the sites named here (in ``sites`` or ``serve_only``) are served. Defaults apply only while no retained
+settings exist for the site or load, and a ``/set`` wins over them, except for the installation's limits
+(see :mod:`.limits`): a ``/set`` may lower the fuse, circuit, import and imbalance limits and raise the
+margin, never the other way past what is configured here.
 """
 
 from __future__ import annotations
@@ -47,6 +53,18 @@ class AllocatorConfig(SectionModel):
     calibration_interval: Annotated[float, Field(ge=0.0, le=3600.0)] = 5.0
     #: How far apart (s) the meter and a load's adapter may report the same step (see ``calibration.py``).
     calibration_lag: Annotated[float, Field(ge=0.0, le=60.0)] = 5.0
+    #: A load whose latest state is older than this (s, on the allocator's clock) is unavailable. The load
+    #: adapters re-publish every state at least every ``state_interval`` (10 s by default), changed or not.
+    load_stale_after: Annotated[float, Field(gt=0.0, le=3600.0)] = 30.0
+    #: A reading or load state stamped more than this (s) ahead of the allocator's clock is reported and not
+    #: trusted; one stamped ahead by less counts as received now.
+    future_tolerance: Annotated[float, Field(ge=0.0, le=300.0)] = 5.0
+    #: The service that publishes the load states: while its availability is ``offline`` (its Last Will after
+    #: a crash), every load is unavailable.
+    load_service: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] = "load-adapters"
+    #: Shortest time (s) between two reports of the same problem from the same origin (a future timestamp,
+    #: an unserved site): the first goes out at once, the repeats are not a flood.
+    report_interval: Annotated[float, Field(ge=0.0, le=86_400.0)] = 300.0
 
     @field_validator("sites")
     @classmethod
@@ -73,9 +91,16 @@ class AllocatorConfig(SectionModel):
                 raise ValueError(f"load {key!r}: {_first_errors(exc)}") from None
         return self
 
+    def configured(self, site: str) -> bool:
+        """Whether the installation's config names ``site`` (in ``sites`` or ``serve_only``)."""
+        return site in self.sites or (self.serve_only is not None and site in self.serve_only)
+
     def serves(self, site: str) -> bool:
-        """Whether this instance serves ``site``."""
-        return self.serve_only is None or site in self.serve_only
+        """Whether this instance serves ``site``: a configured site, and one of ``serve_only`` if given."""
+        return self.configured(site) and (self.serve_only is None or site in self.serve_only)
+
+    def load_configured(self, site: str, load: str) -> bool:
+        return f"{site}/{load}" in self.loads
 
     def site_defaults(self, site: str) -> SiteSettings:
         """The configured settings of ``site`` (the model's defaults where the config says nothing)."""

@@ -5,6 +5,17 @@ its own retained setpoints and site decisions (that is where its memory lives: a
 over). A change schedules a decision (coalesced, at most one per ``timers.min_interval``; at least one
 per ``timers.refresh``); a decision runs the pure core on a snapshot and publishes one retained setpoint
 per load and one retained site decision.
+
+What it hears is judged, not believed:
+
+* Only configured sites are served; anything about another site gets one error report and creates nothing.
+* Freshness is judged on the allocator's clock (:mod:`.freshness`): a reading or state counts from when it
+  was received at the latest, and one stamped beyond ``future_tolerance`` ahead is reported and dropped.
+* A load whose state is older than ``load_stale_after``, whose availability is ``offline``, or whose
+  adapter service (``load_service``) is offline goes to the core as unavailable, and the reason is
+  reported once per change.
+* The installation's limits (:mod:`.limits`) come from the config: a ``/set`` that would raise one is
+  rejected, retained settings that would are clamped and reported.
 """
 
 from __future__ import annotations
@@ -41,10 +52,13 @@ from .change_gate import ChangeGate, decision_content, setpoint_content
 from .config import AllocatorConfig
 from .core import allocate
 from .discovery import DiscoveryAnnouncer
+from .freshness import judge_measurement, judge_state
+from .limits import breaches, clamped
 from .loop import DecisionLoop
 from .publisher import setpoint, site_decision
-from .settings_store import describe, merge_load, merge_site
-from .state import Registry, SiteState
+from .reports import ReportThrottle
+from .settings_store import SettingsRejected, describe, merge_load, merge_site
+from .state import Liveness, Registry, SiteState
 
 SERVICE = "allocator"
 
@@ -99,6 +113,9 @@ class AllocatorService:
         #: Unchanged setpoints and decisions are republished only every ``refresh``.
         self._gate = ChangeGate()
         self._gate_connection = 0
+        #: Why the service that publishes the load states is gone (None while it is not known to be).
+        self._load_service_gone: str | None = None
+        self._throttle = ReportThrottle(self.section.report_interval)
         self._declare_routes()
 
     # -- routes ------------------------------------------------------------------------------------
@@ -107,24 +124,31 @@ class AllocatorService:
 
         @rt.route(topics.measurement_filter(), SiteMeasurement, latest=True)
         async def on_measurement(msg: Incoming[SiteMeasurement]) -> None:
-            site = self._served(_site_of(msg.ref, msg.payload.site))
+            site = await self._served(_site_of(msg.ref, msg.payload.site), msg.topic)
             if site is None:
                 return
-            site.measurement = msg.payload
-            if overloaded(msg.payload, site.settings):
+            judged = judge_measurement(msg.payload, self._now(), self.section.future_tolerance)
+            if judged.future:
+                await self._report_future(site.site, msg.topic, "the measurement", judged.future)
+            site.measurement = judged.measurement
+            if overloaded(judged.measurement, site.settings):
                 self.loop.urgent(site.site)
             else:
                 self.loop.changed(site.site)
             if self.section.calibration and self.loop.is_open:
                 # (not before the retained state settled: the detector continues from its retained copy)
-                await self.calibrate(site, msg.payload)
+                await self.calibrate(site, judged.measurement)
 
         @rt.route(topics.load_filter(Leaf.STATE), LoadState, latest=True)
         async def on_load_state(msg: Incoming[LoadState]) -> None:
-            site = self._served(_site_of(msg.ref, msg.payload.site))
+            site = await self._served(_site_of(msg.ref, msg.payload.site), msg.topic)
             if site is None:
                 return
-            self.registry.load(site.site, _load_of(msg.ref, msg.payload.load)).state = msg.payload
+            entry = self.registry.load(site.site, _load_of(msg.ref, msg.payload.load))
+            entry.state, entry.untrusted = judge_state(msg.payload, self._now(), self.section.future_tolerance)
+            entry.seen = True
+            if entry.untrusted is not None:
+                await self._report_future(site.site, msg.topic, f"load {msg.payload.load}", [entry.untrusted])
             if self.discovery is not None:
                 self.discovery.load(site.site, msg.payload.load, msg.payload.name)
             self.loop.changed(site.site)
@@ -132,7 +156,7 @@ class AllocatorService:
         @rt.raw_route(topics.load_filter(Leaf.AVAILABILITY), latest=True)
         async def on_load_availability(msg: RawIncoming) -> None:
             ref = topics.parse(msg.topic)
-            if ref.site is None or ref.id is None or not self.section.serves(ref.site):
+            if ref.site is None or ref.id is None or self.registry.served(ref.site) is None:
                 return
             entry = self.registry.load(ref.site, ref.id)
             online = msg.payload.strip().decode("utf-8", "replace") != "offline"
@@ -141,12 +165,30 @@ class AllocatorService:
                 if self.registry.site(ref.site).served:
                     self.loop.changed(ref.site)
 
+        @rt.raw_route(topics.service_availability(self.section.load_service), latest=True)
+        async def on_load_service_availability(msg: RawIncoming) -> None:
+            offline = msg.payload.strip() == b"offline"
+            gone = f"the {self.section.load_service} service that publishes it is offline" if offline else None
+            if gone != self._load_service_gone:
+                self._load_service_gone = gone
+                self.runtime.log.warning("%s service %s", self.section.load_service,
+                                         "offline: every load unavailable" if offline else "online again")
+                for site_id in list(self.registry.sites):
+                    self.loop.changed(site_id)
+
         @rt.route(topics.site_settings_filter(), SiteSettings, latest=True)
         async def on_site_settings(msg: Incoming[SiteSettings]) -> None:
-            site = self._served(_site_of(msg.ref, msg.payload.site))
+            site = await self._served(_site_of(msg.ref, msg.payload.site), msg.topic)
             if site is None:
                 return
-            if site.take_settings(msg.payload):
+            settings = msg.payload
+            raised = breaches(settings, site.installation)
+            if raised:
+                # retained from before (or by someone else): never trusted past the installation's config
+                settings = clamped(settings, site.installation)
+                await self._report_once(site.site, msg.topic, "limit_clamped",
+                                        "retained settings held to the configured installation: " + "; ".join(raised))
+            if site.take_settings(settings):
                 self.loop.changed(site.site)
 
         @rt.route(topics.site_settings_set_filter(), SiteSettingsSet)
@@ -164,7 +206,7 @@ class AllocatorService:
 
         @rt.route(topics.load_filter(Leaf.SETTINGS), LoadSettings, latest=True)
         async def on_load_settings(msg: Incoming[LoadSettings]) -> None:
-            site = self._served(_site_of(msg.ref, msg.payload.site))
+            site = await self._served(_site_of(msg.ref, msg.payload.site), msg.topic)
             if site is None:
                 return
             load = _load_of(msg.ref, msg.payload.load)
@@ -191,17 +233,23 @@ class AllocatorService:
         # reconnect the retained copies come again. Saves an acknowledgement per message (three a decision).
         @rt.route(topics.load_filter(Leaf.SETPOINT), Setpoint, qos=0, latest=True)
         async def on_own_setpoint(msg: Incoming[Setpoint]) -> None:
-            site = _site_of(msg.ref, msg.payload.site)
-            self.registry.load(site, _load_of(msg.ref, msg.payload.load))
-            self.registry.site(site).take_setpoint(msg.payload)
+            site = self.registry.served(_site_of(msg.ref, msg.payload.site))
+            if site is None:
+                return
+            self.registry.load(site.site, _load_of(msg.ref, msg.payload.load))
+            site.take_setpoint(msg.payload)
 
         @rt.route(topics.decision("+"), SiteDecision, qos=0, latest=True)
         async def on_own_decision(msg: Incoming[SiteDecision]) -> None:
-            self.registry.site(_site_of(msg.ref, msg.payload.site)).take_decision(msg.payload)
+            site = self.registry.served(_site_of(msg.ref, msg.payload.site))
+            if site is not None:
+                site.take_decision(msg.payload)
 
         @rt.route(topics.calibration("+"), Calibration, qos=0, latest=True)
         async def on_own_calibration(msg: Incoming[Calibration]) -> None:
-            self.registry.site(_site_of(msg.ref, msg.payload.site)).take_calibration(msg.payload)
+            site = self.registry.served(_site_of(msg.ref, msg.payload.site))
+            if site is not None:
+                site.take_calibration(msg.payload)
 
         @rt.raw_route(rt.availability_topic)
         async def on_own_availability(msg: RawIncoming) -> None:
@@ -254,20 +302,33 @@ class AllocatorService:
                     await self.runtime.publish(self.topics.load_settings(site_id, load), entry.settings, retain=True)
 
     async def set_site(self, site_id: str, command: SiteSettingsSet) -> None:
-        """Apply a site ``/set``: merge, validate the whole, publish retained, decide at once."""
-        site = self._served(site_id)
+        """Apply a site ``/set``: merge, validate the whole, publish retained, decide at once. One that would
+        raise an installation limit past the config is rejected whole (the runtime reports it)."""
+        site = await self._served(site_id, self.topics.site_settings_set(site_id))
         if site is None:
             return
         settings = merge_site(site.settings, command, self._stamp(site.settings_ts))
+        raised = breaches(settings, site.installation)
+        if raised:
+            raise SettingsRejected("installation limits come from the config and may only be made safer: "
+                                   + "; ".join(raised))
         site.take_settings(settings)
         self.runtime.log.info("site %s settings changed: %s", site_id, command.model_dump(exclude_unset=True))
         await self.runtime.publish(self.topics.site_settings(site_id), settings, retain=True)
         self.loop.changed(site_id)
 
     async def set_load(self, site_id: str, load: str, command: LoadSettingsSet) -> None:
-        """Apply a load ``/set`` the same way."""
-        site = self._served(site_id)
+        """Apply a load ``/set`` the same way; one for a load nobody configured and no adapter announced is
+        reported and creates nothing."""
+        site = await self._served(site_id, self.topics.load_settings_set(site_id, load))
         if site is None:
+            return
+        known = site.loads.get(load)
+        if not self.section.load_configured(site_id, load) and (known is None or not known.seen):
+            await self.runtime.report_error(
+                self.topics.load_settings_set(site_id, load), "unknown_load",
+                f"site {site_id} has no load {load!r}: it is not configured and no adapter has published its "
+                "state; nothing was applied")
             return
         entry = self.registry.load(site_id, load)
         settings = merge_load(entry.settings or LoadSettings(site=site_id, load=load), command,
@@ -294,12 +355,16 @@ class AllocatorService:
             await self.runtime.report_error(msg.topic, "validation", describe(exc), msg.payload)
             return None
 
-    def _served(self, site: str) -> SiteState | None:
+    async def _served(self, site: str, topic: str) -> SiteState | None:
         """The site's state, now served (its first input schedules its first decision); None for a site
-        another instance serves (``allocator.serve_only``)."""
-        if not self.section.serves(site):
+        another instance serves (``allocator.serve_only``) and for one nobody configured (reported once per
+        ``report_interval``, nothing kept)."""
+        state = self.registry.served(site)
+        if state is None:
+            if self.section.serve_only is None:  # (else it may be another instance's: not ours to report)
+                await self._report_once(site, topic, "unknown_site",
+                                        f"site {site!r} is not in the allocator's config: not served, nothing kept")
             return None
-        state = self.registry.site(site)
         if not state.served:
             state.served = True
             self.loop.changed(site)
@@ -309,6 +374,28 @@ class AllocatorService:
 
     def _timers(self, site: str) -> Timers:
         return self.registry.site(site).settings.timers
+
+    async def _report_once(self, site: str, topic: str, error: str, message: str) -> None:
+        """An error report on ``site``'s errors topic, at most once per ``report_interval`` per site and code."""
+        if self._throttle.due((site, error), self.clock.monotonic()):
+            await self.runtime.report_error(topic, error, message, site=site)
+
+    async def _report_future(self, site: str, topic: str, what: str, readings: list[str]) -> None:
+        """A reading or state stamped in the future: reported once per interval per topic, not trusted."""
+        if self._throttle.due((topic, "future_timestamp"), self.clock.monotonic()):
+            await self.runtime.report_error(
+                topic, "future_timestamp",
+                f"{what}: not trusted, stamped in the future: {'; '.join(readings)} (tolerance "
+                f"{self.section.future_tolerance:g} s); check the sender's clock", site=site)
+
+    async def _report_unavailable(self, site: SiteState, liveness: Liveness) -> None:
+        """Say once why each load went unavailable against its own word (again when the reason changes)."""
+        now_unavailable = site.unavailable(liveness)
+        for load, gone in now_unavailable.items():
+            if site.reported_unavailable.get(load) != gone.code:
+                await self.runtime.report_error(self.topics.load_state(site.site, load), gone.code,
+                                                f"load {load} is passed to the allocation as unavailable: {gone.why}")
+        site.reported_unavailable = {load: gone.code for load, gone in now_unavailable.items()}
 
     def _now(self) -> datetime:
         return self.clock.now()
@@ -324,8 +411,10 @@ class AllocatorService:
         """Run the core on the site's snapshot and publish the setpoints and the site decision."""
         site = self.registry.site(site_id)
         now = self._now()
+        liveness = Liveness(now=now, stale_after=self.section.load_stale_after, service_gone=self._load_service_gone)
+        await self._report_unavailable(site, liveness)
         try:
-            snapshot = site.snapshot(now)
+            snapshot = site.snapshot(now, liveness)
             allocation = allocate(snapshot, now)
         except Exception as exc:
             self.runtime.log.exception("allocation for site %s failed", site_id)

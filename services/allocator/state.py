@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from shared.models import (
     Calibration,
@@ -35,6 +36,25 @@ def _newer(incoming: datetime, held: datetime | None) -> bool:
     return held is None or incoming > held
 
 
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """What makes a load unavailable whatever its state says: its age, and its adapter service being gone."""
+
+    #: The decision's time on the allocator's clock.
+    now: datetime
+    #: A state older than this (s) is not counted on.
+    stale_after: float
+    #: Why the service that publishes the load states is gone (None while it is not known to be).
+    service_gone: str | None = None
+
+
+class Unavailable(NamedTuple):
+    """Why a load is unavailable against its own word: a short code and a sentence."""
+
+    code: str
+    why: str
+
+
 @dataclass(slots=True)
 class LoadEntry:
     """One load of a site: its adapter's state and availability, its settings, and its decision memory."""
@@ -46,12 +66,35 @@ class LoadEntry:
     settings_ts: datetime | None = None
     memory: LoadMemory = field(default_factory=LoadMemory)
     memory_ts: datetime | None = None
+    #: A state of this load arrived since the start (a ``/set`` may name it).
+    seen: bool = False
+    #: Why the latest state is not trusted (stamped in the future), None when it is.
+    untrusted: str | None = None
 
-    def input_state(self) -> LoadState | None:
-        """The state the decision sees: an offline load is unavailable, whatever it said last."""
+    def unavailable_because(self, liveness: Liveness | None) -> Unavailable | None:
+        """Why the load counts as unavailable although its state does not say so; None when it does not."""
+        if self.state is None or self.state.status is LoadStatus.UNAVAILABLE:
+            return None
+        if not self.online:
+            return Unavailable("load_offline", "its availability is offline")
+        if liveness is None:
+            return None
+        if liveness.service_gone is not None:
+            return Unavailable("load_service_offline", liveness.service_gone)
+        if self.untrusted is not None:
+            return Unavailable("future_timestamp", self.untrusted)
+        age = (liveness.now - self.state.ts).total_seconds()
+        if age > liveness.stale_after:
+            return Unavailable("load_stale", f"its latest state is {age:.0f} s old (a state counts for "
+                                             f"{liveness.stale_after:g} s)")
+        return None
+
+    def input_state(self, liveness: Liveness | None = None) -> LoadState | None:
+        """The state the decision sees: a load that is offline, silent too long or whose adapter service is
+        gone is unavailable, whatever it said last."""
         if self.state is None:
             return None
-        if not self.online and self.state.status is not LoadStatus.UNAVAILABLE:
+        if self.unavailable_because(liveness) is not None:
             return self.state.model_copy(update={"status": LoadStatus.UNAVAILABLE})
         return self.state
 
@@ -72,6 +115,10 @@ class SiteState:
     calibration: Calibration | None = None
     calibration_published: Calibration | None = None
     calibration_published_at: datetime | None = None
+    #: The installation's settings from the config: the limits no message may raise (see ``limits.py``).
+    installation: SiteSettings = field(default_factory=lambda: SiteSettings(site="unset"))
+    #: Load id -> the code of the unavailability last reported for it.
+    reported_unavailable: dict[str, str] = field(default_factory=dict)
 
     # -- inputs ------------------------------------------------------------------------------------
     def load(self, load: str) -> LoadEntry:
@@ -135,13 +182,23 @@ class SiteState:
             entry.memory, entry.memory_ts = load_memory, ts
 
     # -- the decision's input ------------------------------------------------------------------------
-    def snapshot(self, now: datetime) -> Snapshot:
-        """Everything the next decision depends on, with the schedules in force at ``now`` applied."""
+    def unavailable(self, liveness: Liveness) -> dict[str, Unavailable]:
+        """Load id -> why it is passed to the core as unavailable against what its state says."""
+        found = {}
+        for load_id, entry in self.loads.items():
+            why = entry.unavailable_because(liveness)
+            if why is not None:
+                found[load_id] = why
+        return found
+
+    def snapshot(self, now: datetime, liveness: Liveness | None = None) -> Snapshot:
+        """Everything the next decision depends on, with the schedules in force at ``now`` applied; loads
+        judged by ``liveness`` (their age and their adapter service) when given."""
         modes = active_modes(self.settings.schedules, now)
         loads = []
         for load_id in sorted(self.loads):
             entry = self.loads[load_id]
-            state = entry.input_state()
+            state = entry.input_state(liveness)
             if state is None:
                 continue
             settings = load_in_force(self.site, load_id, entry.settings, modes)
@@ -159,7 +216,8 @@ class SiteState:
 
 
 class Registry:
-    """Every site seen under the root, created on first sight with the configured defaults."""
+    """The sites this instance serves (configured ones only: nothing published can add one), created with
+    their configured settings."""
 
     def __init__(self, config: AllocatorConfig) -> None:
         self.config = config
@@ -171,8 +229,13 @@ class Registry:
     def site(self, site: str) -> SiteState:
         state = self.sites.get(site)
         if state is None:
-            state = self.sites[site] = SiteState(site, self.config.site_defaults(site))
+            defaults = self.config.site_defaults(site)
+            state = self.sites[site] = SiteState(site, defaults, installation=defaults)
         return state
+
+    def served(self, site: str) -> SiteState | None:
+        """The state of a site this instance serves, None for any other (nothing is created for it)."""
+        return self.site(site) if self.config.serves(site) else None
 
     def load(self, site: str, load: str) -> LoadEntry:
         """A load entry, created with its configured default settings."""

@@ -12,16 +12,32 @@ Out: ``charger_command/<action>`` :class:`OcppCommand` s — the charging profil
 * the setpoint as the **live** TxDefaultProfile on ``stack_level`` with a ``lifetime`` (default 90 s),
   re-sent when the limit changes or every ``renew_every`` (default 30 s; each charger up to 20 % sooner, by
   its id, so that a fleet does not renew in step); a pause is 0 A, never a stop;
-  no valid setpoint → the live profile is cleared and the baseline rules;
+  no valid setpoint → the live profile is cleared and the baseline rules. Both are Absolute by default
+  (startSchedule in the past; the live one with duration and validTo at the end of its lifetime) so that
+  they bind and lapse on every charger, whatever it counts a Relative schedule from (see
+  :mod:`.ocpp_profiles`); ids and stack levels are per connector, and a clear names the connector;
+* the charger's clock: its timestamps (status and meter values, as the gateway passes them on) against
+  when the gateway got them give its skew; Absolute times are written in its clock, and a skew above
+  ``clock_warning`` is reported on the errors topic;
 * the compliance watchdog: Current.Offered or the draw above the live limit for ``compliance_cycles``
   meter cycles → ClearChargingProfile and re-send; after ``reset_after`` such rounds → Reset, at most
   once per ``reset_cooldown``; every step on the errors topic.
+
+Delivery: a newer live limit is never held back by one still on its way — it goes out at once and the
+newest one sent is what counts (answers are matched by ``request_id``; an older answer that arrives late
+never overrides a newer one). A charger that comes (back) online or boots gets its profiles at once: the
+retry backoff starts anew. And each time the gateway announces ``online`` — it does so once its
+subscriptions are acknowledged, so it is listening — every command still waiting for an answer counts as
+lost and is sent again at once: after a broker restart, commands published before the gateway had
+resubscribed are gone (the broker keeps no copy for a subscriber that is not there yet).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -39,6 +55,7 @@ from shared.models import (
     OcppResult,
     OcppVersion,
     Setpoint,
+    TransactionState,
 )
 from shared.mqtt import OFFLINE, ONLINE, Incoming, RawIncoming, Runtime
 
@@ -58,6 +75,10 @@ from .ocpp_profiles import (
 from .ocpp_status import Activity, ComplianceWatchdog, activity, clamp_legs, legs_drawing, load_status
 
 GATEWAY_SERVICE = "ocpp-gateway"
+#: A measured clock skew below this (s) is taken as none: the estimate's own error is the message's delay.
+SKEW_TOLERANCE = 5.0
+#: How many of the charger's latest timestamps the skew estimate looks at.
+SKEW_SAMPLES = 8
 _request_ids = itertools.count(1)
 
 
@@ -80,21 +101,39 @@ class OcppChargerConfig(LoadConfig):
     full_recheck_after: PositiveSeconds = 900.0
     #: Draw below this (A per leg) is nothing.
     drawing_threshold: float = Field(default=0.5, ge=0.0)
-    profile_id: int = Field(default=11, ge=1)
-    baseline_profile_id: int = Field(default=10, ge=1)
-    stack_level: int = Field(default=2, ge=0, le=99)
-    baseline_stack_level: int = Field(default=1, ge=0, le=99)
+    #: Profile ids and stack levels: by default derived from the connector (connector n: baseline id 10·n,
+    #: live id 10·n + 1, baseline stack level 2·n - 1, live 2·n), so that two connectors of one charger
+    #: never share one (in 1.6 a profile with the same id, or the same purpose and stack level, replaces
+    #: the one the charger holds, whichever connector it is on). Loads of one charger that collide anyway
+    #: are refused when the config is read (:class:`LoadAdaptersConfig`).
+    profile_id: int | None = Field(default=None, ge=1)
+    baseline_profile_id: int | None = Field(default=None, ge=1)
+    stack_level: int | None = Field(default=None, ge=0, le=99)
+    baseline_stack_level: int | None = Field(default=None, ge=0, le=99)
+    #: The ChargePointMaxProfile's id (connector 0, stack level 0), when ``charger_max_current`` is set.
+    max_profile_id: int = Field(default=1, ge=1)
     #: What the charger may draw per leg with no live profile (the fail-safe).
     baseline_current: float = Field(default=6.0, ge=0.0, le=1000.0)
     #: ``auto``: asked once (GetConfiguration / GetVariables); ``A`` or ``W`` to override.
     rate_unit: Literal["auto", "A", "W"] = "auto"
-    validity: Validity = Validity.RELATIVE
+    #: The live profile's form: ``absolute`` (startSchedule in the past, duration and validTo in the
+    #: charger's clock: binds and lapses whatever a charger counts a Relative schedule from) or
+    #: ``relative`` (see ``relative_start``). See :mod:`.ocpp_profiles`.
+    validity: Validity = Validity.ABSOLUTE
+    #: The live profile's lease: a charger that hears nothing more falls back to its baseline after this.
     lifetime: PositiveSeconds = 90.0
     renew_every: PositiveSeconds = 30.0
     #: Quirks: the charger takes stack level 0 only / relative profiles only / watts only.
     stack_level_zero_only: bool = False
     relative_only: bool = False
     watts_only: bool = False
+    #: Where the charger counts a Relative schedule from: ``transaction`` (the start of the transaction, as
+    #: libocpp and MicroOcpp do; the live profile's duration is then the time the transaction has run plus
+    #: ``lifetime``) or ``receipt`` (when it takes the profile). Matters for relative profiles only.
+    relative_start: Literal["transaction", "receipt"] = "transaction"
+    #: A charger whose clock is off by more than this (s, measured from its own timestamps) is reported on
+    #: the errors topic; its Absolute profiles are written in its clock either way.
+    clock_warning: PositiveSeconds = 60.0
     command_timeout: PositiveSeconds = 20.0
     #: The compliance watchdog.
     compliance_cycles: int = Field(default=3, ge=1, le=100)
@@ -110,22 +149,75 @@ class OcppChargerConfig(LoadConfig):
     def _levels(self) -> OcppChargerConfig:
         if self.max_current < self.min_current:
             raise ValueError("max_current is below min_current")
-        if not self.stack_level_zero_only and self.stack_level <= self.baseline_stack_level:
+        n = self.connector
+        if self.profile_id is None:
+            self.profile_id = 10 * n + 1
+        if self.baseline_profile_id is None:
+            self.baseline_profile_id = 10 * n
+        if self.stack_level is None:
+            self.stack_level = 0 if self.stack_level_zero_only else min(99, 2 * n)
+        if self.baseline_stack_level is None:
+            self.baseline_stack_level = min(98, 2 * n - 1)
+        if self.stack_level_zero_only:
+            self.stack_level = 0
+        elif self.stack_level <= self.baseline_stack_level:
             raise ValueError("stack_level must be above baseline_stack_level (the live profile rules over it)")
         if self.profile_id == self.baseline_profile_id and not self.stack_level_zero_only:
             raise ValueError("profile_id and baseline_profile_id must differ")
+        if self.max_profile_id in (self.profile_id, self.baseline_profile_id):
+            raise ValueError("max_profile_id must differ from the connector's profile ids")
         if self.renew_every >= self.lifetime:
             raise ValueError("renew_every must be shorter than lifetime")
         return self
 
+    @property
+    def live_id(self) -> int:
+        assert self.profile_id is not None
+        return self.profile_id
+
+    @property
+    def live_level(self) -> int:
+        assert self.stack_level is not None
+        return self.stack_level
+
+    def profile_slots(self) -> list[tuple[int, str, int, int]]:
+        """(profile id, purpose, stack level, connector) of every profile this load installs."""
+        assert self.baseline_profile_id is not None and self.baseline_stack_level is not None
+        if self.stack_level_zero_only:
+            slots = [(self.live_id, Purpose.TX_DEFAULT.value, 0, self.connector)]
+        else:
+            slots = [(self.baseline_profile_id, Purpose.TX_DEFAULT.value, self.baseline_stack_level, self.connector),
+                     (self.live_id, Purpose.TX_DEFAULT.value, self.live_level, self.connector)]
+        if self.charger_max_current is not None:
+            slots.append((self.max_profile_id, Purpose.MAX.value, 0, 0))
+        return slots
+
+
+def profile_collisions(loads: list[OcppChargerConfig]) -> list[str]:
+    """What two loads of one charger would overwrite of each other: a profile id, or a purpose and stack
+    level (OCPP 1.6 replaces a profile with the same id, or the same purpose and stack level, on the whole
+    charge point), or the charger's max profile set twice."""
+    problems: list[str] = []
+    owners: dict[tuple[str, str, object], str] = {}
+    for load in loads:
+        for pid, purpose, level, _ in load.profile_slots():
+            for key in ((load.site, load.charger, ("id", pid)), (load.site, load.charger, ("level", purpose, level))):
+                other = owners.setdefault(key, load.id)
+                if other != load.id:
+                    what = f"profile id {pid}" if key[2][0] == "id" else f"{purpose} stack level {level}"
+                    problems.append(f"loads {other} and {load.id} of charger {load.site}/{load.charger} "
+                                    f"both use {what}")
+    return problems
+
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """A live limit as sent: per-leg amps, phases, unit."""
+    """A live limit as sent: per-leg amps, phases, unit, and the charger clock skew its times were written for."""
 
     current: float
     number_phases: int
     unit: RateUnit
+    skew: float = 0.0
 
 
 @dataclass(slots=True)
@@ -134,6 +226,8 @@ class Pending:
     purpose: str  # unit, baseline, max, live, clear, reset, rewrite
     sent_at: float
     limit: Limit | None = None
+    #: Rises with every command sent (orders answers that arrive out of turn).
+    seq: int = 0
 
 
 class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
@@ -163,12 +257,24 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.live: Limit | None = None
         self.live_at: float | None = None
         self.live_cleared = True
+        #: The ``seq`` of the live/clear command that ``live`` reflects: an answer to an older one is ignored.
+        self._live_seq = -1
+        #: The target (a limit, None for a clear) of the last live/clear command that failed.
+        self._failed_live: Limit | None = None
         self.watchdog = ComplianceWatchdog(config.compliance_cycles, config.compliance_tolerance)
         self.last_reset: float | None = None
         #: The per-leg draw of a meter reading the watchdog has yet to look at.
         self._compliance_due: list[dict[Leg, float]] = []
         #: Answers to our commands, handled by the loop (handlers never publish on the message path).
         self._results: list[tuple[Pending, OcppResult]] = []
+        #: The charger's timestamps minus the gateway's receive times (s), latest last; see :attr:`skew`.
+        self.skew_samples: deque[float] = deque(maxlen=SKEW_SAMPLES)
+        #: The skew the profiles' times are written for (see :meth:`_check_clock`), and the one last reported.
+        self.skew = 0.0
+        self.skew_reported = 0.0
+        #: The connector's running transaction and when it started (our clock), for Relative profiles.
+        self.transaction: str | None = None
+        self.transaction_start: datetime | None = None
 
     # -- config --------------------------------------------------------------------------------------
     def _configured_unit(self) -> RateUnit | None:
@@ -191,6 +297,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.runtime.route(t.connector_status(site, cp, n), ConnectorStatus, latest=True)(self._on_status)
         self.runtime.route(t.connector_meter(site, cp, n), ConnectorMeter, latest=True)(self._on_meter)
         self.runtime.route(t.charger_result(site, cp, "+"), OcppResult)(self._on_result)
+        self.runtime.route(t.connector_transaction(site, cp, n), TransactionState, latest=True)(self._on_transaction)
 
     @property
     def connected(self) -> bool:
@@ -201,15 +308,23 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         return not self.connected
 
     def _session_lost(self) -> None:
-        """The charger (or the gateway) went away: everything must be installed again."""
-        self.pending.clear()
-        self.retry_at.clear()
+        """The charger (or the gateway) went away: everything must be installed again, at once when it is
+        back (no backoff carried over)."""
+        self._commands_lost()
         self.baseline_ok = False
         self.max_ok = self.config.charger_max_current is None
         self.live = None
         self.live_at = None
         self.live_cleared = True
+        self._live_seq = -1
         self.watchdog.forget()
+
+    def _commands_lost(self) -> None:
+        """Nothing sent is still on its way: no answer is awaited and every retry may go at once."""
+        self.pending.clear()
+        self.retry_at.clear()
+        self.backoff.clear()
+        self._failed_live = None
 
     async def _on_availability(self, msg: RawIncoming) -> None:
         word = msg.payload.decode("utf-8", "replace").strip()
@@ -220,6 +335,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             return
         if online != self.online:
             self._session_lost()
+        elif online:
+            self._commands_lost()  # online again (a socket replaced, the gateway back): no backoff carried over
         self.online = online
         self.heard() if online else self.lost()
 
@@ -227,6 +344,10 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         online = msg.payload.strip() == ONLINE.encode()
         if self.gateway_online is not False and not online:
             self._session_lost()
+        elif online:
+            # Every time, a repeated online too: after a broker restart the retained one may be stale and the
+            # gateway's fresh one says it has just subscribed — what we sent before then never reached it.
+            self._commands_lost()
         self.gateway_online = online
         self.wake()
 
@@ -234,14 +355,30 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         boot = msg.payload
         if self.boot_ts is not None and boot.ts != self.boot_ts:
             self._session_lost()  # a rebooted charger may have lost its profiles
+            self.skew_samples.clear()  # ... and have another clock
         if self.version is not None and boot.ocpp_version is not self.version and self.config.rate_unit == "auto":
             self.unit = None
         self.boot_ts = boot.ts
         self.version = boot.ocpp_version
         self.heard()
 
+    def _clock_sample(self, charger_time: datetime | None, received: datetime) -> None:
+        if charger_time is not None:
+            self.skew_samples.append((charger_time - received).total_seconds())
+
+    async def _on_transaction(self, msg: Incoming[TransactionState]) -> None:
+        tx = msg.payload
+        if tx.state == "ended":
+            self.transaction = self.transaction_start = None
+        elif tx.transaction_id != self.transaction:
+            # "started" is received when the charger starts it; a later word on a transaction we did not see
+            # start (we came up during it) is the earliest start we know.
+            self.transaction = tx.transaction_id
+            self.transaction_start = tx.ts if tx.state == "started" else self.clock.now()
+
     async def _on_status(self, msg: Incoming[ConnectorStatus]) -> None:
         self.status = msg.payload
+        self._clock_sample(msg.payload.charger_time, msg.payload.ts)
         act = self.activity
         now = self.clock.monotonic()
         if act is Activity.SUSPENDED_EV:
@@ -256,6 +393,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
     async def _on_meter(self, msg: Incoming[ConnectorMeter]) -> None:
         meter = msg.payload
         self.meter = meter
+        self._clock_sample(meter.charger_time, meter.ts)
         now = self.clock.monotonic()
         legs = clamp_legs({leg: v for leg, v in meter.current_import.items() if leg in self.config.phases},
                           self.config.max_current)
@@ -282,10 +420,37 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
 
     # -- commands ------------------------------------------------------------------------------------
     async def _send(self, action: str, purpose: str, payload: dict[str, Any], limit: Limit | None = None) -> None:
-        request_id = f"{self.load}-{purpose}-{next(_request_ids)}"[:64]
-        self.pending[request_id] = Pending(action, purpose, self.clock.monotonic(), limit)
+        seq = next(_request_ids)
+        request_id = f"{self.load}-{purpose}-{seq}"[:64]
+        self.pending[request_id] = Pending(action, purpose, self.clock.monotonic(), limit, seq)
         command = OcppCommand(request_id=request_id, payload=payload, timeout=self.config.command_timeout)
-        await self.runtime.publish(self.topics.charger_command(self.site, self.cp, action), command)
+        if not await self.runtime.publish(self.topics.charger_command(self.site, self.cp, action), command):
+            del self.pending[request_id]  # never left: the next turn (or the reconnect) sends it again
+
+    def _newest_live(self) -> Pending | None:
+        """The newest live or clear command still waiting for its answer."""
+        newest = None
+        for pending in self.pending.values():  # in the order sent
+            if pending.purpose in ("live", "clear"):
+                newest = pending
+        return newest
+
+    def _live_target(self) -> Limit | None:
+        """The live limit the charger will have once what is on its way lands (None: cleared)."""
+        newest = self._newest_live()
+        if newest is None:
+            return self.live
+        return newest.limit if newest.purpose == "live" else None
+
+    def _live_held(self, wanted: Limit | None) -> bool:
+        """Whether the live limit ``wanted`` (None: cleared) waits: it is already on its way, or it is what
+        last failed and its retry time has not come. A different limit is never held back."""
+        newest = self._newest_live()
+        if newest is not None:
+            return (newest.limit if newest.purpose == "live" else None) == wanted
+        now = self.clock.monotonic()
+        retrying = now < max(self.retry_at.get("live", -1e18), self.retry_at.get("clear", -1e18))
+        return retrying and wanted == self._failed_live
 
     def _busy(self, purpose: str) -> bool:
         if any(p.purpose == purpose for p in self.pending.values()):
@@ -305,13 +470,17 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             self.baseline_ok = True
         elif pending.purpose == "max":
             self.max_ok = True
+        elif pending.purpose in ("live", "clear") and pending.seq < self._live_seq:
+            return  # a newer live limit was answered first: this older one is not what the charger has
         elif pending.purpose == "live":
+            self._live_seq = pending.seq
             if pending.limit != self.live:
                 self.watchdog.forget()
             self.live = pending.limit
             self.live_at = now
             self.live_cleared = False
         elif pending.purpose == "clear":
+            self._live_seq = pending.seq
             self.live = None
             self.live_at = None
             self.live_cleared = True
@@ -323,6 +492,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
                                           Backoff(self.config.retry_initial, self.config.retry_max))
         delay = backoff.next_delay()
         self.retry_at[pending.purpose] = self.clock.monotonic() + delay
+        if pending.purpose in ("live", "clear"):
+            self._failed_live = pending.limit  # only this target waits for the retry; another goes at once
         if pending.purpose == "unit":
             self.unit = RateUnit.AMPS  # the charger cannot say: amps, which every charger takes
             await self.report("rate_unit_unknown", f"{pending.action} failed ({why}); using A", self._topic(pending))
@@ -342,18 +513,68 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
                 await self._failed(pending, "no result from the gateway")
 
     # -- profiles ------------------------------------------------------------------------------------
+    @property
+    def measured_skew(self) -> float | None:
+        """The charger's clock minus ours (s), from its own timestamps: the largest of the latest samples
+        (a timestamp is written before the message travels, so each sample is the skew less a delay)."""
+        return max(self.skew_samples) if self.skew_samples else None
+
+    async def _check_clock(self) -> None:
+        """Follow the measured skew when it moves by ``SKEW_TOLERANCE`` or more (whole seconds; none when it
+        is smaller than that): a new skew re-sends the live profile (its :class:`Limit` changes). A charger
+        whose clock is off by more than ``clock_warning`` (and by a new amount) is reported."""
+        measured = self.measured_skew
+        if measured is None:
+            return
+        if abs(measured - self.skew) >= SKEW_TOLERANCE:
+            self.skew = float(round(measured)) if abs(measured) >= SKEW_TOLERANCE else 0.0
+        if abs(measured - self.skew_reported) < self.config.clock_warning:
+            return
+        self.skew_reported = measured if abs(measured) >= self.config.clock_warning else 0.0
+        if abs(measured) >= self.config.clock_warning:
+            await self.report("charger_clock", f"the charger's clock is {measured:+.0f} s off the central "
+                              f"system's; its profiles are written in its clock")
+
+    def _elapsed(self) -> float:
+        """Relative profiles on a charger that counts them from the transaction's start: how long it has run."""
+        if self.config.relative_start != "transaction" or self.transaction_start is None:
+            return 0.0
+        return max(0.0, (self.clock.now() - self.transaction_start).total_seconds())
+
     def _spec(self, current: float, phases: int, **extra: Any) -> ProfileSpec:
         assert self.version is not None and self.unit is not None
         return ProfileSpec(version=self.version, connector=self.config.connector, current=current,
                            number_phases=phases, unit=self.unit, voltage=self.config.voltage,
-                           validity=self.validity, **extra)
+                           validity=self.validity, skew=self.skew, **extra)
 
     def _baseline_spec(self) -> ProfileSpec:
         c = self.config
+        assert c.baseline_profile_id is not None and c.baseline_stack_level is not None
         if c.stack_level_zero_only:
-            return self._spec(c.baseline_current, len(c.phases), profile_id=c.profile_id, stack_level=0)
+            return self._spec(c.baseline_current, len(c.phases), profile_id=c.live_id, stack_level=0)
         return self._spec(c.baseline_current, len(c.phases), profile_id=c.baseline_profile_id,
                           stack_level=c.baseline_stack_level)
+
+    def _max_spec(self, current: float) -> ProfileSpec:
+        """The charger's max profile on connector 0: always Absolute (never Relative)."""
+        assert self.version is not None and self.unit is not None
+        c = self.config
+        return ProfileSpec(version=self.version, connector=0, profile_id=c.max_profile_id, stack_level=0,
+                           current=current, number_phases=len(c.phases), unit=self.unit, voltage=c.voltage,
+                           validity=Validity.ABSOLUTE, purpose=Purpose.MAX, skew=self.skew)
+
+    def _live_spec(self, wanted: Limit) -> ProfileSpec:
+        c = self.config
+        extra: dict[str, Any] = {"profile_id": c.live_id, "stack_level": c.live_level, "lifetime": c.lifetime,
+                                 "elapsed": self._elapsed()}
+        if c.stack_level_zero_only:
+            extra.update(stack_level=0, then_current=c.baseline_current)
+        return self._spec(wanted.current, wanted.number_phases, **extra)
+
+    def _clear_live(self) -> dict[str, Any]:
+        assert self.version is not None
+        c = self.config
+        return clear_charging_profile(self.version, c.live_id, c.connector, c.live_level)
 
     def wanted(self) -> Limit | None:
         """The live limit the setpoint asks for (None: no valid setpoint)."""
@@ -367,12 +588,15 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             phases = sum(1 for leg in c.phases if c.legs[leg] in self.setpoint.phases) or len(self.legs_in_use)
         else:
             phases = len(self.legs_in_use)
-        return Limit(round(amps, 1), phases, self.unit)
+        return Limit(round(amps, 1), phases, self.unit, self.skew)
 
     async def _sync(self) -> None:
-        """Bring the charger's profiles to what they should be; at most one command per purpose in flight."""
+        """Bring the charger's profiles to what they should be; at most one command per purpose in flight,
+        except the live limit: a newer one goes out at once (see :meth:`_live_held`)."""
+        await self._take_results()
         if not self.connected or self.version is None:
             return
+        await self._check_clock()
         c = self.config
         if self.unit is None:
             if not self._busy("unit"):
@@ -383,31 +607,24 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             await self._send("SetChargingProfile", "baseline", set_charging_profile(self._baseline_spec(),
                                                                                     self.clock.now()))
         if not self.max_ok and c.charger_max_current is not None and not self._busy("max"):
-            spec = ProfileSpec(version=self.version, connector=0, profile_id=c.baseline_profile_id + 100,
-                               stack_level=0, current=c.charger_max_current, number_phases=len(c.phases),
-                               unit=self.unit, voltage=c.voltage, validity=self.validity, purpose=Purpose.MAX)
-            await self._send("SetChargingProfile", "max", set_charging_profile(spec, self.clock.now()))
-        if self._busy("live") or self._busy("clear"):
-            return
+            await self._send("SetChargingProfile", "max",
+                             set_charging_profile(self._max_spec(c.charger_max_current), self.clock.now()))
         wanted = self.wanted()
+        if self._live_held(wanted):
+            return
         if wanted is None:
-            if not self.live_cleared:
+            if not self.live_cleared or self._live_target() is not None:
                 if c.stack_level_zero_only:  # the baseline is the same profile: put it back
                     await self._send("SetChargingProfile", "clear",
                                      set_charging_profile(self._baseline_spec(), self.clock.now()))
                 else:
-                    await self._send("ClearChargingProfile", "clear",
-                                     clear_charging_profile(self.version, c.profile_id))
+                    await self._send("ClearChargingProfile", "clear", self._clear_live())
             return
         now = self.clock.monotonic()
         due = self.live_at is None or now - self.live_at >= self.renew_after
-        if wanted != self.live or due:
-            extra: dict[str, Any] = {"profile_id": c.profile_id, "stack_level": c.stack_level,
-                                     "lifetime": c.lifetime}
-            if c.stack_level_zero_only:
-                extra.update(stack_level=0, then_current=c.baseline_current)
-            spec = self._spec(wanted.current, wanted.number_phases, **extra)
-            await self._send("SetChargingProfile", "live", set_charging_profile(spec, self.clock.now()), wanted)
+        if wanted != self._live_target() or due:
+            await self._send("SetChargingProfile", "live",
+                             set_charging_profile(self._live_spec(wanted), self.clock.now()), wanted)
 
     async def _check_compliance(self, legs: dict[Leg, float]) -> None:
         live, since = self.live, self.live_at
@@ -436,7 +653,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         await self.report("profile_ignored", f"the charger does not follow its profile for "
                           f"{c.compliance_cycles} cycles ({detail}): clear and re-send "
                           f"(round {self.watchdog.failures})")
-        await self._send("ClearChargingProfile", "rewrite", clear_charging_profile(self.version, c.profile_id))
+        await self._send("ClearChargingProfile", "rewrite", self._clear_live())
         self.live = None
         self.live_at = None
         await self._sync()
@@ -505,14 +722,18 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
     async def apply(self, setpoint: Setpoint | None) -> None:
         await self._sync()
 
-    async def tick(self) -> None:
-        await self._expire_pending()
+    async def _take_results(self) -> None:
+        """Apply the answers that came in since the last turn."""
         results, self._results = self._results, []
         for pending, result in results:
             if result.ok:
                 self._succeeded(pending, result)
             else:
                 await self._failed(pending, f"{result.error}: {result.message}"[:300])
+
+    async def tick(self) -> None:
+        await self._expire_pending()
+        await self._take_results()
         due, self._compliance_due = self._compliance_due, []
         for legs in due:
             await self._check_compliance(legs)

@@ -3,10 +3,25 @@
 * :func:`set_charging_profile` — a ``SetChargingProfile`` request (1.6 ``csChargingProfiles`` on a
   ``connectorId``; 2.0.1 ``chargingProfile`` on an ``evseId``) for a TxDefaultProfile (or a
   ChargePointMaxProfile / ChargingStationMaxProfile on connector 0), limit in A or W, ``numberPhases`` set,
-  validity relative (``duration``, immune to the charger's clock) or absolute (``validFrom``/``validTo``),
   optionally falling back to a second limit inside the same schedule (for chargers that take stack
   level 0 only and so cannot hold a baseline under the live profile).
-* :func:`clear_charging_profile`, :func:`reset`, :func:`rate_unit_request` / :func:`rate_unit_from`.
+* :func:`clear_charging_profile` (scoped to the connector), :func:`reset`, :func:`rate_unit_request` /
+  :func:`rate_unit_from`.
+
+The two forms of a profile, and why (OCPP 1.6 §3.13 / §7.8-7.13, 2.0.1 K01):
+
+* **Absolute** (the default): ``startSchedule`` in the past, so the first period is in force the moment
+  the charger takes the profile whatever it thinks "now" is; a live profile also carries
+  ``duration`` (from ``startSchedule`` to the end of its lifetime) and ``validTo`` (the end of its
+  lifetime), so it falls away after ``lifetime`` seconds and the baseline rules again. Every time is
+  written in the charger's own clock: ``now`` shifted by the measured ``skew``. It does not depend on
+  where a charger counts a Relative schedule from.
+* **Relative** (chargers that take nothing else): OCPP leaves a Relative schedule's start to the charger
+  ("e.g. the start of the session"); the common stacks count from the start of the transaction, some
+  from receipt. ``elapsed`` (the seconds the transaction has run, 0 for a charger that counts from
+  receipt) is added to the duration, so the profile lapses ``lifetime`` after it was sent either way.
+* A max profile (ChargePointMaxProfile / ChargingStationMaxProfile) is always Absolute: 2.0.1 forbids a
+  Relative one and libocpp refuses it in 1.6 too.
 """
 
 from __future__ import annotations
@@ -26,8 +41,10 @@ class RateUnit(StrEnum):
 
 
 class Validity(StrEnum):
-    RELATIVE = "relative"  # chargingSchedule.duration: immune to the charger's clock drift
-    ABSOLUTE = "absolute"  # validFrom/validTo and startSchedule in the charger's clock
+    """The profile's form (its ``chargingProfileKind``)."""
+
+    ABSOLUTE = "absolute"  # startSchedule in the past, duration and validTo in the charger's clock
+    RELATIVE = "relative"  # duration only, counted from where the charger counts a Relative schedule
 
 
 class Purpose(StrEnum):
@@ -50,10 +67,20 @@ class ProfileSpec:
     voltage: float = 230.0
     #: None: a permanent profile (the baseline). Else its lifetime in seconds.
     lifetime: float | None = None
-    validity: Validity = Validity.RELATIVE
+    validity: Validity = Validity.ABSOLUTE
     purpose: Purpose = Purpose.TX_DEFAULT
     #: Per-leg current the schedule falls to after ``lifetime`` (stack-level-0-only chargers).
     then_current: float | None = None
+    #: The charger's clock minus ours (s): Absolute times are written in the charger's clock.
+    skew: float = 0.0
+    #: Relative only: seconds since the point the charger counts the schedule from (the transaction's
+    #: start; 0 when it counts from receipt), added so that the profile still lapses ``lifetime`` from now.
+    elapsed: float = 0.0
+
+    @property
+    def absolute(self) -> bool:
+        """Absolute form: asked for, or a max profile (never Relative)."""
+        return self.validity is Validity.ABSOLUTE or self.purpose is Purpose.MAX
 
     def limit(self, amps: float | None = None) -> float:
         """The schedule's limit in the profile's unit: A to 0.1, W to 1."""
@@ -68,24 +95,34 @@ def ocpp_time(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+#: How far before "now" an Absolute live profile's schedule starts: the first period must be in force
+#: when the charger takes the profile even if its clock is this much behind our estimate of it.
+LIVE_BACKDATE = 900.0
+#: How far before "now" a permanent Absolute profile (baseline, max) starts.
+PERMANENT_BACKDATE = 86400.0
+
+
 def _profile_body(spec: ProfileSpec, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     """The profile's kind/validity fields and its schedule."""
-    absolute = spec.validity is Validity.ABSOLUTE
     periods: list[dict[str, Any]] = [{"startPeriod": 0, "limit": spec.limit(), "numberPhases": spec.number_phases}]
     schedule: dict[str, Any] = {"chargingRateUnit": spec.unit.value}
-    body: dict[str, Any] = {"chargingProfileKind": "Absolute" if absolute else "Relative"}
-    if absolute:
-        schedule["startSchedule"] = ocpp_time(now)
+    body: dict[str, Any] = {"chargingProfileKind": "Absolute" if spec.absolute else "Relative"}
+    charger_now = now + timedelta(seconds=round(spec.skew))
+    #: Seconds from the schedule's start to "now" (in the charger's counting).
+    before_now = spec.elapsed
+    if spec.absolute:
+        before_now = PERMANENT_BACKDATE if spec.lifetime is None else LIVE_BACKDATE
+        schedule["startSchedule"] = ocpp_time(charger_now - timedelta(seconds=before_now))
     if spec.lifetime is not None:
+        end = int(before_now + spec.lifetime)
         if spec.then_current is not None:
             # One profile holds both: the live limit for its lifetime, then the fallback for good.
-            periods.append({"startPeriod": int(spec.lifetime), "limit": spec.limit(spec.then_current),
+            periods.append({"startPeriod": end, "limit": spec.limit(spec.then_current),
                             "numberPhases": spec.number_phases})
         else:
-            schedule["duration"] = int(spec.lifetime)
-            if absolute:
-                body["validFrom"] = ocpp_time(now)
-                body["validTo"] = ocpp_time(now + timedelta(seconds=spec.lifetime))
+            schedule["duration"] = end
+            if spec.absolute:
+                body["validTo"] = ocpp_time(charger_now + timedelta(seconds=spec.lifetime))
     schedule["chargingSchedulePeriod"] = periods
     return body, schedule
 
@@ -103,11 +140,18 @@ def set_charging_profile(spec: ProfileSpec, now: datetime) -> dict[str, Any]:
     return {"evseId": spec.connector, "chargingProfile": profile}
 
 
-def clear_charging_profile(version: OcppVersion, profile_id: int) -> dict[str, Any]:
-    """``ClearChargingProfile`` for one profile id."""
+def clear_charging_profile(version: OcppVersion, profile_id: int, connector: int, stack_level: int,
+                           purpose: Purpose = Purpose.TX_DEFAULT) -> dict[str, Any]:
+    """``ClearChargingProfile`` for one profile of one connector: its id (unique per connector, see the
+    config's defaults) and the connector, purpose and stack level it was set with, so that a charger that
+    matches on the criteria (all of them must match) clears that profile only and never another
+    connector's."""
     if version is OcppVersion.V16:
-        return {"id": profile_id}
-    return {"chargingProfileId": profile_id}
+        return {"id": profile_id, "connectorId": connector, "chargingProfilePurpose": purpose.value,
+                "stackLevel": stack_level}
+    word = "ChargingStationMaxProfile" if purpose is Purpose.MAX else purpose.value
+    return {"chargingProfileId": profile_id, "chargingProfileCriteria": {
+        "evseId": connector, "chargingProfilePurpose": word, "stackLevel": stack_level}}
 
 
 def reset(version: OcppVersion) -> dict[str, Any]:
@@ -150,6 +194,8 @@ def renewal_interval(renew_every: float, key: str) -> float:
 
 
 __all__ = [
+    "LIVE_BACKDATE",
+    "PERMANENT_BACKDATE",
     "ProfileSpec",
     "Purpose",
     "RateUnit",

@@ -22,6 +22,7 @@ from shared.mqtt import Runtime
 from shared.topics import Topics
 
 from .adapter import SERVICE, LoadAdapter
+from .ocpp_charger import OcppChargerConfig, profile_collisions
 from .registry import LoadConfigAny, make_adapter
 
 
@@ -38,6 +39,9 @@ class LoadAdaptersConfig(SectionModel):
             if key in seen:
                 raise ValueError(f"load {load.site}/{load.id} is configured twice")
             seen.add(key)
+        collisions = profile_collisions([load for load in self.loads if isinstance(load, OcppChargerConfig)])
+        if collisions:
+            raise ValueError("; ".join(collisions))
         return self
 
 

@@ -45,6 +45,8 @@ class SourceChannel:
         self.accepted = 0
         self.rejected = 0
         self.supervisor: Supervisor | None = None
+        #: A total this source gave could not be bounded per phase, and that was reported (once until it can).
+        self.unsplit_reported = False
 
     def delivered(self) -> int:
         return self.accepted + self.rejected
@@ -58,7 +60,7 @@ class SourceChannel:
         try:
             self.gate.check_sample(sample)
             normalized = normalize(self.source, sample, nominal_voltage=config.nominal_voltage,
-                                   site_phases=config.phases)
+                                   site_phases=config.phases, generation=self.site.state.generation(sample))
             self.gate.check_updates(normalized.updates)
         except Implausible as exc:
             self.rejected += 1
@@ -67,6 +69,11 @@ class SourceChannel:
         self.accepted += 1
         self.site.state.apply(self.source.id, normalized, clock.now(), now)
         await self.site.publisher.request()
+        if normalized.unsplit is not None and not self.unsplit_reported:
+            self.unsplit_reported = True
+            await self.reject(origin, "split_unknown", normalized.unsplit, _describe(sample))
+        elif normalized.unsplit is None and any(u.key.field == "grid_current" for u in normalized.updates):
+            self.unsplit_reported = False
 
     async def reject(self, origin: str, code: str, message: str, payload: str = "") -> None:
         await self.bridge.report(self.site.name, origin, code, message, payload)

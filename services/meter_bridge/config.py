@@ -71,6 +71,8 @@ class SourceBase(SectionModel):
     battery_sign: Literal["discharge_positive", "charge_positive"] = "discharge_positive"
     #: A grid total without per-phase values: ``worst_case`` puts all import on every phase (and
     #: credits no export), ``even`` splits it evenly over the site's phases, ``none`` leaves currents out.
+    #: With generation behind the meter neither is sound: each phase is bounded by total + generation (the
+    #: site's ``generation_power``, else its measured solar and battery), or left out when that is unknown.
     split: SplitPolicy = "worst_case"
     #: First and largest wait before a failed driver is restarted (doubling in between).
     backoff_initial: PositiveSeconds = 1.0
@@ -227,6 +229,10 @@ class SiteConfig(SectionModel):
     #: At most one measurement per this many seconds per site (the first of a burst goes out at once).
     coalesce: float = Field(default=0.1, ge=0, le=60)
     plausibility: Plausibility = Field(default_factory=Plausibility)
+    #: The most the generation behind the grid meter can feed (W: solar inverters and battery together, AC).
+    #: Bounds each phase when a grid meter gives only a total (see ``split``); without it the measured solar
+    #: and battery power is used, and with neither the per-phase currents of such a total are unknown.
+    generation_power: float | None = Field(default=None, gt=0, le=1_000_000)
 
     @field_validator("sources")
     @classmethod
@@ -236,6 +242,17 @@ class SiteConfig(SectionModel):
         if dupes:
             raise ValueError(f"source ids must be unique within a site: {', '.join(dupes)}")
         return sources
+
+    def has_battery_source(self) -> bool:
+        """True when some source measures battery power."""
+        for source in self.sources:
+            if source.role == "battery" and source.feeds_field("battery_power"):
+                return True
+            if isinstance(source, MqttJsonSource) and any(v.quantity == "battery_power" for v in source.values):
+                return True
+            if isinstance(source, ModbusSource) and any(r.quantity == "battery_power" for r in source.registers):
+                return True
+        return False
 
     def has_solar_source(self) -> bool:
         """True when some source measures solar power (then solar is never derived from export)."""

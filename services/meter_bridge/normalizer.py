@@ -9,7 +9,13 @@ Rules (``docs/meters.md`` says the same for users):
   the value is marked derived.
 * A grid total without per-phase values is split by the source's ``split`` policy (noted in the
   measurement): ``worst_case`` puts the whole import on every phase and credits no export,
-  ``even`` divides it over the site's phases, ``none`` leaves the currents out.
+  ``even`` divides it over the site's phases, ``none`` leaves the currents out. Both hold only without
+  generation behind the meter. With generation (a solar or battery source, ``generation_power``, or an
+  export that proves it), a phase may import far more than the total: with total P and generation G on
+  phases unknown, each phase's power is P minus the others', and each other phase exports at most what the
+  generation on it feeds, so no phase imports more than P + G. Then every phase gets (P + G) / V, whatever
+  the policy, never an even share; with G unknown (or below the export measured, so not all of it is
+  known) the currents are left out (unknown) and the source's channel reports it.
 * Grid power is the device's total, else the sum of the per-phase powers, else Σ current x voltage (derived).
 * A solar or battery source's generic power (total, else sum of phases) feeds ``solar_power`` /
   ``battery_power``; battery power is published discharge positive (``battery_sign`` per source).
@@ -45,10 +51,25 @@ class Update:
     derived: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """What the site knows about generation behind the grid meter, for bounding a grid total per phase."""
+
+    #: The site has generation behind the meter (solar or battery sources, or a configured capacity).
+    present: bool = False
+    #: The most it feeds now (W): the configured capacity, else what is measured; None when unknown.
+    watts: float | None = None
+
+
+NO_GENERATION = Generation()
+
+
 @dataclass(slots=True)
 class Normalized:
     updates: list[Update] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Why this reading's total gave no per-phase currents although its policy would split it (None: it did).
+    unsplit: str | None = None
 
     def get(self, key: FieldKey) -> Update | None:
         return next((u for u in self.updates if u.key == key), None)
@@ -63,9 +84,11 @@ def _sign_like(magnitude: float, reference: float) -> float:
 
 
 def normalize(
-    source: SourceBase, sample: Sample, *, nominal_voltage: float, site_phases: list[Phase]
+    source: SourceBase, sample: Sample, *, nominal_voltage: float, site_phases: list[Phase],
+    generation: Generation = NO_GENERATION,
 ) -> Normalized:
-    """Turn ``sample`` of ``source`` into measurement updates (not yet checked for plausibility)."""
+    """Turn ``sample`` of ``source`` into measurement updates (not yet checked for plausibility); a grid
+    total alone is split over ``site_phases`` knowing the site's ``generation``."""
     out = Normalized()
     # ``invert`` is about clamps and meters (grid, solar); a battery's sign is ``battery_sign``.
     polarity = -1.0 if source.invert and source.role != "battery" else 1.0
@@ -112,7 +135,7 @@ def normalize(
             role_power = sum(a * volts_for(p) for p, (a, _) in currents.items())
             role_power_derived = True
         if not currents and total is not None and not sample.partial and source.feeds_field("grid_current"):
-            _split(source, total, nominal_voltage, site_phases, out)
+            _split(source, total, nominal_voltage, site_phases, out, generation)
         if role_power is not None:
             add("grid_power", role_power, derived=role_power_derived)
     elif source.role == "solar" and role_power is not None:
@@ -133,11 +156,22 @@ def _battery(source: SourceBase, watts: float) -> float:
     return -watts if source.battery_sign == "charge_positive" else watts
 
 
-def _split(source: SourceBase, total: float, nominal_voltage: float, phases: list[Phase], out: Normalized) -> None:
+def _split(source: SourceBase, total: float, nominal_voltage: float, phases: list[Phase], out: Normalized,
+           generation: Generation) -> None:
     if source.split == "none":
         return
     names = ",".join(p.value for p in phases)
-    if source.split == "even":
+    if generation.present or total < 0:  # generation behind the meter (an export proves it)
+        if generation.watts is None or total + generation.watts < 0:
+            known = "unknown" if generation.watts is None else f"{generation.watts:g} W, less than the export"
+            out.unsplit = (f"{source.id}: a grid total of {total:g} W with generation behind the meter "
+                           f"({known}) says nothing safe about each phase: currents left out")
+            out.notes.append(out.unsplit)
+            return
+        amps = (total + generation.watts) / nominal_voltage
+        note = (f"{source.id}: grid power bounded on each of {names} by total + generation "
+                f"({total:g} + {generation.watts:g} W) at {nominal_voltage:g} V")
+    elif source.split == "even":
         amps = total / len(phases) / nominal_voltage
         note = f"{source.id}: grid power split evenly over {names} at {nominal_voltage:g} V"
     else:  # worst_case

@@ -9,7 +9,8 @@ from shared.models.base import Phase
 from shared.models.measurement import CurrentReading, PercentReading, PowerReading, SiteMeasurement, VoltageReading
 
 from .config import SiteConfig
-from .normalizer import FieldKey, Normalized
+from .normalizer import NO_GENERATION, FieldKey, Generation, Normalized
+from .sample import Sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,34 @@ class SiteState:
     entries: dict[FieldKey, Entry] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
 
+    def generation(self, sample: Sample) -> Generation:
+        """What is known now about generation behind the grid meter, for splitting a grid total: present when
+        the site has solar or battery sources, a configured ``generation_power`` or a sample that reports
+        either; its size is the configured capacity, else the fresh measured solar (not derived from export)
+        plus battery discharge, else unknown."""
+        config = self.config
+        solar_source, battery_source = config.has_solar_source(), config.has_battery_source()
+        in_sample = sample.solar_power is not None or sample.battery_power is not None
+        if config.generation_power is None and not (solar_source or battery_source or in_sample):
+            return NO_GENERATION
+        if config.generation_power is not None:
+            return Generation(present=True, watts=config.generation_power)
+        solar = self.entries.get(FieldKey("solar_power"))
+        solar_w = sample.solar_power if sample.solar_power is not None else (
+            solar.value if solar is not None and not solar.derived else None)
+        battery = self.entries.get(FieldKey("battery_power"))
+        if (solar_source or sample.solar_power is not None) and solar_w is None:
+            return Generation(present=True)
+        if (battery_source or sample.battery_power is not None) and battery is None:
+            return Generation(present=True)
+        watts = max(0.0, solar_w or 0.0) + max(0.0, battery.value if battery is not None else 0.0)
+        return Generation(present=True, watts=watts)
+
     def apply(self, source: str, normalized: Normalized, ts: datetime, now: float) -> None:
+        if normalized.unsplit is not None:
+            # this source's total says nothing safe per phase now: what it said before goes too
+            for key in [k for k, e in self.entries.items() if k.field == "grid_current" and e.source == source]:
+                del self.entries[key]
         for update in normalized.updates:
             current = self.entries.get(update.key)
             if (

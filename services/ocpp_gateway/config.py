@@ -12,7 +12,8 @@
       allow_unknown: false                # or "pending": unknown ids connect and are held Pending
       authorize: allowlist                # or accept_all
       id_tags: [RFID-0001]
-      call_timeout: 30
+      call_timeout: 5                     # a command's timeout unless it sets its own
+      max_call_timeout: 10                # and never longer (a charging profile waits for at most one)
       chargers:
         CP_001: {site: home, password_hash: "scrypt$131072$8$1$...$..."}   # HTTP Basic auth (profile 1)
         CP_002: {site: home, auth: certificate}   # only its client certificate (CN = CP_002) lets it in
@@ -96,8 +97,12 @@ class GatewayConfig(SectionModel):
     require_password: bool = False
     authorize: Literal["accept_all", "allowlist"] = "accept_all"
     id_tags: list[str] = Field(default_factory=list)
-    #: Default time a charger has to answer a command (an OcppCommand may set its own ``timeout``).
-    call_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    #: Default time a charger has to answer a command (an OcppCommand may set its own ``timeout``). Short:
+    #: one CALL is outstanding at a time (OCPP-J), so an unanswered command holds the next charging
+    #: profile back this long (see call_queue).
+    call_timeout: Annotated[float, Field(gt=0, le=600)] = 5.0
+    #: The longest timeout a command may ask for (a longer one is cut to this).
+    max_call_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
     #: Heartbeat interval told to chargers in the BootNotification answer, seconds.
     heartbeat_interval: Annotated[int, Field(ge=10, le=86_400)] = 300
     #: Websocket keepalive: a charger that does not answer a ping within ``ping_timeout`` is dropped.
@@ -143,6 +148,10 @@ class GatewayConfig(SectionModel):
             unauthenticated = [cp for cp, c in self.chargers.items() if c.auth == "none"]
             if unauthenticated:
                 raise ValueError(f"require_password is on but chargers have auth: none: {unauthenticated[:5]}")
+        if self.call_timeout > self.max_call_timeout:
+            raise ValueError(f"call_timeout ({self.call_timeout:g} s) is above max_call_timeout "
+                             f"({self.max_call_timeout:g} s), which bounds how long a charging profile may wait "
+                             "behind another command: lower call_timeout, or raise both if you mean it")
         if self.authorize == "allowlist" and not self.id_tags:
             raise ValueError("authorize: allowlist needs id_tags")
         return self

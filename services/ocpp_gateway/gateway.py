@@ -5,7 +5,8 @@ useful with ``port: 0``), and on the way out closes every charger's socket, publ
 ``offline`` and waits for the outbox to drain. Each charger's availability is retained ``online`` /
 ``offline``; when the whole gateway dies without a clean stop, only the service's Last Will
 (``services/ocpp-gateway/availability`` = ``offline``) says so: consumers treat every charger as offline
-while the gateway's availability is offline.
+while the gateway's availability is offline. When it comes back, :class:`.recall.Recall` turns every
+charger without a socket ``offline`` and reads the transaction → connector map back from the broker.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from shared.models import ChargerEvent, OcppCommand, OcppResult, OcppVersion
 from shared.mqtt import OFFLINE, ONLINE, Incoming, Runtime
 from shared.topics import Leaf
 
+from .call_queue import URGENT_ACTIONS
 from .commands import ACTIONS, execute
 from .config import GatewayConfig
 from .handshake import SUBPROTOCOLS, Handshake, server_ssl_context, version_of
 from .outbox import Outbox
+from .recall import Recall
 from .registry import Registry
 from .session import ChargerSession, GatewayContext
 from .v16 import ChargePoint16
@@ -74,6 +77,7 @@ class Gateway:
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         runtime.route(self.topics.charger_filter(f"{Leaf.CMD}/+"), OcppCommand)(self._on_command)
+        self.recall = Recall(config, runtime, self.registry, self.outbox)
         runtime.on_connect(self._republish_state)
 
     @property
@@ -186,8 +190,9 @@ class Gateway:
     async def _republish_state(self) -> None:
         """After an MQTT (re)connect: the broker may have lost retained state while we were away, and what
         chargers said meanwhile was dropped. Availability, boot and connector status go out again (meter
-        values and heartbeats renew themselves)."""
+        values and heartbeats renew themselves); configured chargers without a socket are ``offline``."""
         self.outbox.allow_in_flight()
+        await self.recall.announce_absent()
         for session in self.registry:
             await self.outbox.put(self.topics.charger_availability(session.site, session.charger), ONLINE,
                                   retain=True)
@@ -220,18 +225,28 @@ class Gateway:
             answer("unknown_action", f"{action!r} is not something an OCPP {session.version} central system "
                          f"can ask; known: {', '.join(sorted(ACTIONS[session.version]))}")
             return
-        if session.waiting_commands >= self.config.max_pending_commands:
-            answer("busy", f"{session.waiting_commands} commands are already waiting for charger {charger}")
+        urgent = action in URGENT_ACTIONS
+        waiting = session.waiting_profiles if urgent else session.waiting_commands
+        if waiting >= self.config.max_pending_commands:
+            answer("busy", f"{waiting} {'charging profiles' if urgent else 'commands'} are already waiting for "
+                           f"charger {charger}")
             return
-        timeout = command.timeout if "timeout" in command.model_fields_set else self.config.call_timeout
-        session.waiting_commands += 1
+        asked = command.timeout if "timeout" in command.model_fields_set else self.config.call_timeout
+        timeout = min(asked, self.config.max_call_timeout)
+        if urgent:
+            session.waiting_profiles += 1
+        else:
+            session.waiting_commands += 1
         self._spawn(self._run_command(session, action, command, timeout))
 
     async def _run_command(self, session: ChargerSession, action: str, command: OcppCommand, timeout: float) -> None:
         try:
             result = await execute(session, action, command, timeout)
         finally:
-            session.waiting_commands -= 1
+            if action in URGENT_ACTIONS:
+                session.waiting_profiles -= 1
+            else:
+                session.waiting_commands -= 1
         await self.outbox.put(self.topics.charger_result(session.site, session.charger, action), result)
 
     def _spawn(self, coro: Any) -> None:

@@ -3,15 +3,16 @@
 Every sampled value is kept (``samples``), converted to base units: kW → W, kWh → Wh, kvar → var, and a
 2.0.1 ``unitOfMeasure.multiplier`` applied. The convenience fields come from the latest timestamp in the
 message: ``current_import`` per leg, ``current_offered``, ``power`` (the phase-less total, else the sum of
-the legs), ``energy_wh`` (the register), ``voltage`` per leg, ``soc``. Non-numeric values (signed data)
-and values that are not finite are skipped and named in the returned problems.
+the legs), ``energy_wh`` (the register), ``voltage`` per leg, ``soc``; ``charger_time`` is that timestamp
+(the charger's clock). Non-numeric values (signed data) and values that are not finite are skipped and
+named in the returned problems.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.models import ConnectorMeter, Leg, SampledValue
@@ -74,6 +75,18 @@ def _timestamp(entry: Mapping[str, Any]) -> str:
     return str(entry.get("timestamp") or "")
 
 
+def charger_time(value: Any) -> datetime | None:
+    """A timestamp the charger sent (its own clock), as an aware datetime (no zone given: UTC, as OCPP
+    prescribes); None when there is none or it is not a date-time."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def connector_meter(site: str, charger: str, connector: int, meter_value: Sequence[Mapping[str, Any]],
                     now: datetime, transaction_id: str | None = None) -> tuple[ConnectorMeter | None, list[str]]:
     """The meter state of one connector from a MeterValues (or transaction) ``meterValue`` list."""
@@ -118,5 +131,5 @@ def connector_meter(site: str, charger: str, connector: int, meter_value: Sequen
     if "power" not in fields and leg_power:
         fields["power"] = sum(leg_power.values())
     meter = ConnectorMeter(site=site, charger=charger, connector=connector, transaction_id=transaction_id,
-                           samples=samples[:MAX_SAMPLES], ts=now, **fields)
+                           samples=samples[:MAX_SAMPLES], ts=now, charger_time=charger_time(latest), **fields)
     return meter, problems

@@ -11,8 +11,9 @@ and the library's route map sends each CALL to its handler. Here:
   maps the violation to, a failing handler ``PropertyConstraintViolation`` or ``InternalError``; each is
   reported on the errors topic (in moderation, see :class:`.moderation.Moderator`);
 * commands from MQTT go out with :meth:`ChargerSession.request`: validated against the version's schema
-  first, one outstanding CALL at a time (OCPP-J), each with its own timeout, failed at once when the
-  charger goes away.
+  first, one outstanding CALL at a time (OCPP-J) with charging profiles served before other waiting
+  commands (:class:`.call_queue.CallQueue`), each with its own timeout, failed at once when the charger
+  goes away.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from shared.payload import PayloadError, parse_json
 from shared.topics import Topics, slugify
 
 from . import schemas
+from .call_queue import URGENT_ACTIONS, CallQueue
 from .config import GatewayConfig
 from .handshake import Admission
 from .meter import connector_meter
@@ -194,7 +196,10 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         self.memory = memory
         self.connection = connection
         self.closed = False
+        #: Commands from MQTT waiting for this charger or in flight: charging profiles, everything else.
+        self.waiting_profiles = 0
         self.waiting_commands = 0
+        self.calls = CallQueue()
         self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
         #: The camelCase payload of the CALL being handled (the library hands handlers snake_case).
         self.current_payload: Mapping[str, Any] = {}
@@ -293,16 +298,19 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         unique_id = str(uuid.uuid4())
         await validate_payload(Call(unique_id, action, copy.deepcopy(payload)), self._ocpp_version)
         loop = asyncio.get_running_loop()
-        # the timeout on the gateway's clock (a simulated day's adapter sets it on the same one); the lock:
-        # one outstanding CALL per charger (OCPP-J)
-        async with clock_timeout(self.ctx.clock, timeout), self._call_lock:
+        # the queue: one outstanding CALL per charger (OCPP-J), charging profiles ahead of every other waiting
+        # command; the wait in it is bounded by the timeouts of the CALLs ahead. The timeout counts from the
+        # CALL on, on the gateway's clock (a simulated day's adapter sets it on the same one): a profile that
+        # waited for a hung command still gets its full time to be answered.
+        async with self.calls.turn(urgent=action in URGENT_ACTIONS):
             if self.closed:
                 raise ChargerOffline(f"charger {self.charger} is offline")
             future: asyncio.Future[CallResult | CallError] = loop.create_future()
             self._pending[unique_id] = future
             try:
-                await self._send(Call(unique_id, action, payload).to_json())
-                answer = await future
+                async with clock_timeout(self.ctx.clock, timeout):
+                    await self._send(Call(unique_id, action, payload).to_json())
+                    answer = await future
             except ConnectionClosed as exc:
                 raise ChargerOffline(f"charger {self.charger} went away") from exc
             finally:

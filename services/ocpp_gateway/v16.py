@@ -12,6 +12,7 @@ from ocpp.v16.enums import Action, RegistrationStatus  # type: ignore[import-unt
 
 from shared.models import ChargerBoot, ChargerHeartbeat, ConnectorStatus, OcppVersion, TransactionState
 
+from .meter import charger_time
 from .session import ChargerSession, ocpp_time, reported
 
 
@@ -45,7 +46,8 @@ class ChargePoint16(ChargerSession, V16ChargePoint):  # type: ignore[misc]
                                      ) -> call_result.StatusNotification:
         await self.publish_status(ConnectorStatus(
             site=self.site, charger=self.charger, connector=connector_id, status=status,
-            error_code=error_code, info=kw.get("info") or kw.get("vendor_error_code"), ts=self.now()))
+            error_code=error_code, info=kw.get("info") or kw.get("vendor_error_code"), ts=self.now(),
+            charger_time=charger_time(kw.get("timestamp"))))
         return call_result.StatusNotification()
 
     @on(Action.meter_values)

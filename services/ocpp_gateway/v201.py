@@ -16,6 +16,7 @@ from ocpp.v201.enums import Action, RegistrationStatusEnumType  # type: ignore[i
 
 from shared.models import ChargerBoot, ChargerHeartbeat, ConnectorStatus, OcppVersion, TransactionState
 
+from .meter import charger_time
 from .session import ChargerSession, ocpp_time, reported
 
 _EVENT_STATE = {"Started": "started", "Updated": "updated", "Ended": "ended"}
@@ -52,7 +53,8 @@ class ChargePoint201(ChargerSession, V201ChargePoint):  # type: ignore[misc]
         before = self.memory.status.get(evse_id)
         await self.publish_status(ConnectorStatus(
             site=self.site, charger=self.charger, connector=evse_id, evse=evse_id, connector_id=connector_id,
-            status=connector_status, charging_state=before.charging_state if before else None, ts=self.now()))
+            status=connector_status, charging_state=before.charging_state if before else None, ts=self.now(),
+            charger_time=charger_time(kw.get("timestamp"))))
         return call_result.StatusNotification()
 
     @on(Action.meter_values)
@@ -92,7 +94,8 @@ class ChargePoint201(ChargerSession, V201ChargePoint):  # type: ignore[misc]
         charging_state = transaction_info.get("charging_state")
         before = self.memory.status.get(connector)
         if charging_state is not None and before is not None and before.charging_state != charging_state:
-            await self.publish_status(before.model_copy(update={"charging_state": charging_state, "ts": self.now()}))
+            await self.publish_status(before.model_copy(update={
+                "charging_state": charging_state, "ts": self.now(), "charger_time": charger_time(kw.get("timestamp"))}))
         if id_token is None:
             return call_result.TransactionEvent()
         return call_result.TransactionEvent(id_token_info={"status": self.id_tag_status(id_token)})

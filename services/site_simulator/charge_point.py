@@ -7,6 +7,11 @@ interval the central system gave, reports the connector's status, the transactio
 (Current.Import per phase, Current.Offered, power, energy register, voltage, SoC), and keeps the charging
 profiles it receives in a :class:`ProfileStore`; :meth:`ChargerDevice.control` turns them into the
 current the charger offers the car (its pilot signal), every physics step.
+
+The quirks of real chargers are options of its :class:`ChargerSpec`: Relative schedules counted from
+receipt instead of the transaction's start, a clock that is off (used for its profiles and its messages'
+timestamps, never set from the central system's time), profiles on stack level 0 only, in W only, of kind
+Relative only. A profile it cannot take is answered ``Rejected``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import websockets
@@ -34,7 +39,7 @@ from ocpp.v201.enums import Action as Action201  # type: ignore[import-untyped]
 from shared.clock import Clock
 
 from .ev import MIN_PILOT
-from .profiles import ProfileError, ProfileStore, from_v16, from_v201
+from .profiles import Profile, ProfileError, ProfileStore, from_v16, from_v201
 from .site import LEGS, ChargerPlug
 
 log = logging.getLogger("ampmq.site-simulator.charger")
@@ -62,12 +67,17 @@ class ChargerDevice:
         self.meter_interval = meter_interval
         #: How often the charger looks at its connector for something to report (simulated seconds).
         self.check_interval = 5.0
-        self.store = ProfileStore(plug.spec.max_current)
+        self.store = ProfileStore(plug.spec.max_current, relative_from=plug.spec.relative_from,
+                                  per_evse=plug.spec.ocpp == "2.0.1")
+        #: The charger's clock minus the true time (s): its own clock, never set from the central system.
+        self.skew = timedelta(seconds=plug.spec.clock_skew)
         self.cp: ChargePoint | None = None
         self.connected = asyncio.Event()
         self.booted = False
         self.heartbeat_interval = 300.0
         self.transaction_id: str | None = None
+        #: When the transaction started, in the charger's clock (physics time): Relative schedules count from it.
+        self.transaction_start: datetime | None = None
         self.status_sent: str | None = None
         self.charging_state_sent: str | None = None
         self.seq_no = 0
@@ -78,10 +88,22 @@ class ChargerDevice:
         self._wake = asyncio.Event()
 
     # -- physics side --------------------------------------------------------------------------------
+    def own_time(self, true_time: datetime) -> datetime:
+        """``true_time`` as the charger's clock shows it."""
+        return true_time + self.skew
+
+    def stamp(self) -> str:
+        """A timestamp for a message the charger sends, in its own clock."""
+        return ocpp_time(self.own_time(self.clock.now()))
+
+    def _started(self) -> None:
+        self.transaction_start = self.own_time(self.physics_now())
+
     def control(self, now: datetime) -> float:
-        """Set the plug's offered current from the profiles in force; returns it."""
+        """Set the plug's offered current from the profiles in force at true time ``now``; returns it."""
         phases = max(1, self.plug.phases_used or self.spec.phases)
-        offered = self.store.limit(CONNECTOR, now, phases, self.transaction_id)
+        offered = self.store.limit(CONNECTOR, self.own_time(now), phases, self.transaction_id,
+                                   self.transaction_start)
         self.plug.offered = offered
         return offered
 
@@ -195,7 +217,7 @@ class ChargerDevice:
 
     # -- OCPP 1.6 -------------------------------------------------------------------------------------
     async def _send16(self, cp: ChargePoint) -> None:
-        now = ocpp_time(self.clock.now())
+        now = self.stamp()
         plug = self.plug
         if plug.ev is not None and self.transaction_id is None:
             await self._status16(cp, "Preparing")
@@ -204,12 +226,14 @@ class ChargerDevice:
                 timestamp=now))
             self.messages_sent += 1
             self.transaction_id = str(answer.transaction_id)
+            self._started()
         elif plug.ev is None and self.transaction_id is not None:
             await self._meter16(cp)
             await cp.call(call16.StopTransaction(meter_stop=int(plug.energy_wh), timestamp=now,
                                                  transaction_id=int(self.transaction_id), reason="EVDisconnected"))
             self.messages_sent += 1
             self.transaction_id = None
+            self.transaction_start = None
             await self._status16(cp, "Finishing")
         status = self.status()
         if status != self.status_sent:
@@ -220,7 +244,7 @@ class ChargerDevice:
 
     async def _status16(self, cp: ChargePoint, status: str) -> None:
         await cp.call(call16.StatusNotification(connector_id=CONNECTOR, error_code="NoError", status=status,
-                                                timestamp=ocpp_time(self.clock.now())))
+                                                timestamp=self.stamp()))
         self.messages_sent += 1
         self.status_sent = status
 
@@ -230,7 +254,7 @@ class ChargerDevice:
                     **({"phase": phase} if phase else {})} for m, phase, value, unit in self.samples()]
         tx = None if self.transaction_id is None else int(self.transaction_id)
         await cp.call(call16.MeterValues(connector_id=CONNECTOR, transaction_id=tx, meter_value=[
-            {"timestamp": ocpp_time(self.clock.now()), "sampled_value": sampled}]))
+            {"timestamp": self.stamp(), "sampled_value": sampled}]))
         self.messages_sent += 1
 
     # -- OCPP 2.0.1 -----------------------------------------------------------------------------------
@@ -238,7 +262,7 @@ class ChargerDevice:
         sampled = [{"value": value, "measurand": m, "context": "Sample.Periodic",
                     "unit_of_measure": {"unit": unit}, **({"phase": phase} if phase else {})}
                    for m, phase, value, unit in self.samples()]
-        return [{"timestamp": ocpp_time(self.clock.now()), "sampled_value": sampled}]
+        return [{"timestamp": self.stamp(), "sampled_value": sampled}]
 
     def _charging_state(self) -> str:
         return {"Charging": "Charging", "SuspendedEV": "SuspendedEV", "SuspendedEVSE": "SuspendedEVSE"}.get(
@@ -248,7 +272,7 @@ class ChargerDevice:
         self.seq_no += 1
         assert self.transaction_id is not None
         await cp.call(call201.TransactionEvent(
-            event_type=event, timestamp=ocpp_time(self.clock.now()), trigger_reason=trigger, seq_no=self.seq_no,
+            event_type=event, timestamp=self.stamp(), trigger_reason=trigger, seq_no=self.seq_no,
             transaction_info={"transaction_id": self.transaction_id, **info},
             evse={"id": CONNECTOR, "connector_id": 1}, meter_value=self._meter_value201()))
         self.messages_sent += 1
@@ -257,7 +281,7 @@ class ChargerDevice:
     async def _connector201(self, cp: ChargePoint, status: str) -> None:
         if status == self.status_sent:
             return
-        await cp.call(call201.StatusNotification(timestamp=ocpp_time(self.clock.now()), connector_status=status,
+        await cp.call(call201.StatusNotification(timestamp=self.stamp(), connector_status=status,
                                                  evse_id=CONNECTOR, connector_id=1))
         self.messages_sent += 1
         self.status_sent = status
@@ -267,12 +291,14 @@ class ChargerDevice:
         if plug.ev is not None and self.transaction_id is None:
             await self._connector201(cp, "Occupied")
             self.transaction_id = uuid.uuid4().hex[:24]
+            self._started()
             self.charging_state_sent = self._charging_state()
             await self._transaction_event(cp, "Started", "CablePluggedIn", charging_state=self.charging_state_sent)
         elif plug.ev is None and self.transaction_id is not None:
             await self._transaction_event(cp, "Ended", "EVCommunicationLost", charging_state="Idle",
                                           stopped_reason="EVDisconnected")
             self.transaction_id = None
+            self.transaction_start = None
             self.charging_state_sent = None
         if plug.ev is None:
             await self._connector201(cp, "Available")
@@ -290,32 +316,49 @@ class ChargerDevice:
             await self._transaction_event(cp, "Updated", "MeterValuePeriodic")
 
     # -- what the central system asks -------------------------------------------------------------------
+    def _refusal(self, profile: Profile) -> str | None:
+        """Why the charger refuses ``profile`` (the standard's rules, then its quirks); None: it takes it."""
+        spec = self.spec
+        if profile.connector not in (0, CONNECTOR):
+            return f"no connector {profile.connector}"
+        if profile.purpose == "tx" and self.transaction_id is None:
+            return "a TxProfile with no transaction"
+        if profile.purpose == "tx" and spec.ocpp == "2.0.1" and profile.transaction_id is None:
+            return "a TxProfile without transactionId"  # 2.0.1 K01
+        if spec.stack_level_zero_only and profile.stack_level > 0:
+            return f"stack level {profile.stack_level} (takes 0 only)"
+        if spec.watts_only and profile.unit != "W":
+            return f"limits in {profile.unit} (takes W only)"
+        if spec.relative_only and profile.kind != "Relative":
+            return f"a {profile.kind} profile (takes Relative only)"
+        return None
+
     def take_profile(self, profile_maker: Any) -> str:
         try:
-            profile = profile_maker(self.physics_now())
+            profile = profile_maker(self.own_time(self.physics_now()))
+            refusal = self._refusal(profile)
+            if refusal is not None:
+                raise ProfileError(refusal)
+            self.store.install(profile)
         except (ProfileError, KeyError, TypeError, ValueError) as exc:
             log.warning("charger %s: profile rejected: %s", self.ocpp_id, exc)
             return "Rejected"
-        if profile.connector not in (0, CONNECTOR):
-            return "Rejected"
-        if profile.purpose == "tx" and self.transaction_id is None:
-            return "Rejected"
-        self.store.install(profile)
         self.profiles_received += 1
         self.control(self.physics_now())
         self.wake()
         return "Accepted"
 
     def composite(self, duration: int) -> dict[str, Any]:
-        now = self.physics_now()
+        now = self.own_time(self.physics_now())
         return {"start": now, "limit": self.store.limit(CONNECTOR, now, max(1, self.plug.phases_used or 3),
-                                                          self.transaction_id), "duration": duration}
+                                                          self.transaction_id, self.transaction_start),
+                "duration": duration}
 
 
 def _configuration(device: ChargerDevice) -> dict[str, str]:
     return {
-        "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
-        "ChargeProfileMaxStackLevel": "10",
+        "ChargingScheduleAllowedChargingRateUnit": "Power" if device.spec.watts_only else "Current,Power",
+        "ChargeProfileMaxStackLevel": "0" if device.spec.stack_level_zero_only else "10",
         "ChargingScheduleMaxPeriods": "24",
         "MaxChargingProfilesInstalled": "10",
         "MeterValueSampleInterval": str(int(device.meter_interval)),
@@ -417,6 +460,15 @@ _VARIABLES: dict[tuple[str, str], str] = {
 }
 
 
+def _variables(device: ChargerDevice) -> dict[tuple[str, str], str]:
+    quirks: dict[tuple[str, str], str] = {}
+    if device.spec.watts_only:
+        quirks[("SmartChargingCtrlr", "RateUnit")] = "W"
+    if device.spec.stack_level_zero_only:
+        quirks[("SmartChargingCtrlr", "ProfileStackLevel")] = "0"
+    return {**_VARIABLES, **quirks}
+
+
 class ChargePoint201(V201ChargePoint):  # type: ignore[misc]
     """The 2.0.1 client side: what the central system may ask a 2.0.1 charging station."""
 
@@ -435,15 +487,10 @@ class ChargePoint201(V201ChargePoint):  # type: ignore[misc]
                                         charging_profile_criteria: dict[str, Any] | None = None, **kw: Any
                                         ) -> result201.ClearChargingProfile:
         criteria = charging_profile_criteria or {}
-        ids = criteria.get("charging_profile_id") or []
-        found = False
-        if charging_profile_id is not None:
-            found = self.device.store.clear(profile_id=charging_profile_id)
-        elif ids:
-            found = any([self.device.store.clear(profile_id=i) for i in ids])
-        else:
-            found = self.device.store.clear(None, criteria.get("evse_id"), criteria.get("charging_profile_purpose"),
-                                            criteria.get("stack_level"))
+        ids = ([charging_profile_id] if charging_profile_id is not None
+               else criteria.get("charging_profile_id") or [None])
+        found = any([self.device.store.clear(i, criteria.get("evse_id"), criteria.get("charging_profile_purpose"),
+                                             criteria.get("stack_level")) for i in ids])
         self.device.control(self.device.physics_now())
         return result201.ClearChargingProfile(status="Accepted" if found else "Unknown")
 
@@ -461,7 +508,7 @@ class ChargePoint201(V201ChargePoint):  # type: ignore[misc]
         results = []
         for item in get_variable_data:
             key = (item["component"]["name"], item["variable"]["name"])
-            value = _VARIABLES.get(key)
+            value = _variables(self.device).get(key)
             entry: dict[str, Any] = {"attribute_status": "Accepted" if value is not None else "UnknownVariable",
                                      "component": item["component"], "variable": item["variable"]}
             if value is not None:

@@ -1,19 +1,32 @@
-"""``ampmq demo``: run a scenario from ``scenarios/`` on every service, watch it live, write the report."""
+"""``ampmq demo``: run a scenario from ``scenarios/`` on every service, watch it live, write the report.
+
+Ctrl-C stops the simulated day where it is: the services stop cleanly, the report of the time reached is
+written (marked partial) and the exit code is 130; a second Ctrl-C quits at once without a report."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.config import AmpmqConfig
 
 from .runner import EMBEDDED_MAX_SPEED, uses_embedded_broker
-from .scenario import ScenarioError, load_scenario
+from .scenario import Scenario, ScenarioError, load_scenario
+
+if TYPE_CHECKING:
+    from .dashboard import Dashboard
+    from .runner import RunResult
 
 DEFAULT_SCENARIO = "scenarios/sunny-day.yaml"
+#: The exit code of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it); the report is written.
+INTERRUPTED = 130
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,8 +47,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_demo(args: argparse.Namespace, config: AmpmqConfig) -> int:
     from .dashboard import Dashboard
-    from .report import write_reports
-    from .runner import run_scenario
 
     try:
         scenario = load_scenario(args.scenario)
@@ -61,16 +72,26 @@ def run_demo(args: argparse.Namespace, config: AmpmqConfig) -> int:
         speed = EMBEDDED_MAX_SPEED
     duration = args.duration or scenario.duration
     print(f"ampmq demo: {scenario.name}: {duration / 3600:.1f} simulated hours at {speed:g}x "
-          f"(about {duration / speed:.0f} s)", flush=True)
+          f"(about {duration / speed:.0f} s; Ctrl-C stops it and writes the report so far)", flush=True)
     try:
         with Dashboard(interactive=interactive) as dashboard:
-            result = asyncio.run(run_scenario(scenario, config, speed=speed, duration=duration, observe=dashboard,
-                                              broker=args.broker))
+            result = asyncio.run(_run_until_interrupted(scenario, config, speed, duration, dashboard, args.broker))
+    except KeyboardInterrupt:  # before the run had its own handler, or a second Ctrl-C while it stopped
+        print("\nampmq demo: stopped; no report written", flush=True)
+        return INTERRUPTED
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+    with _sigint_ignored():  # the run is over: a late Ctrl-C must not cut the report short
+        return _report(result, scenario, Path(args.report_dir))
+
+
+def _report(result: RunResult, scenario: Scenario, directory: Path) -> int:
+    """Write both reports and the summary lines; the exit code (``INTERRUPTED`` for a partial run)."""
+    from .report import write_reports
+
     kpis = result.kpis
-    json_path, html_path = write_reports(Path(args.report_dir), kpis, result.view.recorder.series, scenario.start)
+    json_path, html_path = write_reports(directory, kpis, result.view.recorder.series, scenario.start)
     print(f"trips: {kpis['trips']}  peak phase current: {kpis['peak_phase_current']:.1f} A "
           f"(limit {kpis['limit']:g} A)  overload: {kpis['overload_seconds']:.0f} s  "
           f"solar self-consumption: {kpis['solar_self_consumption'] or 0:.1%}")
@@ -79,5 +100,54 @@ def run_demo(args: argparse.Namespace, config: AmpmqConfig) -> int:
         print(f"  {load}: {entry['energy_kwh']:.2f} kWh, {entry['starts']} starts{extra}")
     for line in kpis["missing"]:
         print(f"! {line}")
-    print(f"report: {html_path}  {json_path}")
-    return 0
+    if kpis["partial"]:
+        print(f"partial report: stopped at {kpis['reached'][11:16]} simulated time, after "
+              f"{kpis['simulated_seconds'] / 3600:.1f} of {kpis['planned_seconds'] / 3600:.1f} simulated hours")
+    print(f"report: {html_path}  {json_path}", flush=True)
+    return INTERRUPTED if kpis["partial"] else 0
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to guard
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+async def _run_until_interrupted(scenario: Scenario, config: AmpmqConfig, speed: float, duration: float,
+                                 dashboard: Dashboard, broker: str) -> RunResult:
+    """Run the scenario; the first Ctrl-C (or SIGTERM) ends the simulated day where it is, stops the services
+    cleanly and returns what was recorded. A second Ctrl-C gets Python's own handling back: a
+    ``KeyboardInterrupt`` that ends the run without a report (the broker and services still stopped)."""
+    from .runner import run_scenario
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            stop.set()
+            dashboard.stopping()
+        loop.remove_signal_handler(signal.SIGINT)
+
+    signals = [sig for sig in (signal.SIGINT, signal.SIGTERM) if _handle(loop, sig, on_signal)]
+    try:
+        return await run_scenario(scenario, config, speed=speed, duration=duration, observe=dashboard,
+                                  broker=broker, stop=stop)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+def _handle(loop: asyncio.AbstractEventLoop, sig: signal.Signals, handler: Callable[[], None]) -> bool:
+    try:
+        loop.add_signal_handler(sig, handler)
+    except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
+        return False
+    return True

@@ -11,10 +11,19 @@ snake_case dicts) as one :class:`Profile`. The limit in force (:meth:`ProfileSto
   ChargingStationMaxProfile) and the charger's rating; with no profile at all the charger offers its
   rating (which is why ampmq installs a baseline).
 
-A *Relative* schedule starts when the profile is received (a charger receiving a relative TxDefault
-profile mid-session has no better start point); *Absolute* at ``startSchedule`` (else when received);
-*Recurring* repeats ``startSchedule`` daily or weekly. Limits in W become A with the schedule's
-``numberPhases`` (else the phases in use) at the nominal voltage.
+OCPP 1.6 (§3.13, §7.8-7.13) and 2.0.1 (K01, K08) as the common stacks (EVerest libocpp, MicroOcpp) read
+them: a *Relative* schedule counts from the start of the connector's transaction (with no transaction it
+starts "now": its first period holds and its duration does not run); ``relative_from="receipt"`` is the
+quirk of chargers that count from when they took the profile. *Absolute* starts at ``startSchedule``
+(absent: as Relative); *Recurring* repeats ``startSchedule`` daily or weekly. A profile whose ``validTo``
+has passed, or whose schedule's ``duration`` has run out, falls away. Every time is the charger's own
+clock. Limits in W become A with the schedule's ``numberPhases`` (else the phases in use) at the nominal
+voltage.
+
+Installing (:meth:`ProfileStore.install`): a profile with the same id, or the same purpose and stack
+level, replaces the one held — in 1.6 on the whole charge point (whichever connector it is on), in 2.0.1
+on the same EVSE. A Relative max profile is refused (2.0.1 K01; libocpp in 1.6 too). Clearing
+(:meth:`ProfileStore.clear`) removes the profiles that match every criterion given.
 """
 
 from __future__ import annotations
@@ -58,22 +67,26 @@ class Profile:
     recurrency: str | None = None
     transaction_id: str | None = None
 
-    def schedule_start(self, now: datetime) -> datetime:
-        if self.kind == "Relative":
-            return self.received
-        start = self.start_schedule or self.received
+    def schedule_start(self, now: datetime, transaction_start: datetime | None = None,
+                       relative_from: str = "transaction") -> datetime:
+        if self.kind == "Relative" or self.start_schedule is None:
+            if relative_from == "receipt":
+                return self.received
+            return transaction_start if transaction_start is not None else now
+        start = self.start_schedule
         if self.kind == "Recurring" and start <= now:
             period = timedelta(days=7 if self.recurrency == "Weekly" else 1)
             start += period * ((now - start) // period)
         return start
 
-    def limit_at(self, now: datetime, phases_in_use: int, voltage: float = 230.0) -> float | None:
+    def limit_at(self, now: datetime, phases_in_use: int, voltage: float = 230.0,
+                 transaction_start: datetime | None = None, relative_from: str = "transaction") -> float | None:
         """The limit in A per phase this profile sets now; None when it does not apply now."""
         if self.valid_from is not None and now < self.valid_from:
             return None
         if self.valid_to is not None and now >= self.valid_to:
             return None
-        elapsed = (now - self.schedule_start(now)).total_seconds()
+        elapsed = (now - self.schedule_start(now, transaction_start, relative_from)).total_seconds()
         if elapsed < 0 or (self.duration is not None and elapsed >= self.duration):
             return None
         current: Period | None = None
@@ -150,39 +163,46 @@ class ProfileStore:
     rating: float
     profiles: dict[int, Profile] = field(default_factory=dict)
     received: int = 0
+    #: Where a Relative schedule counts from: ``transaction`` (the standard's reading) or ``receipt``.
+    relative_from: str = "transaction"
+    #: 2.0.1: the same purpose and stack level replace a profile on the same EVSE only; 1.6: on the charger.
+    per_evse: bool = False
 
     def install(self, profile: Profile) -> None:
-        """Add a profile; one with the same id, or the same purpose, stack level and connector, is replaced."""
+        """Add a profile; one with the same id, or the same purpose and stack level (on the charge point in
+        1.6, on the EVSE in 2.0.1), is replaced."""
+        if profile.purpose == "max" and profile.kind == "Relative":
+            raise ProfileError("a max profile cannot be Relative")
         for pid, old in list(self.profiles.items()):
+            same_place = old.connector == profile.connector or not self.per_evse
             if pid == profile.id or (old.purpose == profile.purpose and old.stack_level == profile.stack_level
-                                     and old.connector == profile.connector):
+                                     and same_place):
                 del self.profiles[pid]
         self.profiles[profile.id] = profile
         self.received += 1
 
     def clear(self, profile_id: int | None = None, connector: int | None = None, purpose: str | None = None,
               stack_level: int | None = None) -> bool:
-        """Remove the matching profiles; True when any was removed."""
+        """Remove the profiles that match every criterion given; True when any was removed."""
         wanted = _purpose(purpose) if purpose is not None else None
         gone = [pid for pid, p in self.profiles.items()
                 if (profile_id is None or pid == profile_id)
-                and (profile_id is not None or (
-                    (connector is None or p.connector == connector)
-                    and (wanted is None or p.purpose == wanted)
-                    and (stack_level is None or p.stack_level == stack_level)))]
+                and (connector is None or p.connector == connector)
+                and (wanted is None or p.purpose == wanted)
+                and (stack_level is None or p.stack_level == stack_level)]
         for pid in gone:
             del self.profiles[pid]
         return bool(gone)
 
     def _winner(self, purpose: Purpose, connectors: tuple[int, ...], now: datetime, phases: int,
-                transaction_id: str | None = None) -> float | None:
+                transaction_id: str | None = None, transaction_start: datetime | None = None) -> float | None:
         best: tuple[int, int, float] | None = None
         for p in self.profiles.values():
             if p.purpose != purpose or p.connector not in connectors:
                 continue
             if purpose == "tx" and p.transaction_id is not None and p.transaction_id != transaction_id:
                 continue
-            limit = p.limit_at(now, phases)
+            limit = p.limit_at(now, phases, transaction_start=transaction_start, relative_from=self.relative_from)
             if limit is None:
                 continue
             key = (p.stack_level, 1 if p.connector != 0 else 0, limit)
@@ -190,12 +210,15 @@ class ProfileStore:
                 best = key
         return None if best is None else best[2]
 
-    def limit(self, connector: int, now: datetime, phases_in_use: int = 3, transaction_id: str | None = None) -> float:
-        """The composite limit (A per phase) on ``connector`` now."""
+    def limit(self, connector: int, now: datetime, phases_in_use: int = 3, transaction_id: str | None = None,
+              transaction_start: datetime | None = None) -> float:
+        """The composite limit (A per phase) on ``connector`` at ``now`` (the charger's clock), its
+        transaction (if any) started at ``transaction_start``."""
         ours = (connector, 0)
-        tx = self._winner("tx", ours, now, phases_in_use, transaction_id) if transaction_id is not None else None
-        own = tx if tx is not None else self._winner("default", ours, now, phases_in_use)
-        cap = self._winner("max", (0, connector), now, phases_in_use)
+        start = transaction_start if transaction_id is not None else None
+        tx = self._winner("tx", ours, now, phases_in_use, transaction_id, start) if transaction_id is not None else None
+        own = tx if tx is not None else self._winner("default", ours, now, phases_in_use, transaction_id, start)
+        cap = self._winner("max", (0, connector), now, phases_in_use, transaction_id, start)
         limit = self.rating
         for value in (own, cap):
             if value is not None:

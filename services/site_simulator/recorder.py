@@ -1,6 +1,12 @@
 """What happened during a run: energy per load and source, time series for the plots, start/stop
 cycles, and the allocator's setpoints as they were published (to check the anti-flicker rules).
 
+The time series has one row per ``sample_interval`` (a *bucket*); each fast signal (phase currents, solar,
+consumption, grid, battery, each load's current) is kept as the ``[lowest, highest]`` value of every
+physics step in the bucket, so a spike of a few seconds survives into the charts: the highest phase current
+in the series is the peak the fuse model reports. Slow signals (battery SOC, tank temperature, setpoints)
+are the bucket's last value.
+
 Grid energy of a Solar Only load is counted at the margin: the import the site had minus the import it
 would have had without that load (``max(0, P) - max(0, P - P_load)``), so import caused by other loads is
 not blamed on it.
@@ -57,6 +63,11 @@ class Recorder:
     energy: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("grid_import", "grid_export", "solar", "house", "battery_charge", "battery_discharge"), 0.0))
     _next_sample: float = 0.0
+    #: The open bucket: per signal, the lowest and highest value since the last row.
+    _low: dict[str, float] = field(default_factory=dict)
+    _high: dict[str, float] = field(default_factory=dict)
+    _last: SiteState | None = None
+    _limit: float = 0.0
 
     def step(self, state: SiteState, dt: float) -> None:
         """Integrate one physics step."""
@@ -82,22 +93,39 @@ class Recorder:
                 tally.grid_wh += (max(0.0, grid) - max(0.0, grid - watts)) * h
 
     def sample(self, state: SiteState, limit: float) -> None:
-        if state.t < self._next_sample:
+        """Widen the open bucket with ``state``; close it into a row once ``sample_interval`` has passed."""
+        self._limit = limit
+        for key, value in _signals(state).items():
+            self._low[key] = min(self._low.get(key, value), value)
+            self._high[key] = max(self._high.get(key, value), value)
+        self._last = state
+        if state.t >= self._next_sample:
+            self._next_sample = state.t + self.scenario.timing.sample_interval
+            self.close_bucket()
+
+    def close_bucket(self) -> None:
+        """Write the open bucket as a row (at the end of a run: the last, shorter bucket)."""
+        state = self._last
+        if state is None or not self._low:
             return
-        self._next_sample = state.t + self.scenario.timing.sample_interval
+
+        def span(key: str, places: int) -> list[float]:
+            return [round(self._low[key], places), round(self._high[key], places)]
+
         self.series.append({
             "t": round(state.t, 1),
-            "current": {p: round(a, 2) for p, a in state.grid_current.items()},
-            "limit": limit,
-            "solar": round(state.solar, 1),
-            "consumption": round(sum(state.house.values()) + sum(state.loads.values()), 1),
-            "grid": round(sum(state.grid_power.values()), 1),
-            "battery": round(state.battery_power, 1),
+            "current": {p: span(f"current/{p}", 2) for p in state.grid_current},
+            "limit": self._limit,
+            "solar": span("solar", 1),
+            "consumption": span("consumption", 1),
+            "grid": span("grid", 1),
+            "battery": span("battery", 1),
             "soc": None if state.battery_soc is None else round(state.battery_soc, 2),
-            "loads": {k: round(v, 2) for k, v in state.load_current.items()},
+            "loads": {k: span(f"load/{k}", 2) for k in state.load_current},
             "setpoints": {k: (sp.current if sp.current or not sp.on else -1.0) for k, sp in self.latest.items()},
             "boiler_temperature": None if state.boiler_temperature is None else round(state.boiler_temperature, 2),
         })
+        self._low, self._high = {}, {}
 
     def setpoint(self, sp: Setpoint) -> None:
         """A setpoint the allocator published."""
@@ -110,6 +138,8 @@ class Recorder:
         self.setpoints.append(SetpointEvent(t, sp.load, running, sp.current, str(sp.reason), str(sp.mode)))
 
     def kpis(self, site: Site, min_run: float, min_pause: float, missing: list[str]) -> dict[str, Any]:
+        """The run's KPIs (and the series' last, open bucket closed)."""
+        self.close_bucket()
         e = self.energy
         self_consumed = max(0.0, e["solar"] - e["grid_export"])
         load_kpis = {}
@@ -138,6 +168,17 @@ class Recorder:
             "battery_soc_end": None if site.battery is None else round(site.battery.soc, 2),
             "missing": missing,
         }
+
+
+def _signals(state: SiteState) -> dict[str, float]:
+    """The fast signals a bucket keeps the range of, by name."""
+    signals = {f"current/{p}": a for p, a in state.grid_current.items()}
+    signals |= {f"load/{k}": a for k, a in state.load_current.items()}
+    signals["solar"] = state.solar
+    signals["consumption"] = sum(state.house.values()) + sum(state.loads.values())
+    signals["grid"] = sum(state.grid_power.values())
+    signals["battery"] = state.battery_power
+    return signals
 
 
 def flicker_violations(events: list[SetpointEvent], load: str, min_run: float, min_pause: float,

@@ -89,8 +89,11 @@ def available_services() -> tuple[list[str], list[str]]:
 
 async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | None = None,
                        duration: float | None = None, observe: Observer | None = None,
-                       refresh: float = 0.25, broker: str = "auto") -> RunResult:
-    """Run ``scenario`` to its end (or ``duration`` simulated seconds) and return its KPIs."""
+                       refresh: float = 0.25, broker: str = "auto", stop: asyncio.Event | None = None
+                       ) -> RunResult:
+    """Run ``scenario`` to its end (or ``duration`` simulated seconds) and return its KPIs. When ``stop`` is
+    set the physics ends at once, the services stop cleanly and the KPIs cover the time reached, marked
+    ``partial``."""
     speed = speed or scenario.speed
     duration = duration if duration is not None else scenario.duration
     async with contextlib.AsyncExitStack() as stack:
@@ -130,7 +133,7 @@ async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | 
         tasks.append(services)
         tasks += [asyncio.ensure_future(d.run()) for d in devices.values()]
         try:
-            await _physics(site, clock, duration, view, meter, plug, observe, refresh)
+            await _physics(site, clock, duration, view, meter, plug, observe, refresh, stop)
         finally:
             for task in reversed(tasks):
                 task.cancel()
@@ -140,6 +143,9 @@ async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | 
             _collect_cancelled_publishes()
         timers = view.timers
         kpis = recorder.kpis(site, timers.min_run, timers.min_pause, missing)
+        kpis["partial"] = site.t < duration - 1e-6
+        kpis["planned_seconds"] = round(duration, 1)
+        kpis["reached"] = site.now.astimezone(scenario.start.tzinfo).isoformat(timespec="seconds")
         kpis["speed"] = speed
         kpis["real_seconds"] = round(time.monotonic() - view.real_started, 1)
         kpis["ocpp"] = {cid: {"version": d.spec.ocpp, "connects": d.connects, "messages_sent": d.messages_sent,
@@ -168,7 +174,7 @@ async def _broker(stack: contextlib.AsyncExitStack, kind: str) -> str:
     (or with ``embedded``) the embedded amqtt broker, which carries a few hundred messages a second."""
     if kind in ("auto", "mosquitto"):
         try:
-            mosquitto = Mosquitto().start()
+            mosquitto = Mosquitto(own_session=True).start()
         except BrokerStartError:
             if kind == "mosquitto":
                 raise
@@ -182,7 +188,8 @@ async def _broker(stack: contextlib.AsyncExitStack, kind: str) -> str:
 
 
 async def _physics(site: Site, clock: ScaledClock, duration: float, view: LiveView, meter: Pro3em,
-                   plug: BoilerPlug | None, observe: Observer | None, refresh: float) -> None:
+                   plug: BoilerPlug | None, observe: Observer | None, refresh: float,
+                   stop: asyncio.Event | None = None) -> None:
     scenario = site.scenario
     step = scenario.timing.step
     #: The loop wakes up twice per meter interval; the physics takes steps of ``step`` in between.
@@ -190,8 +197,10 @@ async def _physics(site: Site, clock: ScaledClock, duration: float, view: LiveVi
     limit = scenario.grid.fuse
     next_meter = 0.0
     shown = 0.0
-    while site.t < duration:
+    while site.t < duration and not (stop is not None and stop.is_set()):
         await clock.sleep(wake)
+        if stop is not None and stop.is_set():
+            break
         target = min(clock.monotonic(), duration)
         while site.t < target - 1e-9:
             dt = min(step, target - site.t)

@@ -142,6 +142,16 @@ class ChargerSpec(Strict):
     ev: EvSpec | None = None
     #: More cars over the day (each with its own times).
     more_evs: list[EvSpec] = Field(default_factory=list)
+    #: Quirks of real chargers. Where it counts a Relative schedule from: ``transaction`` (its start, as
+    #: the standard's example and the common stacks have it) or ``receipt`` (when it took the profile).
+    relative_from: Literal["transaction", "receipt"] = "transaction"
+    #: How far its clock is off (s). It keeps that clock (does not take the central system's time) and uses
+    #: it for Absolute schedules, validFrom/validTo and its messages' timestamps.
+    clock_skew: float = Field(default=0.0, ge=-86400.0, le=86400.0)
+    #: Takes profiles on stack level 0 only / with limits in W only / of kind Relative only.
+    stack_level_zero_only: bool = False
+    watts_only: bool = False
+    relative_only: bool = False
 
     def sessions(self) -> list[EvSpec]:
         return ([self.ev] if self.ev else []) + list(self.more_evs)

@@ -29,6 +29,7 @@ MIN_INTERVAL = 10.0
 REFRESH = 60.0
 ADAPTER_TICK = 5.0
 STATE_INTERVAL = 60.0
+LOAD_STALE_AFTER = 3 * STATE_INTERVAL
 MEASUREMENT_COALESCE = 10.0
 MODBUS_POLL = 15.0
 #: A charging profile's lifetime and renewal, and how long a command may take through the gateway: a
@@ -86,6 +87,8 @@ def build(base: AmpmqConfig, scenario: Scenario, ports: Ports) -> Wiring:
         "host": "127.0.0.1", "port": ports.gateway_port, "default_site": site,
         "chargers": {charger_id(c.id): {"site": site, "auth": "none"} for c in scenario.chargers},  # on loopback
         "heartbeat_interval": 300,
+        # on the scaled clock: the gateway's 10 s cap would be 33 ms of real time at 300x
+        "call_timeout": COMMAND_TIMEOUT, "max_call_timeout": COMMAND_TIMEOUT,
     }
 
     sources: list[dict[str, Any]] = [
@@ -114,6 +117,9 @@ def build(base: AmpmqConfig, scenario: Scenario, ports: Ports) -> Wiring:
                 "phases": ["L1", "L2", "L3"][: c.phases],
                 "max_current": c.max_current, "charger_max_current": c.max_current,
                 "lifetime": PROFILE_LIFETIME, "renew_every": PROFILE_RENEW, "command_timeout": COMMAND_TIMEOUT,
+                # what the installer knows of the charger's quirks
+                "stack_level_zero_only": c.stack_level_zero_only, "relative_only": c.relative_only,
+                "relative_start": c.relative_from,
                 **({"circuit": c.circuit} if c.circuit else {}),
             })
     elif scenario.chargers:
@@ -158,7 +164,8 @@ def build(base: AmpmqConfig, scenario: Scenario, ports: Ports) -> Wiring:
     if scenario.boiler is not None:
         load_settings[f"{site}/{scenario.boiler.id}"] = {"mode": str(scenario.boiler.mode),
                                                          "priority": scenario.boiler.priority}
-    allocator = {"sites": {site: settings}, "loads": load_settings}
+    # A load state counts for three of the adapters' state intervals (they re-send an unchanged one each interval).
+    allocator = {"sites": {site: settings}, "loads": load_settings, "load_stale_after": LOAD_STALE_AFTER}
 
     config = base.model_copy(update={
         "mqtt_url": ports.broker_url, "ocpp_gateway": gateway, "meter_bridge": meter_bridge,

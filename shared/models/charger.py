@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, Strict
+from pydantic import AwareDatetime, Field, Strict
 
 from .base import Command, Contract, Leg, Message, Percent, Seconds, Text, TopicId
 
@@ -57,6 +57,9 @@ class ConnectorStatus(Message):
     charging_state: ShortText | None = None
     error_code: ShortText | None = None
     info: ShortText | None = None
+    #: The notification's ``timestamp`` in the charger's own clock (``ts`` is when the gateway got it): the
+    #: difference shows how far the charger's clock is off.
+    charger_time: AwareDatetime | None = None
 
 
 class SampledValue(Contract):
@@ -87,6 +90,8 @@ class ConnectorMeter(Message):
     energy_wh: float | None = None
     voltage: dict[Leg, float] = Field(default_factory=dict)
     soc: Percent | None = None
+    #: The values' ``timestamp`` in the charger's own clock (``ts`` is when the gateway got them).
+    charger_time: AwareDatetime | None = None
 
 
 class TransactionState(Message):

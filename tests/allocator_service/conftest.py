@@ -39,9 +39,11 @@ def topics(site_id: str) -> Topics:
 @pytest.fixture
 def make_config(mqtt_url: str, topics: Topics) -> Callable[..., AmpmqConfig]:
     def make(sites: dict[str, dict[str, Any]] | None = None, loads: dict[str, dict[str, Any]] | None = None,
-             settle: float = 0.5) -> AmpmqConfig:
+             settle: float = 0.5, **section: Any) -> AmpmqConfig:
+        """The allocator serves the ``sites`` given (only configured sites are served); ``section`` holds
+        further fields of its config section."""
         return AmpmqConfig(mqtt_url=mqtt_url, root=topics.root,
-                           allocator={"settle": settle, "sites": sites or {}, "loads": loads or {}})
+                           allocator={"settle": settle, "sites": sites or {}, "loads": loads or {}, **section})
 
     return make
 

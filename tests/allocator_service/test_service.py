@@ -339,9 +339,10 @@ async def test_one_instance_serves_ten_sites(
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
     sites = [f"{site_id}-{i}" for i in range(10)]
-    config = make_config(sites={s: {"timers": FAST_TIMERS} for s in sites[:5]})  # half configured, half found
+    # every site is configured: half with their settings there, half with them retained on the broker
+    config = make_config(sites={s: {"timers": FAST_TIMERS} if i < 5 else {} for i, s in enumerate(sites)})
     for i, s in enumerate(sites):
-        if i >= 5:  # found on the broker, with settings retained there
+        if i >= 5:
             await watch.publish(topics.site_settings(s), SiteSettings(site=s, timers=Timers(**FAST_TIMERS)),
                                 retain=True)
         await watch.publish(topics.load_state(s, "car"), evse(s, "car"), retain=True)
@@ -467,8 +468,10 @@ async def test_the_service_runs_on_the_injected_clock(
     house = {"A": 5.0}
 
     async def feed() -> None:
-        while True:
+        while True:  # the meter, and the car's adapter re-publishing its state (a state counts for 30 s)
             await watch.publish(topics.measurement(site_id), measurement(site_id, house["A"], clock.now()))
+            car = evse(site_id, "car").model_copy(update={"ts": clock.now()})
+            await watch.publish(topics.load_state(site_id, "car"), car, retain=True)
             await asyncio.sleep(0.1)
 
     feeder = asyncio.create_task(feed())

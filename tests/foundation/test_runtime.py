@@ -17,7 +17,17 @@ import pytest
 
 from shared.broker import Mosquitto
 from shared.models import ErrorReport, LoadSettingsSet, SiteMeasurement
-from shared.mqtt import OFFLINE, ONLINE, BrokerAddress, BrokerUrlError, Incoming, Runtime, serving
+from shared.mqtt import (
+    OFFLINE,
+    ONLINE,
+    RECONNECT_CAP,
+    BrokerAddress,
+    BrokerUrlError,
+    Incoming,
+    Runtime,
+    reconnect_delay,
+    serving,
+)
 from shared.probe import Probe
 from shared.topics import Topics
 
@@ -240,3 +250,77 @@ async def test_receiving_leaves_no_cyclic_garbage_per_message(mqtt_url: str, pro
         finally:
             gc.enable()
     assert garbage < messages, f"{garbage} objects of cyclic garbage after {messages} messages"
+
+
+def test_reconnect_schedule_doubles_to_a_small_cap_with_jitter() -> None:
+    lowest = [reconnect_delay(n, spread=0.0) for n in range(8)]
+    highest = [reconnect_delay(n, spread=1.0) for n in range(8)]
+    assert highest == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]  # doubling, then the cap however long it lasts
+    assert lowest == [h / 2 for h in highest]  # jitter: anywhere in the upper half, never above the cap
+    assert max(reconnect_delay(n, spread=s / 10) for n in range(40) for s in range(11)) <= RECONNECT_CAP <= 5.0
+    spread = {round(reconnect_delay(6, spread=s / 10), 3) for s in range(11)}
+    assert len(spread) == 11, "a fleet that lost the same broker does not knock in step"
+    with pytest.raises(ValueError):
+        reconnect_delay(-1)
+
+
+async def test_back_within_the_cap_after_a_long_broker_outage(own_mosquitto: type[Mosquitto]) -> None:
+    """The broker is away 8 s: the service (default backoff) is connected again within 5 s of its return
+    (with doubling to 30 s it waited until the 15.5 s attempt)."""
+    broker = own_mosquitto().start()
+    runtime = Runtime("long-outage", broker.url, Topics())
+    async with serving(runtime):
+        broker.stop()
+        for _ in range(200):
+            if not runtime.connected:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(8.0)
+        broker.start()
+        back = asyncio.get_running_loop().time()
+        await runtime.wait_connected(15)
+        assert asyncio.get_running_loop().time() - back <= 5.0
+
+
+async def test_the_aiomqtt_and_paho_internals_the_runtime_uses_still_hold(mqtt_url: str, probe: Probe,
+                                                                         site_id: str) -> None:
+    """The boundary (shared/mqtt.py): the paho client inside aiomqtt's, paho's filtered-callback table we
+    bypass, and aiomqtt handing each message to the queue we give it. A release that moves any of them
+    fails here instead of silently swallowing every message."""
+    from shared.mqtt import _NO_FILTERED_CALLBACKS, paho_of
+
+    topics = Topics()
+    runtime = Runtime("test-boundary", mqtt_url, topics)
+    got: list[bytes] = []
+
+    @runtime.raw_route(f"boundary/{site_id}/#")
+    async def on_raw(msg: object) -> None:
+        got.append(msg.payload)  # type: ignore[attr-defined]
+
+    async with serving(runtime):
+        client = runtime._client
+        assert client is not None
+        paho_client = paho_of(client)
+        assert isinstance(paho_client, paho.Client)
+        assert paho_client._on_message_filtered is _NO_FILTERED_CALLBACKS  # our bypass took
+        received = runtime.stats.received
+        for i in range(20):
+            await probe.publish(f"boundary/{site_id}/{i}", str(i))
+        for _ in range(200):
+            if len(got) == 20:
+                break
+            await asyncio.sleep(0.02)
+        assert got == [str(i).encode() for i in range(20)]  # through aiomqtt's queue hook, in order
+        assert runtime.stats.received - received == 20
+        assert await runtime.publish(f"boundary/{site_id}/out", "x")  # paho's publish, not waiting for a PUBACK
+
+
+async def test_a_client_without_the_paho_inside_is_refused_with_a_sentence() -> None:
+    import aiomqtt
+
+    from shared.mqtt import MqttBoundaryError, paho_of
+
+    client = aiomqtt.Client("127.0.0.1", 1)
+    client._client = object()  # type: ignore[assignment]
+    with pytest.raises(MqttBoundaryError, match=r"aiomqtt 2\.5"):
+        paho_of(client)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Any
+
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from shared.clock import ScaledClock
 from shared.models import ErrorReport, OcppCommand, OcppResult
 from shared.probe import Probe
 from shared.topics import Topics
+from tests.charge_point_loop import reading
 
-from .conftest import GatewayFactory, charger, raw_charger
+from .conftest import Client16, GatewayFactory, charger, raw_charger
 from .test_flow import PROFILE_16
 
 
@@ -152,3 +158,51 @@ async def test_a_command_waiting_on_a_charger_that_goes_away_is_answered_offline
             assert json.loads(await gone.recv())[2] == "Reset"  # it arrived; the charger never answers
         result = await _result(probe, topics, site_id, "gone", "Reset", mark)  # long before the 60 s timeout
         assert (result.ok, result.error, result.request_id) == (False, "offline", "g-1")
+
+
+class IgnoresDataTransfer(Client16):
+    """A 1.6 charge point that takes its charging profiles but never answers a DataTransfer (a vendor
+    extension it does not implement and silently drops): the case of a hung command."""
+
+    def __init__(self, cp_id: str, connection: Any) -> None:
+        super().__init__(cp_id, connection)
+        self.arrived: list[tuple[str, str]] = []  # (action, message id) of every CALL, in arrival order
+
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        frame = json.loads(raw_msg)
+        if frame[0] == 2:
+            self.arrived.append((frame[2], frame[3].get("messageId", "")))
+            if frame[2] == "DataTransfer":
+                return  # never answered
+        await super().route_message(raw_msg)
+
+
+async def test_a_charging_profile_overtakes_commands_waiting_behind_a_hung_one(
+    run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
+) -> None:
+    """Issue 13.7: a DataTransfer the charger never answers held every profile behind it for its 30 s
+    timeout (and a queued second one for 30 s more). Now the command's default timeout is short and the
+    profile goes before the waiting DataTransfer: it reaches the charger once the one in flight gives up,
+    long before that DataTransfer's old 30 s were over. The gateway runs at 5x so the 5 s are 1 s here."""
+    await probe.subscribe(topics.site_all(site_id))
+    fast = ScaledClock(datetime.now(UTC), speed=5.0)
+    async with run_gateway(clock=fast, chargers={"CP1": {"site": site_id}}) as gateway:
+        ws = await connect(f"{gateway.url}/CP1", subprotocols=[Subprotocol("ocpp1.6")], open_timeout=5)
+        cp = IgnoresDataTransfer("CP1", ws)
+        async with reading(cp, ws):
+            await probe.expect(topics.charger_availability(site_id, "cp1"), where=lambda m: m.text == "online")
+            mark = probe.mark()
+            for n in (1, 2):  # no timeout given: the gateway's default
+                await probe.publish(topics.charger_command(site_id, "cp1", "DataTransfer"), {
+                    "request_id": f"dt-{n}", "payload": {"vendorId": "com.example", "messageId": f"dt-{n}"}})
+            while not cp.arrived:
+                await asyncio.sleep(0.01)
+            await probe.publish(topics.charger_command(site_id, "cp1", "SetChargingProfile"),
+                                OcppCommand(request_id="cut", payload=PROFILE_16))
+            # within 30 s of gateway time (6 s here): the old timeout of the DataTransfer in flight alone
+            result = await probe.expect(topics.charger_result(site_id, "cp1", "SetChargingProfile"), after=mark,
+                                        timeout=30 / fast.speed)
+            assert (result.model(OcppResult).ok, result.model(OcppResult).request_id) == (True, "cut")
+            assert cp.arrived[:2] == [("DataTransfer", "dt-1"), ("SetChargingProfile", "")]
+            first = await _result(probe, topics, site_id, "cp1", "DataTransfer", mark)
+            assert (first.request_id, first.error) == ("dt-1", "timeout")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 
+from services.ocpp_gateway.call_queue import CallQueue
 from services.ocpp_gateway.config import GatewayConfig
 from services.ocpp_gateway.handshake import charge_point_id, pick_subprotocol, version_of
 from services.ocpp_gateway.meter import connector_meter
@@ -55,6 +57,9 @@ def test_config_errors_name_the_field() -> None:
         section(allow_unknown="yes please")
     with pytest.raises(ConfigError, match="colour"):
         section(colour="blue")
+    with pytest.raises(ConfigError, match="max_call_timeout"):
+        section(call_timeout=30)  # a charging profile could wait 30 s behind one hung command
+    assert section(call_timeout=30, max_call_timeout=30).call_timeout == 30
 
 
 def test_handshake_helpers() -> None:
@@ -90,6 +95,8 @@ def test_meter_values_1_6_units_and_latest_timestamp() -> None:
     assert {s.measurand for s in meter.samples} >= {"Temperature", "SoC", "Energy.Active.Import.Register"}
     assert len(problems) == 3  # signed data, NaN, SoC out of range
     assert meter.ts == NOW
+    # the charger's own time of the values, beside when we got them: how far its clock is off shows
+    assert meter.charger_time == datetime(2026, 12, 1, 0, 0, 10, tzinfo=UTC)
 
 
 def test_meter_values_2_0_1_multiplier() -> None:
@@ -102,6 +109,7 @@ def test_meter_values_2_0_1_multiplier() -> None:
     assert meter is not None and not problems
     assert (meter.energy_wh, meter.voltage, meter.power, meter.transaction_id) == (
         125000.0, {Leg.L3: 230.0}, 11000.0, "tx")
+    assert meter.charger_time is None  # "t" is no time
     assert connector_meter("home", "cp", 1, [], NOW) == (None, [])
 
 
@@ -130,3 +138,30 @@ def test_hash_password_command_registers_with_argparse(capsys: pytest.CaptureFix
     args = parser.parse_args(["hash-password", "pw 123"])
     assert args.handler(args, None) == 0
     assert verify_password("pw 123", capsys.readouterr().out.strip())
+
+
+async def test_call_queue_serves_charging_profiles_first_and_survives_cancelled_waiters() -> None:
+    queue = CallQueue()
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def caller(name: str, urgent: bool) -> None:
+        async with queue.turn(urgent):
+            order.append(name)
+            if name == "in-flight":
+                await release.wait()
+
+    tasks = [asyncio.create_task(caller("in-flight", False))]
+    await asyncio.sleep(0)
+    for name, urgent in [("data-1", False), ("gone", True), ("data-2", False), ("profile-1", True),
+                         ("profile-2", True)]:
+        tasks.append(asyncio.create_task(caller(name, urgent)))
+        await asyncio.sleep(0)
+    assert queue.waiting == 5
+    tasks[2].cancel()  # its timeout ran out while it waited: it leaves the line
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert order == ["in-flight", "profile-1", "profile-2", "data-1", "data-2"]
+    async with queue.turn(False):  # free again
+        assert queue.waiting == 0

@@ -1,5 +1,8 @@
 """Real OCPP charge points (the ``ocpp`` library's client side, 1.6J and 2.0.1) over real websockets,
-recording every call the central system sends them as the raw OCPP JSON they received."""
+recording every call the central system sends them as the raw OCPP JSON they received, and keeping the
+charging profiles they accept as the standard says (the simulator's :class:`ProfileStore`: in 1.6 a
+profile with the same id, or the same purpose and stack level, replaces the one held anywhere on the
+charge point; a clear removes what matches every criterion given)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.client import connect
 
+from services.site_simulator.profiles import ProfileError, ProfileStore, from_v16, from_v201
 from tests.charge_point_loop import reading
 
 
@@ -68,21 +72,29 @@ class Charger16(ChargePoint16, Recording):
         self.rate_unit = rate_unit
         #: Answer this many SetChargingProfile calls with Rejected.
         self.reject_profiles = 0
+        self.store = ProfileStore(rating=32.0)
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         self.record(raw_msg)
         await super().route_message(raw_msg)
 
     @on(Action16.set_charging_profile)
-    def on_set_charging_profile(self, **kw: Any) -> result16.SetChargingProfile:
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any], **kw: Any
+                                ) -> result16.SetChargingProfile:
         if self.reject_profiles > 0:
             self.reject_profiles -= 1
+            return result16.SetChargingProfile(status="Rejected")
+        try:
+            self.store.install(from_v16(connector_id, cs_charging_profiles, datetime.now(UTC)))
+        except ProfileError:
             return result16.SetChargingProfile(status="Rejected")
         return result16.SetChargingProfile(status="Accepted")
 
     @on(Action16.clear_charging_profile)
     def on_clear_charging_profile(self, **kw: Any) -> result16.ClearChargingProfile:
-        return result16.ClearChargingProfile(status="Accepted")
+        found = self.store.clear(kw.get("id"), kw.get("connector_id"), kw.get("charging_profile_purpose"),
+                                 kw.get("stack_level"))
+        return result16.ClearChargingProfile(status="Accepted" if found else "Unknown")
 
     @on(Action16.get_configuration)
     def on_get_configuration(self, **kw: Any) -> result16.GetConfiguration:
@@ -118,18 +130,29 @@ class Charger201(ChargePoint201, Recording):
         super().__init__(cp_id, connection, response_timeout=10)
         self.calls = []
         self.rate_unit = rate_unit
+        self.store = ProfileStore(rating=32.0, per_evse=True)
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         self.record(raw_msg)
         await super().route_message(raw_msg)
 
     @on(Action201.set_charging_profile)
-    def on_set_charging_profile(self, **kw: Any) -> result201.SetChargingProfile:
+    def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **kw: Any
+                                ) -> result201.SetChargingProfile:
+        try:
+            self.store.install(from_v201(evse_id, charging_profile, datetime.now(UTC)))
+        except ProfileError:
+            return result201.SetChargingProfile(status="Rejected")
         return result201.SetChargingProfile(status="Accepted")
 
     @on(Action201.clear_charging_profile)
-    def on_clear_charging_profile(self, **kw: Any) -> result201.ClearChargingProfile:
-        return result201.ClearChargingProfile(status="Accepted")
+    def on_clear_charging_profile(self, charging_profile_id: int | None = None,
+                                  charging_profile_criteria: dict[str, Any] | None = None, **kw: Any
+                                  ) -> result201.ClearChargingProfile:
+        criteria = charging_profile_criteria or {}
+        found = self.store.clear(charging_profile_id, criteria.get("evse_id"),
+                                 criteria.get("charging_profile_purpose"), criteria.get("stack_level"))
+        return result201.ClearChargingProfile(status="Accepted" if found else "Unknown")
 
     @on(Action201.get_variables)
     def on_get_variables(self, get_variable_data: list[dict[str, Any]], **kw: Any) -> result201.GetVariables:

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from services.load_adapters.ocpp_profiles import LIVE_BACKDATE, PERMANENT_BACKDATE
 from shared.models import LoadState, Phase
 from shared.probe import Probe
 
@@ -34,6 +38,26 @@ async def with_charger(mqtt_url: str, site_id: str, loads: list[dict[str, Any]],
         yield cp
 
 
+def times(profile: dict[str, Any]) -> dict[str, Any]:
+    """``profile`` (1.6 csChargingProfiles or 2.0.1 chargingProfile) with its date-times checked and taken out:
+    startSchedule in the past (a live profile's by LIVE_BACKDATE, a permanent one's by a day), and a live
+    profile's validTo ``duration`` after startSchedule, less than a minute after now."""
+    profile = json.loads(json.dumps(profile))
+    schedules = profile["chargingSchedule"]
+    schedule = schedules[0] if isinstance(schedules, list) else schedules
+    assert profile["chargingProfileKind"] == "Absolute"
+    start = datetime.fromisoformat(schedule.pop("startSchedule"))
+    now = datetime.now(UTC)
+    if "validTo" in profile or len(schedule["chargingSchedulePeriod"]) > 1:  # a live profile
+        if "validTo" in profile:
+            valid_to = datetime.fromisoformat(profile.pop("validTo"))
+            assert (valid_to - start).total_seconds() == schedule["duration"]
+        assert now - timedelta(seconds=LIVE_BACKDATE + 5) < start < now - timedelta(seconds=LIVE_BACKDATE - 5)
+    else:
+        assert now - timedelta(seconds=PERMANENT_BACKDATE + 5) < start < now - timedelta(seconds=PERMANENT_BACKDATE - 5)
+    return profile
+
+
 def live16(payload: dict[str, Any]) -> bool:
     return bool(payload["csChargingProfiles"]["chargingProfileId"] == 11)
 
@@ -48,24 +72,26 @@ async def test_v16_baseline_on_connect_then_live_renewal_and_pause(mqtt_url: str
         await cp.status("Available")
         assert await cp.wait_call("GetConfiguration") == {"key": ["ChargingScheduleAllowedChargingRateUnit"]}
         baseline = await cp.wait_call("SetChargingProfile")
-        assert baseline == {"connectorId": 1, "csChargingProfiles": {
+        assert baseline["connectorId"] == 1
+        assert times(baseline["csChargingProfiles"]) == {
             "chargingProfileId": 10, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Relative", "chargingSchedule": {
+            "chargingProfileKind": "Absolute", "chargingSchedule": {
                 "chargingRateUnit": "A", "chargingSchedulePeriod": [
-                    {"startPeriod": 0, "limit": 6.0, "numberPhases": 3}]}}}
+                    {"startPeriod": 0, "limit": 6.0, "numberPhases": 3}]}}
 
         await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=10.0, phases=ALL))
         live = await cp.wait_call("SetChargingProfile", where=live16)
-        assert live == {"connectorId": 1, "csChargingProfiles": {
+        assert live["connectorId"] == 1
+        assert times(live["csChargingProfiles"]) == {
             "chargingProfileId": 11, "stackLevel": 2, "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Relative", "chargingSchedule": {
-                "chargingRateUnit": "A", "duration": 3, "chargingSchedulePeriod": [
-                    {"startPeriod": 0, "limit": 10.0, "numberPhases": 3}]}}}
+            "chargingProfileKind": "Absolute", "chargingSchedule": {
+                "chargingRateUnit": "A", "duration": LIVE_BACKDATE + 3, "chargingSchedulePeriod": [
+                    {"startPeriod": 0, "limit": 10.0, "numberPhases": 3}]}}
 
         # nobody publishes anything new: the adapter renews the live profile before its lifetime ends
         mark = cp.mark()
         renewed = await cp.wait_call("SetChargingProfile", where=live16, after=mark)
-        assert renewed == live
+        assert times(renewed["csChargingProfiles"]) == times(live["csChargingProfiles"])
 
         # a pause is 0 A, never a stopped transaction
         await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=0.0, phases=ALL))
@@ -122,13 +148,14 @@ async def test_absolute_validity_and_clear_on_expiry(mqtt_url: str, probe: Probe
         await probe.publish(T.setpoint(site_id, "carport"),
                             setpoint(site_id, "carport", current=12.0, seconds=1.5, phases=ALL))
         live = (await cp.wait_call("SetChargingProfile", where=live16))["csChargingProfiles"]
-        assert live["chargingProfileKind"] == "Absolute"
-        valid_from = datetime.fromisoformat(live["validFrom"])
+        assert "validFrom" not in live  # valid as soon as the charger takes it, whatever its clock says
         valid_to = datetime.fromisoformat(live["validTo"])
-        assert (valid_to - valid_from).total_seconds() == 60
-        assert live["chargingSchedule"]["startSchedule"] == live["validFrom"]
-        # the allocator goes quiet: the setpoint expires and the live profile is cleared, leaving the baseline
-        assert await cp.wait_call("ClearChargingProfile") == {"id": 11}
+        assert abs((valid_to - datetime.now(UTC)).total_seconds() - 60) < 5
+        assert times(live)["chargingSchedule"]["duration"] == LIVE_BACKDATE + 60
+        # the allocator goes quiet: the setpoint expires and the live profile is cleared, leaving the baseline;
+        # the clear names the connector, purpose and stack level, so it cannot take another connector's profile
+        assert await cp.wait_call("ClearChargingProfile") == {
+            "id": 11, "connectorId": 1, "chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 2}
         await probe.expect(T.errors(site_id), where=lambda m: m.json()["error"] == "setpoint_expired")
 
 
@@ -144,10 +171,11 @@ async def test_stack_level_zero_charger_gets_one_profile_that_falls_back(
         live = await cp.wait_call("SetChargingProfile", where=lambda p: limit16(p) == 14.0)
         profile = live["csChargingProfiles"]
         assert (profile["chargingProfileId"], profile["stackLevel"]) == (11, 0)
-        assert profile["chargingSchedule"]["chargingSchedulePeriod"] == [
+        # Absolute from LIVE_BACKDATE ago: the live limit until the lifetime's end, then the baseline for good
+        assert times(profile)["chargingSchedule"]["chargingSchedulePeriod"] == [
             {"startPeriod": 0, "limit": 14.0, "numberPhases": 3},
-            {"startPeriod": 90, "limit": 6.0, "numberPhases": 3}]
-        assert "duration" not in profile["chargingSchedule"]
+            {"startPeriod": LIVE_BACKDATE + 90, "limit": 6.0, "numberPhases": 3}]
+        assert "duration" not in profile["chargingSchedule"] and "validTo" not in profile
 
 
 async def test_v16_status_draw_and_phases(mqtt_url: str, probe: Probe, site_id: str) -> None:
@@ -213,18 +241,20 @@ async def test_v201_profiles_and_status(mqtt_url: str, probe: Probe, site_id: st
         assert await cp.wait_call("GetVariables") == {"getVariableData": [
             {"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": "RateUnit"}}]}
         baseline = await cp.wait_call("SetChargingProfile")
-        assert baseline == {"evseId": 1, "chargingProfile": {
+        assert baseline["evseId"] == 1
+        assert times(baseline["chargingProfile"]) == {
             "id": 10, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Relative", "chargingSchedule": [{
+            "chargingProfileKind": "Absolute", "chargingSchedule": [{
                 "id": 10, "chargingRateUnit": "A", "chargingSchedulePeriod": [
-                    {"startPeriod": 0, "limit": 6.0, "numberPhases": 3}]}]}}
+                    {"startPeriod": 0, "limit": 6.0, "numberPhases": 3}]}]}
         await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=11.0, phases=ALL))
         live = await cp.wait_call("SetChargingProfile", where=lambda p: p["chargingProfile"]["id"] == 11)
-        assert live == {"evseId": 1, "chargingProfile": {
+        assert live["evseId"] == 1
+        assert times(live["chargingProfile"]) == {
             "id": 11, "stackLevel": 2, "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Relative", "chargingSchedule": [{
-                "id": 11, "chargingRateUnit": "A", "duration": 3, "chargingSchedulePeriod": [
-                    {"startPeriod": 0, "limit": 11.0, "numberPhases": 3}]}]}}
+            "chargingProfileKind": "Absolute", "chargingSchedule": [{
+                "id": 11, "chargingRateUnit": "A", "duration": LIVE_BACKDATE + 3, "chargingSchedulePeriod": [
+                    {"startPeriod": 0, "limit": 11.0, "numberPhases": 3}]}]}
         await cp.status("Occupied")
         await cp.transaction("Started", "Charging")
         await cp.meter(legs={"L1": 11.0, "L2": 10.8})
@@ -254,7 +284,7 @@ async def test_compliance_watchdog_clears_resends_then_resets(mqtt_url: str, pro
         mark = cp.mark()
         for _ in range(2):
             await cp.meter(legs={"L1": 15.9, "L2": 15.9, "L3": 15.9}, offered=16.0)
-        assert await cp.wait_call("ClearChargingProfile", after=mark) == {"id": 11}
+        assert (await cp.wait_call("ClearChargingProfile", after=mark))["id"] == 11
         await cp.wait_call("SetChargingProfile", where=live16, after=mark)
         ignored = await probe.expect(T.errors(site_id), where=lambda m: m.json()["error"] == "profile_ignored")
         assert "limit 8 A" in ignored.json()["message"]
@@ -363,3 +393,44 @@ async def test_v201_two_evses_station_limit_and_watts(mqtt_url: str, probe: Prob
         left_base = await cp.wait_call("SetChargingProfile", where=lambda p: p["chargingProfile"]["id"] == 10)
         right_base = await cp.wait_call("SetChargingProfile", where=lambda p: p["chargingProfile"]["id"] == 20)
         assert (left_base["evseId"], right_base["evseId"]) == (1, 2)
+
+
+async def until(check: Any, what: str, timeout: float = 8.0) -> None:
+    async def poll() -> None:
+        while not check():
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"not {what} within {timeout} s") from None
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_two_connectors_of_one_charger_keep_their_own_limits(
+        mqtt_url: str, probe: Probe, site_id: str, version: str) -> None:
+    """Issue 13 finding 8: each connector's profiles have their own ids and stack levels (derived from the
+    connector), so a profile sent to one connector replaces nothing on the other, and clearing one
+    connector's live profile leaves the other's limit in force."""
+    loads = [charger_load(site_id, id="left", charger="cp-m", connector=1, rate_unit="A"),
+             charger_load(site_id, id="right", charger="cp-m", connector=2, rate_unit="A")]
+    async with with_charger(mqtt_url, site_id, loads, "CP-M", version=version) as cp:
+
+        def limits() -> tuple[float, float]:
+            now = datetime.now(UTC)
+            return cp.store.limit(1, now), cp.store.limit(2, now)
+
+        await cp.boot()
+        await probe.publish(T.setpoint(site_id, "left"), setpoint(site_id, "left", current=12.0, seconds=3.0))
+        await probe.publish(T.setpoint(site_id, "right"), setpoint(site_id, "right", current=8.0))
+        await until(lambda: limits() == (12.0, 8.0), "12 A on the left and 8 A on the right")
+        # a new limit on one connector (and every renewal) replaces nothing on the other
+        await probe.publish(T.setpoint(site_id, "right"), setpoint(site_id, "right", current=10.0))
+        await until(lambda: limits()[1] == 10.0, "10 A on the right")
+        assert limits()[0] == 12.0
+        # the left load's setpoint runs out: its live profile is cleared, its baseline rules, the right's stays
+        await until(lambda: limits()[0] == 6.0, "the left's baseline", timeout=10.0)
+        clear = await cp.wait_call("ClearChargingProfile")
+        assert clear.get("connectorId", clear.get("chargingProfileCriteria", {}).get("evseId")) == 1
+        await asyncio.sleep(1.5)  # a renewal of the right's profile
+        assert limits() == (6.0, 10.0)

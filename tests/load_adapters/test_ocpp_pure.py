@@ -12,6 +12,7 @@ import jsonschema
 import ocpp
 import pytest
 
+from services.load_adapters.ocpp_charger import OcppChargerConfig
 from services.load_adapters.ocpp_profiles import (
     ProfileSpec,
     Purpose,
@@ -32,6 +33,7 @@ from services.load_adapters.ocpp_status import (
     legs_drawing,
     load_status,
 )
+from services.load_adapters.service import LoadAdaptersConfig
 from shared.models import Leg, LoadStatus, OcppVersion
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
@@ -58,7 +60,7 @@ def test_every_profile_variant_is_valid_ocpp(version: OcppVersion, validity: Val
 
 @pytest.mark.parametrize("version", [V16, V201])
 def test_other_requests_are_valid_ocpp(version: OcppVersion) -> None:
-    schema_check(version, "ClearChargingProfile", clear_charging_profile(version, 11))
+    schema_check(version, "ClearChargingProfile", clear_charging_profile(version, 11, 1, 2))
     schema_check(version, "Reset", reset(version))
     action, payload = rate_unit_request(version)
     schema_check(version, action, payload)
@@ -73,12 +75,47 @@ def test_watts_are_amps_times_volts_times_phases() -> None:
     assert schedule["chargingRateUnit"] == "W"
 
 
-def test_absolute_validity_uses_the_charger_clock_window() -> None:
+def test_absolute_live_profile_starts_in_the_past_and_lapses_at_the_end_of_its_lifetime() -> None:
     profile = set_charging_profile(ProfileSpec(V16, 1, 11, 2, 8.04, 3, lifetime=90.0, validity=Validity.ABSOLUTE),
                                    NOW)["csChargingProfiles"]
     assert profile["chargingProfileKind"] == "Absolute"
-    assert (profile["validFrom"], profile["validTo"]) == ("2026-12-01T12:00:00Z", "2026-12-01T12:01:30Z")
+    assert "validFrom" not in profile
+    assert profile["validTo"] == "2026-12-01T12:01:30Z"
+    assert profile["chargingSchedule"]["startSchedule"] == "2026-12-01T11:45:00Z"  # LIVE_BACKDATE before now
+    assert profile["chargingSchedule"]["duration"] == 900 + 90  # to the same end as validTo
     assert profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 8.0
+
+
+def test_absolute_times_are_written_in_the_chargers_clock() -> None:
+    """A charger whose clock is 10 min ahead gets every time 10 min later."""
+    profile = set_charging_profile(ProfileSpec(V16, 1, 11, 2, 0.0, 3, lifetime=90.0, skew=600.4),
+                                   NOW)["csChargingProfiles"]
+    assert profile["validTo"] == "2026-12-01T12:11:30Z"
+    assert profile["chargingSchedule"]["startSchedule"] == "2026-12-01T11:55:00Z"
+    baseline = set_charging_profile(ProfileSpec(V201, 1, 10, 1, 6.0, 3, skew=-600.0), NOW)["chargingProfile"]
+    assert baseline["chargingSchedule"][0]["startSchedule"] == "2026-11-30T11:50:00Z"  # a day before its now
+    assert "validTo" not in baseline and "duration" not in baseline["chargingSchedule"][0]
+
+
+def test_relative_live_profile_adds_the_time_the_transaction_has_run() -> None:
+    """A charger that counts a Relative schedule from the transaction's start, 10 min into it."""
+    profile = set_charging_profile(ProfileSpec(V16, 1, 11, 2, 0.0, 3, lifetime=90.0, validity=Validity.RELATIVE,
+                                               elapsed=600.0), NOW)["csChargingProfiles"]
+    assert profile["chargingProfileKind"] == "Relative"
+    assert profile["chargingSchedule"]["duration"] == 690
+    assert "startSchedule" not in profile["chargingSchedule"] and "validTo" not in profile
+    stack0 = set_charging_profile(ProfileSpec(V16, 1, 11, 0, 0.0, 3, lifetime=90.0, validity=Validity.RELATIVE,
+                                              elapsed=600.0, then_current=6.0), NOW)["csChargingProfiles"]
+    assert stack0["chargingSchedule"]["chargingSchedulePeriod"][1] == {"startPeriod": 690, "limit": 6.0,
+                                                                        "numberPhases": 3}
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+def test_a_max_profile_is_never_relative(version: OcppVersion) -> None:
+    payload = set_charging_profile(ProfileSpec(version, 0, 1, 0, 20.0, 3, purpose=Purpose.MAX,
+                                               validity=Validity.RELATIVE), NOW)
+    profile = payload["csChargingProfiles"] if version is V16 else payload["chargingProfile"]
+    assert profile["chargingProfileKind"] == "Absolute"
 
 
 def test_ids_and_purpose_per_version() -> None:
@@ -88,8 +125,10 @@ def test_ids_and_purpose_per_version() -> None:
     assert v201["chargingProfile"]["chargingSchedule"][0]["id"] == 10
     station = set_charging_profile(ProfileSpec(V201, 0, 110, 0, 32.0, 3, purpose=Purpose.MAX), NOW)
     assert station["chargingProfile"]["chargingProfilePurpose"] == "ChargingStationMaxProfile"
-    assert clear_charging_profile(V201, 11) == {"chargingProfileId": 11}
-    assert clear_charging_profile(V16, 11) == {"id": 11}
+    assert clear_charging_profile(V201, 21, 2, 4) == {"chargingProfileId": 21, "chargingProfileCriteria": {
+        "evseId": 2, "chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 4}}
+    assert clear_charging_profile(V16, 21, 2, 4) == {"id": 21, "connectorId": 2,
+                                                     "chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 4}
 
 
 @pytest.mark.parametrize(("version", "response", "unit"), [
@@ -171,3 +210,30 @@ def test_a_fleet_renews_its_profiles_spread_over_the_last_fifth_of_renew_every()
     counts = [sum(1 for i in intervals if 24.0 + k * 1.2 <= i < 24.0 + (k + 1) * 1.2) for k in range(5)]
     assert min(counts) > 120  # about evenly: 200 per 1.2 s
     assert renewal_interval(30.0, "home/carport") == renewal_interval(30.0, "home/carport")  # stable per load
+
+
+def charger(load: str, connector: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "ocpp_charger", "site": "home", "id": load, "charger": "cp-m", "connector": connector, **extra}
+
+
+def test_profile_ids_and_stack_levels_default_per_connector() -> None:
+    config = LoadAdaptersConfig.model_validate({"loads": [charger("left", 1), charger("right", 2)]})
+    left, right = config.loads
+    assert isinstance(left, OcppChargerConfig) and isinstance(right, OcppChargerConfig)
+    for load, expected in ((left, (10, 11, 1, 2)), (right, (20, 21, 3, 4))):
+        assert (load.baseline_profile_id, load.profile_id, load.baseline_stack_level, load.stack_level) == expected
+
+
+@pytest.mark.parametrize(("left", "right", "clash"), [
+    ({}, {"profile_id": 11, "baseline_profile_id": 12}, "profile id 11"),
+    ({}, {"stack_level": 2, "baseline_stack_level": 1}, "TxDefaultProfile stack level 2"),
+    ({"stack_level_zero_only": True}, {"stack_level_zero_only": True}, "TxDefaultProfile stack level 0"),
+    ({"charger_max_current": 32.0}, {"charger_max_current": 32.0}, "profile id 1"),
+])
+def test_loads_of_one_charger_that_would_overwrite_each_others_profiles_are_refused(
+        left: dict[str, Any], right: dict[str, Any], clash: str) -> None:
+    with pytest.raises(ValueError, match=clash):
+        LoadAdaptersConfig.model_validate({"loads": [charger("left", 1, **left), charger("right", 2, **right)]})
+    # on two chargers the same numbers are fine
+    other = {**charger("right", 2, **right), "charger": "cp-n"}
+    LoadAdaptersConfig.model_validate({"loads": [charger("left", 1, **left), other]})

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from services.meter_bridge.config import MeterBridgeConfig, SourceBase
-from services.meter_bridge.normalizer import FieldKey, normalize
+from services.meter_bridge.normalizer import FieldKey, Generation, normalize
 from services.meter_bridge.sample import Sample
 from shared.models.base import Phase
 
@@ -54,15 +54,45 @@ def test_total_only_worst_case_puts_import_on_every_phase_and_says_so() -> None:
         "grid_current.A": 20.0, "grid_current.B": 20.0, "grid_current.C": 20.0}
     assert all(u.derived for u in out.updates if u.key.field == "grid_current")
     assert out.notes and "worst case" in out.notes[0]
+    # an export proves generation behind the meter, of a size nobody said: no safe per-phase value
     export = normalize(source(), Sample(total_power=-4600.0), nominal_voltage=230.0, site_phases=ABC)
-    assert {u.value for u in export.updates if u.key.field == "grid_current"} == {0.0}
+    assert not [u for u in export.updates if u.key.field == "grid_current"]
+    assert export.unsplit is not None and "left out" in export.unsplit
 
 
-def test_total_only_even_split() -> None:
-    out = normalize(source(split="even"), Sample(total_power=-6900.0), nominal_voltage=230.0, site_phases=ABC)
+def test_total_only_even_split_without_generation() -> None:
+    out = normalize(source(split="even"), Sample(total_power=6900.0), nominal_voltage=230.0, site_phases=ABC)
     assert out.get(FieldKey("grid_current", Phase.C)) is not None
-    assert [round(u.value, 3) for u in out.updates if u.key.field == "grid_current"] == [-10.0, -10.0, -10.0]
+    assert [round(u.value, 3) for u in out.updates if u.key.field == "grid_current"] == [10.0, 10.0, 10.0]
     assert "evenly" in out.notes[0]
+
+
+# Issue 13.5: phase A exports 25 A (solar on A), B imports 20 A, C 2 A: the meter's total is -690 W.
+REAL = {Phase.A: -25.0, Phase.B: 20.0, Phase.C: 2.0}
+
+
+@pytest.mark.parametrize("policy", ["worst_case", "even"])
+def test_with_generation_behind_the_meter_each_phase_is_bounded_by_total_plus_generation(policy: str) -> None:
+    total = sum(REAL.values()) * 230.0
+    assert total == pytest.approx(-690.0)
+    solar = 6000.0  # what the site's solar source measures now (A's 25 A export is 5 750 W of it at least)
+    out = normalize(source(split=policy), Sample(total_power=total), nominal_voltage=230.0, site_phases=ABC,
+                    generation=Generation(present=True, watts=solar))
+    got = {u.key.phase: u.value for u in out.updates if u.key.field == "grid_current"}
+    assert set(got) == set(ABC)
+    assert all(got[p] >= REAL[p] for p in ABC), got  # B's real 20 A import is within the bound, not 0 A
+    assert got[Phase.B] == pytest.approx((total + solar) / 230.0)
+    assert out.unsplit is None and "total + generation" in out.notes[0]
+
+
+@pytest.mark.parametrize("generation", [Generation(present=True), Generation(present=True, watts=300.0)])
+def test_with_generation_of_unknown_size_the_phases_are_unknown(generation: Generation) -> None:
+    # unknown, or less than the export the meter shows (so not all of it is measured)
+    out = normalize(source(), Sample(total_power=-690.0), nominal_voltage=230.0, site_phases=ABC,
+                    generation=generation)
+    assert not [u for u in out.updates if u.key.field == "grid_current"]
+    assert out.unsplit is not None
+    assert [u.value for u in out.updates if u.key.field == "grid_power"] == [-690.0]  # the total itself is kept
 
 
 @pytest.mark.parametrize(("sign", "expected"), [("discharge_positive", 1500.0), ("charge_positive", -1500.0)])

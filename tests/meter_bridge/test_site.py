@@ -47,11 +47,37 @@ def test_a_fresh_measured_current_is_not_overwritten_by_a_derived_one() -> None:
 
 def test_stale_fields_are_dropped_with_their_notes_and_derived_solar() -> None:
     state = site_state()
-    apply(state, Sample(total_power=-1500.0), 0.0)
+    apply(state, Sample(total_power=1500.0), 0.0)
     m = state.measurement(T0)
-    assert m.solar_power is not None and m.solar_power.value == 1500.0 and m.solar_power.derived
+    assert m.solar_power is not None and m.solar_power.value == 0.0 and m.solar_power.derived
     assert state.expire(4.0) == []
     dropped = state.expire(5.5)
     assert {str(k) for k in dropped} == {"grid_power", "grid_current.A", "grid_current.B", "grid_current.C"}
     m = state.measurement(T0)
     assert m.grid_current == {} and m.grid_power is None and m.solar_power is None and m.notes == []
+
+
+def test_an_export_without_known_generation_clears_the_split_currents_at_once() -> None:
+    state = site_state()
+    apply(state, Sample(total_power=2300.0), 0.0)
+    assert set(state.measurement(T0).grid_current) == set(Phase)
+    apply(state, Sample(total_power=-690.0), 1.0)  # generation now shows, of unknown size
+    m = state.measurement(T0)
+    assert m.grid_current == {}  # not the earlier 10 A, not 0 A: unknown
+    assert any("left out" in n for n in m.notes)
+
+
+def test_generation_is_the_configured_capacity_else_the_measured_solar_and_battery() -> None:
+    config = MeterBridgeConfig.model_validate({"sites": {"home": {"sources": [
+        {"id": "grid", "driver": "mqtt_json", "values": [{"topic": "g", "unit": "W"}]},
+        {"id": "pv", "driver": "mqtt_json", "role": "solar", "values": [{"topic": "p", "unit": "W"}]},
+    ]}}}).sites["home"]
+    state = SiteState("home", config)
+    assert state.generation(Sample(total_power=100.0)).present
+    assert state.generation(Sample(total_power=100.0)).watts is None  # no solar reading yet: unknown
+    pv = config.sources[1]
+    state.apply("pv", normalize(pv, Sample(total_power=4200.0), nominal_voltage=230.0, site_phases=list(Phase)),
+                T0, 0.0)
+    assert state.generation(Sample(total_power=100.0)).watts == 4200.0
+    capped = SiteState("home", config.model_copy(update={"generation_power": 8000.0}))
+    assert capped.generation(Sample(total_power=100.0)).watts == 8000.0
