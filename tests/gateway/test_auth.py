@@ -21,7 +21,7 @@ from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from services.ocpp_gateway import handshake as handshake_module
 from services.ocpp_gateway.config import GatewayConfig
-from services.ocpp_gateway.handshake import THROTTLE_FREE_FAILURES
+from services.ocpp_gateway.handshake import MAX_WAITING_CHECKS, THROTTLE_FREE_FAILURES
 from services.ocpp_gateway.passwords import DEFAULT_N, hash_password, verify_password
 from services.ocpp_gateway.throttle import LoginThrottle
 from shared.config import AmpmqConfig, ConfigError, load_config
@@ -158,6 +158,28 @@ async def test_failed_logins_from_many_addresses_stay_in_bounded_tables(
         assert shake.failed_by_id.locked_for("CP0") == 1  # the 4th failure locks the id out
 
 
+async def test_parallel_guesses_wait_their_turn_in_a_bounded_queue(run_gateway: GatewayFactory, site_id: str) -> None:
+    chargers = {"CP1": {"site": site_id, "password_hash": hash_password("right horse", **CHEAP)}}
+    async with run_gateway(chargers=chargers, clock=SteppedClock()) as gateway:
+        shake, url = gateway.handshake, f"{gateway.url}/CP1"
+        await shake._one_check_at_a_time.acquire()  # as if a slow check were running
+        try:
+            guesses = [asyncio.create_task(status_of(url, local_addr=(f"127.0.3.{i + 1}", 0),
+                                                     additional_headers=basic_auth("CP1", f"guess {i}")))
+                       for i in range(MAX_WAITING_CHECKS)]
+            async with asyncio.timeout(5):
+                while shake._waiting_checks < MAX_WAITING_CHECKS:
+                    await asyncio.sleep(0.01)
+            assert await status_of(url, additional_headers=basic_auth("CP1", "one too many")) == 503
+        finally:
+            shake._one_check_at_a_time.release()
+        statuses = await asyncio.gather(*guesses)
+        # each waiting guess looked at the lockout again when its turn came
+        assert sorted(statuses) == [401] * (THROTTLE_FREE_FAILURES + 1) + [429] * (
+            MAX_WAITING_CHECKS - THROTTLE_FREE_FAILURES - 1)
+        assert shake.password_checks == THROTTLE_FREE_FAILURES + 1
+
+
 async def test_an_unauthenticated_connection_never_replaces_an_authenticated_session(
     run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
 ) -> None:
@@ -190,11 +212,11 @@ def _openssl(*args: str) -> None:
 _EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
 
-def _signed(folder: Path, name: str, common_name: str, ca: str) -> tuple[str, str]:
+def _signed(folder: Path, name: str, common_name: str, ca: str, serial: int) -> tuple[str, str]:
     key, csr, cert = folder / f"{name}.key", folder / f"{name}.csr", folder / f"{name}.crt"
     _openssl("req", "-new", *_EC, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={common_name}")
     _openssl("x509", "-req", "-in", str(csr), "-CA", f"{folder / ca}.crt", "-CAkey", f"{folder / ca}.key",
-             "-set_serial", str(abs(hash(name)) % 10**9), "-days", "1", "-out", str(cert))
+             "-set_serial", str(serial), "-days", "1", "-out", str(cert))
     return str(cert), str(key)
 
 
@@ -214,8 +236,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
             "ca": _self_signed(folder, "ca", "/CN=ampmq test charger CA", "basicConstraints=critical,CA:TRUE",
                                "keyUsage=critical,keyCertSign,cRLSign"),
             "rogue": _self_signed(folder, "rogue", "/CN=CP_CERT")}
-    for name, common_name in (("cp_cert", "CP_CERT"), ("open", "OPEN"), ("impostor", "SOMEONE_ELSE")):
-        made[name] = _signed(folder, name, common_name, "ca")
+    for serial, (name, common_name) in enumerate((("cp_cert", "CP_CERT"), ("open", "OPEN"),
+                                                  ("impostor", "SOMEONE_ELSE")), start=1):
+        made[name] = _signed(folder, name, common_name, "ca", serial)
     return made
 
 
