@@ -4,7 +4,6 @@ real Mosquitto with the generated ACL; no Docker engine needed)."""
 from __future__ import annotations
 
 import asyncio
-import getpass
 import re
 import shutil
 import signal
@@ -20,6 +19,7 @@ from shared.models import LoadKind, LoadState, Mode, Reason, Setpoint
 from shared.probe import Probe
 from shared.services import SERVICES
 from shared.topics import Topics
+from tests.project_broker import project_broker_conf
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,31 +89,12 @@ def test_the_compose_config_is_valid_for_every_service() -> None:
                                                  ("mqtt_url", "root", "log_level")}
 
 
-def _compose_conf_for_test(folder: Path, port: int) -> Path:
-    """The project's broker conf as it is, pointed at ``folder`` and ``port`` (no users: anonymous)."""
-    lines = []
-    for line in (ROOT / "docker" / "mosquitto" / "mosquitto.conf").read_text().splitlines():
-        key = line.split(" ", 1)[0]
-        if key == "persistence_location":
-            line = f"persistence_location {folder}/"
-        elif key == "listener":
-            line = f"listener {port} 127.0.0.1"
-        elif key in ("password_file", "acl_file", "log_dest"):
-            continue
-        elif key == "allow_anonymous":
-            line = "allow_anonymous true"
-        lines.append(line)
-    conf = folder / "mosquitto.conf"
-    conf.write_text("\n".join([f"user {getpass.getuser()}", *lines]) + "\n")
-    return conf
-
-
 async def test_the_compose_broker_keeps_a_retained_message_through_kill_9(tmp_path: Path) -> None:
     """A setting published (and acknowledged) just before the power goes is there after the restart: the
     compose conf saves retained state on every change, not every 30 minutes (issue 16.3)."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = free_port()
-    conf = _compose_conf_for_test(tmp_path, port)
+    conf = project_broker_conf(tmp_path, port)
     url = f"mqtt://127.0.0.1:{port}"
     topic = Topics().load_settings("home", "ev")
 
