@@ -90,7 +90,7 @@ def gateway_process(broker_url: str, chargers: int, compression: bool = True) ->
     config = {"root": TOPICS.root, "log_level": "WARNING", "ocpp_gateway": {
         "host": "127.0.0.1", "port": port, "default_site": SITE, "heartbeat_interval": 3600,
         "websocket_compression": compression,
-        "chargers": {_cp_id(i): {} for i in range(chargers)}}}
+        "chargers": {_cp_id(i): {"auth": "none"} for i in range(chargers)}}}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "gateway.yaml"
         path.write_text(yaml.safe_dump(config))

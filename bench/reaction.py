@@ -150,7 +150,7 @@ def config(sites: dict[str, list[str]], gateway_port: int) -> dict[str, Any]:
     return {
         "log_level": "WARNING",
         "ocpp_gateway": {"host": "127.0.0.1", "port": gateway_port, "heartbeat_interval": 3600,
-                         "chargers": {cp: {"site": site} for site, cps in sites.items() for cp in cps}},
+                         "chargers": {cp: {"site": site, "auth": "none"} for site, cps in sites.items() for cp in cps}},
         "meter_bridge": {"sites": {site: {"stale_after": 15, "coalesce": 0.0, "sources": [
             {"id": "grid", "driver": "shelly", "prefix": f"shellypro3em-{site}"}]} for site in sites}},
         "allocator": {"sites": {site: {"fuse_limit": FUSE, "margin": 1.0, "timers": timers} for site in sites}},

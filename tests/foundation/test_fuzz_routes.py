@@ -109,8 +109,8 @@ class Suite:
         MeterBridge(MeterBridgeConfig.model_validate({"sites": {SITE: {"sources": _SOURCES}}}), bridge_rt,
                     SYSTEM_CLOCK).install()
         gateway_rt = Runtime("ocpp-gateway", self.url, TOPICS)
-        Gateway(GatewayConfig.model_validate({"port": 0, "chargers": {"CP_A": {"site": SITE}}}), gateway_rt,
-                SYSTEM_CLOCK)
+        Gateway(GatewayConfig.model_validate({"port": 0, "chargers": {"CP_A": {"site": SITE, "auth": "none"}}}),
+                gateway_rt, SYSTEM_CLOCK)
         for runtime in (adapters_rt, bridge_rt, gateway_rt):
             self.runtimes.append(runtime)
             self.tasks.append(asyncio.get_running_loop().create_task(runtime.run()))

@@ -184,7 +184,8 @@ async def test_stopping_the_gateway_marks_every_charger_offline(
 async def test_state_comes_back_after_the_broker_loses_it(own_mosquitto: type, site_id: str, topics: Topics) -> None:
     broker = own_mosquitto().start()  # persistence off: a restart forgets every retained message
     runtime = Runtime("ocpp-gateway", broker.url, Topics(), backoff_initial=0.1, backoff_max=0.5)
-    config = GatewayConfig.model_validate({"host": "127.0.0.1", "port": 0, "chargers": {"CP1": {"site": site_id}}})
+    config = GatewayConfig.model_validate({"host": "127.0.0.1", "port": 0,
+                                           "chargers": {"CP1": {"site": site_id, "auth": "none"}}})
     gateway = Gateway(config, runtime)
     async with serving(runtime), gateway.running(), charger(gateway, "CP1") as cp:
         await cp.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="M"))

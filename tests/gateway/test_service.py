@@ -33,7 +33,7 @@ async def test_serve_runs_the_gateway_until_cancelled(mqtt_url: str, probe: Prob
     await probe.subscribe(topics.all())
     port = free_port()
     config = AmpmqConfig(mqtt_url=mqtt_url, ocpp_gateway={"host": "127.0.0.1", "port": port,
-                                                          "chargers": {"SVC": {"site": site_id}}})
+                                                          "chargers": {"SVC": {"site": site_id, "auth": "none"}}})
     service = asyncio.get_running_loop().create_task(serve(config))
     try:
         await probe.expect(topics.service_availability("ocpp-gateway"), where=lambda m: m.text == "online")
@@ -99,7 +99,7 @@ async def test_a_taken_port_is_reported_and_retried(mqtt_url: str, probe: Probe,
     squatter.listen()
     port = squatter.getsockname()[1]
     config = AmpmqConfig(mqtt_url=mqtt_url, ocpp_gateway={"host": "127.0.0.1", "port": port,
-                                                          "chargers": {"LATE": {"site": site_id}}})
+                                                          "chargers": {"LATE": {"site": site_id, "auth": "none"}}})
     service = asyncio.get_running_loop().create_task(serve(config))
     try:
         report = await probe.expect(topics.service_errors("ocpp-gateway"), timeout=10,
@@ -126,7 +126,8 @@ async def test_the_gateway_works_behind_the_generated_acl(own_mosquitto: type[Mo
                                                           topics: Topics) -> None:
     users = {name: f"pw-{name}" for name in ("ocpp-gateway", "load-adapters", acl.OPERATOR)}
     port = free_port()
-    config = AmpmqConfig(ocpp_gateway={"host": "127.0.0.1", "port": port, "chargers": {"ACL-CP": {"site": site_id}}},
+    config = AmpmqConfig(ocpp_gateway={"host": "127.0.0.1", "port": port,
+                                       "chargers": {"ACL-CP": {"site": site_id, "auth": "none"}}},
                          load_adapters={"loads": [{"type": "ocpp_charger", "site": site_id, "id": "car",
                                                    "charger": "acl-cp", "connector": 1}]})
     broker = own_mosquitto(users=users, acl=acl.render(config).splitlines()).start()  # the ACL of this config

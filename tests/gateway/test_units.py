@@ -41,14 +41,14 @@ def test_config_errors_name_the_field() -> None:
     def section(**values: object) -> GatewayConfig:
         return AmpmqConfig(ocpp_gateway=values).section("ocpp_gateway", GatewayConfig)
 
-    assert section(chargers={"CP_1": {"site": "home"}}).site_of("CP_1") == "home"
+    assert section(chargers={"CP_1": {"site": "home", "auth": "none"}}).site_of("CP_1") == "home"
     assert section(default_site="garage").site_of("OTHER") == "garage"
     with pytest.raises(ConfigError, match="share the topic id"):
-        section(chargers={"CP_1": {}, "cp-1": {}})
+        section(chargers={"CP_1": {"auth": "none"}, "cp-1": {"auth": "none"}})
     with pytest.raises(ConfigError, match="password_hash"):
         section(chargers={"CP_1": {"password_hash": "hunter2"}})
     with pytest.raises(ConfigError, match="require_password"):
-        section(require_password=True, chargers={"CP_1": {}})
+        section(require_password=True, chargers={"CP_1": {"auth": "none"}})
     with pytest.raises(ConfigError, match="tls_cert and tls_key"):
         section(tls_cert="/etc/cert.pem")
     with pytest.raises(ConfigError, match="id_tags"):

@@ -126,7 +126,7 @@ async def test_a_newer_limit_is_not_held_back_by_one_still_on_its_way(
 @contextlib.asynccontextmanager
 async def gateway_on(url: str, site: str, backoff_initial: float) -> AsyncIterator[Gateway]:
     config = GatewayConfig.model_validate({"host": "127.0.0.1", "port": 0, "default_site": site,
-                                           "chargers": {"CP-A": {"site": site}}})
+                                           "chargers": {"CP-A": {"site": site, "auth": "none"}}})
     runtime = Runtime("ocpp-gateway", url, T, backoff_initial=backoff_initial)
     gateway = Gateway(config, runtime)
     async with serving(runtime), gateway.running():

@@ -75,7 +75,8 @@ async def test_sunspec_battery_and_inverter_read_back_through_the_meter_bridge_d
 
 @contextlib.asynccontextmanager
 async def gateway(mqtt_url: str, site: str, cp_id: str) -> AsyncIterator[Gateway]:
-    config = GatewayConfig(host="127.0.0.1", port=0, default_site=site, chargers={cp_id: {"site": site}})
+    config = GatewayConfig(host="127.0.0.1", port=0, default_site=site,
+                           chargers={cp_id: {"site": site, "auth": "none"}})
     runtime = Runtime("ocpp-gateway", mqtt_url, Topics())
     gw = Gateway(config, runtime, SYSTEM_CLOCK)
     async with serving(runtime), gw.running():
