@@ -74,15 +74,29 @@ class Circuit(Contract):
 
 
 class BatterySettings(Contract):
+    """How the allocator counts on a home battery (see docs/allocator.md, "Battery and surplus")."""
+
+    #: The inverter's reserve: the target band never reaches below it.
     min_soc: Percent = 10.0
+    #: Below it the battery charges first (Solar Only waits, Solar Priority gets its minimum); loads start on
+    #: solar once it is reached and stop only below ``target_soc - hysteresis``.
     target_soc: Percent = 80.0
+    #: From this SOC (or the target, if higher) the battery counts as full: its export and what it still
+    #: absorbs are excess, until it falls below ``full_soc - hysteresis``. Many batteries stop charging before
+    #: 100 % (a BMS ceiling, a constant-voltage taper).
+    full_soc: Percent = 97.0
     max_charge_power: PositiveWatts | None = None
     max_discharge_power: PositiveWatts | None = None
     hysteresis: Percent = 3.0
 
 
 class InverterLimits(Contract):
-    """What a hybrid inverter can deliver on top of the grid (battery/solar to the house)."""
+    """What a hybrid inverter can deliver on top of the grid (battery/solar to the house).
+
+    They cap how much more the battery can give the loads: ``max_power`` in total, ``max_power_per_phase`` on
+    each phase. A ``symmetric`` inverter puts the same power on every phase, so its total is at most the
+    per-phase limit times the phases; an asymmetric one may put all of ``max_power`` on one phase (which only
+    matters with ``surplus_per_phase``)."""
 
     max_power: PositiveWatts
     max_power_per_phase: PositiveWatts | None = None

@@ -159,6 +159,8 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
                 SiteMemory,
                 {
                     "battery_full_latched": pools.latched,
+                    "battery_above_target": pools.above_target,
+                    "battery_saturated_charge": pools.saturated_charge,
                     "surplus_ema": {p: clamp(v) for p, v in pools.surplus_ema.items()},
                 },
             ),
