@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from services.allocator.core import allocate
+from services.allocator.evcc_policy import EvccLoad, EvccTimers, evcc_decide
 from shared.models import (
     CurrentReading,
     Leg,
@@ -122,6 +123,21 @@ class CorePolicy:
         self.site_memory = allocation.memory
         self.memory = {d.load: d.memory for d in allocation.decisions}
         return {d.load: d.current if d.on else 0.0 for d in allocation.decisions}
+
+
+class EvccPolicy:
+    """evcc's PV-mode timers (their defaults) on the same inputs: the comparison of ``python -m bench quality``."""
+
+    def __init__(self, timers: EvccTimers | None = None) -> None:
+        self.timers = timers or EvccTimers()
+        self.memory: dict[str, EvccLoad] = {}
+
+    def decide(
+        self, settings: SiteSettings, measurement: SiteMeasurement, loads: list[LoadInput], now: datetime
+    ) -> dict[str, float]:
+        snapshot = Snapshot(settings=settings, measurement=measurement, loads=loads)
+        setpoints, self.memory = evcc_decide(snapshot, now, self.memory, self.timers)
+        return setpoints
 
 
 @dataclass

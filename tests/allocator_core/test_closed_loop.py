@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from shared.models import BatterySettings, Mode, Phase, SiteSettings
+from shared.models import BatterySettings, LoadKind, Mode, Phase, SiteSettings
 
 from .physics import Day, HomeBattery, Load, Record, constant, flat, ramp, run
 
@@ -112,6 +112,25 @@ def test_excess_flows_when_the_battery_stops_charging_below_100(row: Excess) -> 
     exported = max(-sum(s.grid.values()) * V for s in steady)
     assert exported < row.export_below, f"still exports {exported:.0f} W"
     assert record.starts["car"] == 1
+
+
+def test_a_boiler_on_the_overflow_of_a_battery_at_its_maximum_does_not_cycle() -> None:
+    """Above target a Solar Only car takes the sun first (the battery's charge included); the battery, at
+    its 4 kW maximum, overflows into an Excess boiler (2 kW). Once the boiler runs, the battery is a little
+    off its maximum now and then: remembered as saturated (with what it charged), that does not block the
+    excess. One start, not one every few minutes."""
+    car = Load("car", Mode.SOLAR_ONLY, on="A", lag=5.0)
+    boiler = Load("boiler", Mode.EXCESS, on="B", kind=LoadKind.ONOFF, rated=2000.0, lag=1.0)
+    battery = BatterySettings(min_soc=10.0, target_soc=50.0, max_charge_power=4000.0, max_discharge_power=4000.0)
+    day = Day(
+        settings(battery=battery),
+        flat(500.0),
+        constant(9000.0),
+        [car, boiler],
+        HomeBattery(capacity_wh=1e6, soc=60.0, max_charge_w=4000.0, max_discharge_w=4000.0),
+    )
+    record = run(day, 3600)
+    assert record.starts == {"car": 1, "boiler": 1}
 
 
 def test_a_battery_still_charging_is_not_robbed_by_excess() -> None:

@@ -15,11 +15,12 @@ now, so a discharge is already in it and a charge is already taken out of it.
   the phases) less its present output, solar + battery.
 * **Excess** = export - discharge - ``excess_export_threshold``, counted only when the battery cannot take
   more: *full* (SOC from ``full_soc`` — or the target, if higher — latched until ``full_soc - hysteresis``;
-  what it still absorbs is excess too), *charging at its maximum rate*, or *saturated*: above target it
-  charges below its maximum while the site exports (a BMS ceiling, a constant-voltage taper). A saturated
-  battery keeps the charge it had when last seen exporting (latched in
-  :attr:`SiteMemory.battery_saturated_charge`): should it charge less now, the difference is taken off the
-  excess, so an Excess load never eats into what the battery was taking.
+  what it still absorbs is excess too) or *saturated*: charging at its maximum rate, or, above target,
+  charging below it while the site exports (a BMS ceiling, a constant-voltage taper). A saturated battery is
+  remembered with the charge it had (:attr:`SiteMemory.battery_saturated_charge`, until it discharges):
+  should it charge less now — an Excess load took more than the overflow, a cloud passed — the difference
+  is taken off the excess, so an Excess load never eats into what the battery was taking, and a battery
+  that the load has pulled off its maximum does not block the excess the next moment.
 """
 
 from __future__ import annotations
@@ -103,9 +104,12 @@ def battery_state(
         tolerance = max(AT_MAX_TOLERANCE_W, AT_MAX_TOLERANCE_FRACTION * bs.max_charge_power)
         at_max = charge_w >= bs.max_charge_power - tolerance
 
+    # Saturated: at its maximum rate, or above target charging below it while the site exports. Remembered
+    # with the charge it had, until the battery discharges.
     saturated: float | None = None
-    if above_target and discharge_w <= DISCHARGE_TOLERANCE_W:
-        if measured_export_w is not None and measured_export_w > SATURATION_EXPORT_W and not at_max:
+    if discharge_w <= DISCHARGE_TOLERANCE_W:
+        exporting = measured_export_w is not None and measured_export_w > SATURATION_EXPORT_W
+        if at_max or (above_target and exporting):
             saturated = charge_w
         elif memory.battery_saturated_charge is not None:
             saturated = memory.battery_saturated_charge
@@ -122,11 +126,11 @@ def battery_state(
 
     excess_blocked = ""
     excess_w = 0.0
-    if full or at_max or saturated is not None:
+    if full or saturated is not None:
         excess_w = export_w - discharge_w - threshold_w
         if full:
             excess_w += charge_w
-        elif saturated is not None and not at_max:
+        elif saturated is not None:
             excess_w -= max(0.0, saturated - charge_w)
     else:
         excess_blocked = f"the battery ({_soc_text(soc)}) is not full and can still take the solar power"
