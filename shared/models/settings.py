@@ -134,6 +134,9 @@ class SiteSettings(Message):
     power_buffer: PositiveWatts = 0.0
     inverter: InverterLimits | None = None
     excess_export_threshold: PositiveWatts = 0.0
+    #: The solar surplus counts per phase, not netted over the phases (meters or tariffs that bill each phase
+    #: on its own): the loads get what every phase exports, see docs/allocator.md. Off: netted.
+    surplus_per_phase: bool = False
     allow_grid_charging: bool = True
     strategy: Strategy = Strategy.PRIORITY
     mode: Mode = Mode.STANDARD
@@ -174,6 +177,7 @@ class SiteSettingsSet(Command):
     power_buffer: PositiveWatts | None = None
     inverter: InverterLimits | None = None
     excess_export_threshold: PositiveWatts | None = None
+    surplus_per_phase: bool | None = None
     allow_grid_charging: bool | None = None
     strategy: Strategy | None = None
     mode: Mode | None = None

@@ -63,6 +63,8 @@ class Load:
     wanted_wh: float = INF
     setpoint: float = 0.0
     draw: float = 0.0
+    #: The draw as the load last reported it (see ``Day.report_every``).
+    reported: float = 0.0
     starts: int = 0
     energy_wh: float = 0.0
 
@@ -183,9 +185,12 @@ class Day:
     start: datetime = START
     #: Seconds between decisions (one meter reading each).
     step: float = 10.0
+    #: Seconds between the loads' own reports of their draw (a charger's meter values); 0: every step.
+    report_every: float = 0.0
 
 
 def _state(load: Load, site: str, now: datetime, active: bool) -> LoadInput:
+    draw = load.reported
     legs = {LEGS[i]: Phase(p) for i, p in enumerate(load.on)}
     state = LoadState(
         site=site,
@@ -197,7 +202,7 @@ def _state(load: Load, site: str, now: datetime, active: bool) -> LoadInput:
         min_current=0.0 if load.kind is LoadKind.ONOFF else load.lo,
         max_current=0.0 if load.kind is LoadKind.ONOFF else load.hi,
         rated_power=load.rated,
-        draw={p: load.draw for p in load.phases()} if load.draw > 0 else {},
+        draw={p: draw for p in load.phases()} if draw > 0 else {},
         status=LoadStatus.ACTIVE if active else LoadStatus.IDLE,
     )
     settings = LoadSettings(site=site, load=load.id, ts=now, mode=load.mode, priority=load.priority)
@@ -237,6 +242,9 @@ def run(day: Day, seconds: float, policy: Policy | None = None) -> Record:
             solar_power=PowerReading(ts=now, value=solar_w),
         )
         actives = {x.id: x.active(t) for x in day.loads}
+        if day.report_every <= 0 or k % max(1, round(day.report_every / dt)) == 0:
+            for x in day.loads:
+                x.reported = x.draw
         inputs = [_state(x, settings.site, now, actives[x.id]) for x in day.loads]
         setpoints = policy.decide(settings, measurement, inputs, now)
         record.samples.append(

@@ -143,7 +143,10 @@ def compute_pools(
     else:
         t = settings.timers
         ema = smooth_surplus(raw_surplus, memory.surplus_ema, t.surplus_smoothing, t.surplus_dead_band)
-        surplus = max(0.0, sum(ema.values()))
+        if settings.surplus_per_phase and n > 1:
+            surplus = per_phase_surplus(ema, battery.surplus_w / voltage, settings)
+        else:
+            surplus = max(0.0, sum(ema.values()))
         excess = battery.excess_w / voltage
     return Pools(
         phases=phases,
@@ -166,6 +169,32 @@ def compute_pools(
         saturated_charge=battery.saturated_charge,
         grid_for_minimums=settings.allow_grid_charging,
     )
+
+
+def per_phase_surplus(smoothed: dict[Phase, float], battery_legs: float, settings: SiteSettings) -> float:
+    """The surplus pool (leg-amps) where export is not netted over the phases: the level every phase can
+    give, times the phases — a load never makes a phase import for another phase's export.
+
+    ``smoothed`` holds each phase's surplus with the battery's help spread evenly (a symmetric inverter). An
+    asymmetric inverter (``inverter.symmetric`` false) puts that help where it is short instead, at most
+    ``max_power_per_phase`` on a phase: the help is poured onto the lowest phases first."""
+    n = len(smoothed)
+    inverter = settings.inverter
+    if inverter is None or inverter.symmetric or battery_legs <= 0.0:
+        return max(0.0, n * min(smoothed.values()))
+    share = battery_legs / n
+    solar = [v - share for v in smoothed.values()]
+    voltage = settings.voltage if settings.voltage > 0 else 230.0
+    cap = inverter.max_power_per_phase / voltage if inverter.max_power_per_phase is not None else float("inf")
+    lo, hi = min(solar), max(solar) + battery_legs
+    for _ in range(40):
+        level = (lo + hi) / 2.0
+        if sum(min(cap, max(0.0, level - v)) for v in solar) > battery_legs:
+            hi = level
+        else:
+            lo = level
+    level = min(lo, min(v + cap for v in solar))
+    return max(0.0, n * level)
 
 
 def clamp(value: float) -> float:
