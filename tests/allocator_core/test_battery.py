@@ -35,3 +35,11 @@ def test_the_surplus_above_target_does_not_depend_on_what_the_car_draws() -> Non
         )
         offers.add(round(allocate(snap, NOW).decision("ev").current, 6))
     assert offers == {27.0}
+
+
+def test_a_restart_held_back_by_the_margin_says_so() -> None:
+    snap = Snapshot(
+        settings=site(), measurement=grid(10, 17.5, 10), loads=[ev("ev", memory=mem(0, paused=600))]
+    )
+    message = allocate(snap, NOW).decision("ev").message
+    assert message == "paused: the fuse on phase B leaves 6.5 A; a restart needs its 6.0 A minimum and 1.0 A more"

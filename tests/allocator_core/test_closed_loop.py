@@ -9,6 +9,7 @@ below a BMS ceiling), no band at the target (a dip to 79.9 % stops the car).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -170,3 +171,22 @@ def test_a_cloud_that_dips_the_battery_below_target_does_not_stop_the_car() -> N
 
 def summary(record: Record) -> str:
     return f"starts {record.starts}, import {record.import_wh:.0f} Wh, export {record.export_wh:.0f} Wh"
+
+
+# --- the winter evening: a Standard car at the edge of the fuse -----------------------------------------------
+
+
+def oven_wobble(t: float) -> dict[Phase, float]:
+    """A house of 10 A a phase; from 5 min to 35 min an oven puts phase B at 18 A, wobbling by 0.4 A."""
+    b = 18.0 + 0.4 * math.sin(2 * math.pi * t / 90.0) if 300.0 <= t < 2100.0 else 10.0
+    return {Phase.A: 10.0 * V, Phase.B: b * V, Phase.C: 10.0 * V}
+
+
+def test_a_car_paused_by_the_fuse_does_not_restart_at_every_wobble_of_the_house() -> None:
+    """The oven leaves the car 6 ± 0.4 A on phase B (its minimum is 6 A). Paused by the fuse, it restarts only
+    with 1 A more than its minimum: once the oven is off, not at every wobble (min_pause after min_pause)."""
+    car = Load("car", Mode.STANDARD, lag=3.0)
+    day = Day(settings(), oven_wobble, constant(0.0), [car])
+    record = run(day, 2700)
+    assert record.starts["car"] == 2, record.starts
+    assert record.samples[-1].setpoints["car"] == pytest.approx(14.0)
