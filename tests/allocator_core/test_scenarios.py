@@ -243,6 +243,13 @@ SCENARIOS: list[Scenario] = [
     S("target band never reaches below min_soc (target 11 %, min 10 %: released below 10 %)",
       site(battery=battery(target=11.0)), grid(-8, -8, -8, soc=10.2, battery=0.0), [ev("ev", mode=SO)], {"ev": 8},
       memory=SiteMemory(battery_above_target=True)),
+    # Excess is what every other load leaves: its minimum never comes before a solar load's top-up.
+    S("Excess boiler after a Solar Priority car: the car takes the 14.7 A it can use, the boiler waits",
+      site("A", fuse=40.0), grid1(-14.7), [ev("car", on="A", hi=32, mode=SP), plug("boiler", 2000, mode=EX)],
+      {"car": 14.7, "boiler": 0}),
+    S("Excess boiler after a Solar Only car at its maximum: the boiler gets the rest",
+      site("A", fuse=40.0), grid1(-26), [ev("car", on="A", hi=16, mode=SO), plug("boiler", 2000, mode=EX)],
+      {"car": 16, "boiler": 2000 / 230}),
     # Per-phase surplus (off by default): export on one phase does not pay for import on another.
     S("netted surplus (default): 24 leg-amps exported on A+B, 3 imported on C: 7 A",
       site(), grid(-12, -12, 3), [ev("ev", mode=SO)], {"ev": 7}),
