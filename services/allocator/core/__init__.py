@@ -47,6 +47,8 @@ Decisions on points the issue leaves open:
   no more: full (latched from ``full_soc``, default 97 %, until ``full_soc − hysteresis``) or saturated (at
   its maximum rate, or above target charging below it while the site exports; remembered with its charge
   until it discharges, and what it charges less since comes off the excess).
+* **Restarts**: a load that ran and was paused restarts only with 1 A more hard room than its minimum
+  (:mod:`.restart`). **Excess loads** share only what every other load leaves (:func:`.strategies.excess_last`).
 * **Finishing** loads are treated like idle ones: 0, with an ``available`` figure.
 * **Excess "once it is there, at least the minimum"**: an Excess load starts only when the excess covers its
   minimum (it is *truly* excess power); once it runs (the previous decision let it), it keeps at least its
