@@ -76,7 +76,7 @@ class Circuit(Contract):
 class BatterySettings(Contract):
     """How the allocator counts on a home battery (see docs/allocator.md, "Battery and surplus")."""
 
-    #: The inverter's reserve: the target band never reaches below it.
+    #: The inverter's reserve: the target band is never released below it, nor reached below it + hysteresis.
     min_soc: Percent = 10.0
     #: Below it the battery charges first (Solar Only waits, Solar Priority gets its minimum); loads start on
     #: solar once it is reached and stop only below ``target_soc - hysteresis``.

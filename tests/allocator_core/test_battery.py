@@ -43,3 +43,13 @@ def test_a_restart_held_back_by_the_margin_says_so() -> None:
     )
     message = allocate(snap, NOW).decision("ev").message
     assert message == "paused: the fuse on phase B leaves 6.5 A; a restart needs its 6.0 A minimum and 1.0 A more"
+
+
+def test_a_target_at_the_reserve_is_reached_only_above_the_band_and_says_so() -> None:
+    snap = Snapshot(
+        settings=site(battery=battery(target=10.0)),
+        measurement=grid(-8, -8, -8, soc=12.0, battery=0.0),
+        loads=[ev("ev", mode=Mode.SOLAR_ONLY)],
+    )
+    message = allocate(snap, NOW).decision("ev").message
+    assert "the battery is at 12 %, not yet 13 % (3 % above its 10 % reserve)" in message, message

@@ -268,6 +268,11 @@ SCENARIOS: list[Scenario] = [
       site(surplus_per_phase=True, battery=battery(max_discharge=2760.0),
            inverter={"max_power": 10000.0, "max_power_per_phase": 1150.0, "symmetric": False}),
       grid(-8, -8, -2, soc=90, battery=0.0), [ev("ev", mode=SO)], {"ev": 7}),
+    S("band at the minimum: target = min_soc = 10 %: 12 % is not enough to start on solar",
+      site(battery=battery(target=10.0)), grid(-8, -8, -8, soc=12.0, battery=0.0), [ev("ev", mode=SO)], {"ev": 0},
+      {"ev": R.BATTERY_FIRST}),
+    S("band at the minimum: 13 % (min_soc + 3) is",
+      site(battery=battery(target=10.0)), grid(-8, -8, -8, soc=13.0, battery=0.0), [ev("ev", mode=SO)], {"ev": 8}),
     S("battery SOC unknown: battery first",
       site(battery=battery()), grid(-10, -10, -10), [ev("ev", mode=SO)], {"ev": 0}, {"ev": R.BATTERY_FIRST}),
     # --- allow_grid_charging=False ------------------------------------------------------------------------

@@ -5,8 +5,10 @@ loads that get a setpoint drew nothing (``-sum(house) * voltage``); it still con
 now, so a discharge is already in it and a charge is already taken out of it.
 
 * **Target band.** The battery is *above target* from the moment its SOC reaches ``target_soc`` until it
-  falls below ``target_soc - hysteresis`` (never below ``min_soc``, the inverter's reserve): latched in
-  :attr:`SiteMemory.battery_above_target`. Below the band it charges first: Solar Only waits, Solar Priority
+  falls below ``target_soc - hysteresis``: latched in :attr:`SiteMemory.battery_above_target`. The band
+  keeps off ``min_soc``, the inverter's reserve: it is never released below ``min_soc``, and never reached
+  below ``min_soc + hysteresis`` (a target at the minimum: the battery may be used down to its reserve,
+  and again from 3 % above it). Below the band it charges first: Solar Only waits, Solar Priority
   gets its minimum, and no excess is counted.
 * **Surplus above target** = export + what the battery charges (it may charge less) + what it may still
   discharge (``max_discharge_power`` less what it discharges now; without ``max_discharge_power`` nothing).
@@ -95,8 +97,11 @@ def battery_state(
         why = "the battery's SOC is unknown"
         return BatteryState(-bw, 0.0, True, why, why, False, False, None, _note(None, battery_w, "below target"))
 
+    # The band at the target, kept off the inverter's reserve: never released below min_soc, and a target
+    # within the band of min_soc is only reached at min_soc + hysteresis (the band at the minimum).
     release = max(bs.min_soc, bs.target_soc - bs.hysteresis)
-    above_target = soc >= bs.target_soc or (memory.battery_above_target and soc >= release)
+    reach = max(bs.target_soc, min(100.0, bs.min_soc + bs.hysteresis))
+    above_target = soc >= reach or (memory.battery_above_target and soc >= release)
     full_soc = max(bs.full_soc, bs.target_soc)
     full = soc >= full_soc or (memory.battery_full_latched and soc >= full_soc - bs.hysteresis)
     at_max = False
@@ -116,7 +121,12 @@ def battery_state(
 
     first_why = ""
     surplus_w = -bw
-    if not above_target:
+    if not above_target and soc >= bs.target_soc:
+        first_why = (
+            f"the battery is at {_soc_text(soc)}, not yet {_soc_text(reach)}"
+            f" ({_soc_text(bs.hysteresis)} above its {_soc_text(bs.min_soc)} reserve)"
+        )
+    elif not above_target:
         first_why = f"the battery is at {_soc_text(soc)}, below its {_soc_text(bs.target_soc)} target"
         if memory.battery_above_target:
             first_why += f" band ({_soc_text(release)})"
