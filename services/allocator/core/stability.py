@@ -56,11 +56,11 @@ def smooth_surplus(
     if any(p not in previous for p in raw):
         return dict(raw)
     change = sum(raw.values()) - sum(previous[p] for p in raw)
-    if change < 0.0 or alpha >= 1.0:
+    if change < 0.0:
         return dict(raw)
     if change < dead_band:
         return {p: previous[p] for p in raw}
-    if (1.0 - alpha) * change < dead_band:
+    if alpha >= 1.0 or (1.0 - alpha) * change < dead_band:
         return dict(raw)
     return {p: alpha * value + (1.0 - alpha) * previous[p] for p, value in raw.items()}
 
