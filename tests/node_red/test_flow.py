@@ -103,6 +103,35 @@ async def node_red(mqtt_url: str) -> AsyncIterator[str]:
                 await asyncio.to_thread(process.wait)
 
 
+class Dashboard:
+    """A Dashboard 2 client as the browser's starts: socket.io (Engine.IO 4) over HTTP long-polling on the
+    dashboard's socket path (the dashboard refuses a bare websocket). :meth:`change` is what the page sends
+    when a control changes. Blocking calls: run them in a thread."""
+
+    def __init__(self, base: str) -> None:
+        self.url = f"{base}/dashboard/socket.io/?EIO=4&transport=polling"
+        self.sid = ""
+
+    def _call(self, data: str | None = None) -> str:
+        url = f"{self.url}&sid={self.sid}" if self.sid else self.url
+        request = urllib.request.Request(url, data=data.encode() if data is not None else None,
+                                         method="POST" if data is not None else "GET",
+                                         headers={"Content-Type": "text/plain;charset=UTF-8"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(response.read().decode())
+
+    def open(self) -> Dashboard:
+        opened = self._call()
+        assert opened.startswith("0"), opened  # Engine.IO open: {"sid": ...}
+        self.sid = json.loads(opened[1:])["sid"]
+        self._call("40")  # socket.io: join the default namespace
+        assert self._call().startswith("40")
+        return self
+
+    def change(self, widget: str, value: Any) -> None:
+        self._call("42" + json.dumps(["widget-change", widget, value]))
+
+
 async def until(what: str, check: Any, timeout: float = 15.0) -> Any:
     """Poll ``check`` (a blocking call, run in a thread) until it returns something true."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -125,8 +154,9 @@ def live_limit(payload: dict[str, Any]) -> float | None:
 
 async def test_the_flow_changes_a_mode_to_a_charging_profile_and_matches_a_rejection(
         mqtt_url: str, probe: Probe, site_id: str) -> None:
-    """Issue 17: a mode change sent through the flow's HTTP endpoint reaches the charger as a charging profile;
-    a bad value comes back as the allocator's error report, matched to its request by transaction."""
+    """Issue 17: a mode change sent through the flow's HTTP endpoint, and one from its dashboard's mode dropdown,
+    reach the charger as a charging profile; a bad value comes back as the allocator's error report, matched to
+    its request by transaction."""
     load = "carport"
     config = AmpmqConfig(mqtt_url=mqtt_url, allocator={
         "settle": 0.3, "serve_only": [site_id], "discovery_prefix": f"ha-{site_id}",
@@ -164,6 +194,16 @@ async def test_the_flow_changes_a_mode_to_a_charging_profile_and_matches_a_rejec
             off = await cp.wait_call("SetChargingProfile", where=lambda p: live_limit(p) == 0.0, after=mark,
                                      timeout=10)
             assert off["connectorId"] == 1
+
+            # the dashboard's controls: choose the load, then its mode (what the page sends on a change)
+            mark = cp.mark()
+            page = await asyncio.to_thread(Dashboard(base).open)
+            await asyncio.to_thread(page.change, "ampmq-ctl-load", f"{site_id}/{load}")
+            await asyncio.to_thread(page.change, "ampmq-ctl-mode", "standard")
+            await cp.wait_call("SetChargingProfile", where=lambda p: (live_limit(p) or 0.0) >= 6.0, after=mark,
+                               timeout=10)
+            await until("the flow shows the mode set from the dashboard",
+                        lambda: knows_the_load().get("mode") == "standard")
 
             status, answer = await asyncio.to_thread(
                 http, "POST", f"{base}/ampmq/{site_id}/load/{load}/settings", {"priority": 0})
