@@ -144,6 +144,11 @@ async def until(what: str, check: Any, timeout: float = 15.0) -> Any:
         await asyncio.sleep(0.2)
 
 
+def settings_url(base: str, site: str, load: str) -> str:
+    """The flow's HTTP endpoint that changes one load's settings (an URL, not a topic)."""
+    return "/".join((base, "ampmq", site, "load", load, "settings"))
+
+
 def live_limit(payload: dict[str, Any]) -> float | None:
     """The limit of the adapter's live profile (id 11) in a 1.6 SetChargingProfile, else None."""
     profile = payload["csChargingProfiles"]
@@ -187,7 +192,7 @@ async def test_the_flow_changes_a_mode_to_a_charging_profile_and_matches_a_rejec
             await until("the flow hears the load's settings", knows_the_load)
             mark = cp.mark()
             status, answer = await asyncio.to_thread(
-                http, "POST", f"{base}/ampmq/{site_id}/load/{load}/settings", {"mode": "off"})
+                http, "POST", settings_url(base, site_id, load), {"mode": "off"})
             assert status == 200, answer
             assert answer["ok"] is True and answer["settings"]["mode"] == "off"
             assert answer["settings"]["transaction"] == answer["transaction"]
@@ -206,7 +211,7 @@ async def test_the_flow_changes_a_mode_to_a_charging_profile_and_matches_a_rejec
                         lambda: knows_the_load().get("mode") == "standard")
 
             status, answer = await asyncio.to_thread(
-                http, "POST", f"{base}/ampmq/{site_id}/load/{load}/settings", {"priority": 0})
+                http, "POST", settings_url(base, site_id, load), {"priority": 0})
             assert status == 422, answer
             assert answer["ok"] is False and answer["request"] == {"priority": 0}
             error = answer["error"]
