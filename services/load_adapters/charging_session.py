@@ -191,6 +191,10 @@ class SessionTracker:
         finished, self._finished = self._finished, []
         return finished
 
+    def put_back(self, summaries: list[SessionSummary]) -> None:
+        """Sessions taken but not reported (the broker was away): first in line again."""
+        self._finished[:0] = summaries
+
     def details(self, now: datetime) -> Details:
         """``session_*`` entries of the load state's details (None while no session is known)."""
         session = self.session

@@ -761,10 +761,13 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
 
     async def _report_sessions(self) -> None:
         """Each finished charging session as an event, and retained as the load's last one."""
-        for summary in self.sessions.take_finished():
+        finished = self.sessions.take_finished()
+        for n, summary in enumerate(finished):
+            if not await self.runtime.publish(self.topics.session_event(self.site, self.load), summary):
+                self.sessions.put_back(finished[n:])  # the broker is away: the next turn tries again
+                return
             self.log.info("session %s ended: %s Wh, %s %% solar", summary.transaction_id, summary.energy_wh,
                           summary.solar_share)
-            await self.runtime.publish(self.topics.session_event(self.site, self.load), summary)
             await self.runtime.publish(self.topics.session_last(self.site, self.load), summary, retain=True)
 
     async def tick(self) -> None:
