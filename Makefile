@@ -36,9 +36,17 @@ $(JS_DEPS): tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	@touch $(JS_DEPS)
 
-js-deps: $(JS_DEPS)
+# A real Node-RED 4.x with Dashboard 2 (node >= 18.5), in which tests/node_red runs the example flow.
+NODE_RED_DEPS := tests/node_red/node_modules/.package-lock.json
 
-test: $(STAMP) mosquitto $(JS_DEPS)
+$(NODE_RED_DEPS): tests/node_red/package.json tests/node_red/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make test needs node >= 18.5 and npm for Node-RED in tests/node_red"; exit 1; }
+	cd tests/node_red && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_RED_DEPS)
+
+js-deps: $(JS_DEPS) $(NODE_RED_DEPS)
+
+test: $(STAMP) mosquitto $(JS_DEPS) $(NODE_RED_DEPS)
 	$(PY) -m pytest
 
 demo: $(STAMP)

@@ -40,6 +40,11 @@ EXAMPLE_LOAD = m.LoadState(ts=TS, site=SITE, load=LOAD, kind=m.LoadKind.EVSE, na
                            max_current=16.0, draw={m.Phase.A: 10.0, m.Phase.B: 10.0, m.Phase.C: 10.0},
                            power=6900.0, status=m.LoadStatus.ACTIVE, details={"ocpp_status": "Charging"})
 
+EXAMPLE_SESSION = m.SessionSummary(ts=TS, site=SITE, load=LOAD, charger=CP, connector=1, transaction_id="17",
+                                   id_tag="TAG1", started=TS - timedelta(hours=3), ended=TS, duration=10800.0,
+                                   energy_wh=14200.0, solar_share=63.4, solar_energy_wh=9002.8, peak_current=16.0,
+                                   reason="EVDisconnected")
+
 ENTRIES: list[TopicDoc] = [
     TopicDoc(T.service_availability("allocator"), None, "every service (Last Will)", True,
              "Service availability; `offline` is the Last Will.", "online"),
@@ -88,6 +93,12 @@ ENTRIES: list[TopicDoc] = [
              m.LoadSettings(ts=TS, site=SITE, load=LOAD, mode=m.Mode.SOLAR_PRIORITY, priority=1)),
     TopicDoc(T.load_settings_set(SITE, LOAD), m.LoadSettingsSet, "anyone → allocator", False,
              "Change one load's settings: only the fields given.", m.LoadSettingsSet(mode=m.Mode.EXCESS)),
+    TopicDoc(T.session_event(SITE, LOAD), m.SessionSummary, "load-adapters", False,
+             "A charging session of the load ended (its transaction ended, or the car was unplugged).",
+             EXAMPLE_SESSION),
+    TopicDoc(T.session_last(SITE, LOAD), m.SessionSummary, "load-adapters", True,
+             "The load's last finished charging session, until the next one ends.",
+             EXAMPLE_SESSION),
     TopicDoc(T.charger_availability(SITE, CP), None, "ocpp-gateway", True,
              "Whether the charger's websocket is connected.", "online"),
     TopicDoc(T.charger_boot(SITE, CP), m.ChargerBoot, "ocpp-gateway", True, "BootNotification.",

@@ -189,6 +189,7 @@ class Discovery:
         settings, set_topic = self.topics.load_settings(site, load), self.topics.load_settings_set(site, load)
         setpoint, state = self.topics.setpoint(site, load), self.topics.load_state(site, load)
         online = self.topics.load_availability(site, load)
+        last = self.topics.session_last(site, load)
         common = {"device": device, **self._availability(online)}
         config = {**common, "entity_category": "config", "state_topic": settings, "command_topic": set_topic}
 
@@ -245,5 +246,14 @@ class Discovery:
                 sensor("session_duration", "Session duration", state, "details.session_seconds",
                        value_template=number("details.session_seconds", 1, per=60),
                        unit_of_measurement="min", device_class="duration", suggested_display_precision=0),
+                # the last finished session (retained on session/last), the rest of it as attributes
+                sensor("last_session_energy", "Last session energy", last, "energy_wh",
+                       value_template=number("energy_wh", 3, per=1000), unit_of_measurement="kWh",
+                       device_class="energy", suggested_display_precision=2, json_attributes_topic=last),
+                sensor("last_session_solar", "Last session solar share", last, "solar_share",
+                       value_template=number("solar_share", 1), unit_of_measurement="%",
+                       suggested_display_precision=0, icon="mdi:solar-power"),
+                sensor("last_session_ended", "Last session ended", last, "ended",
+                       value_template=text("ended"), device_class="timestamp"),
             ]
         return out

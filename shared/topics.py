@@ -18,6 +18,8 @@ The tree (``ampmq`` is the configurable root, ``<site>`` a site id)::
     ampmq/<site>/load/<load>/settings               retained  LoadSettings         allocator
     ampmq/<site>/load/<load>/settings/set           command   LoadSettingsSet      -> allocator
     ampmq/<site>/load/<load>/settings/set/<field>   command   one field, raw value -> allocator
+    ampmq/<site>/load/<load>/session/event          event     SessionSummary       load_adapters
+    ampmq/<site>/load/<load>/session/last           retained  SessionSummary       load_adapters
     ampmq/<site>/charger/<cp>/availability          retained  online|offline       ocpp_gateway
     ampmq/<site>/charger/<cp>/boot                  retained  ChargerBoot          ocpp_gateway
     ampmq/<site>/charger/<cp>/heartbeat             retained  ChargerHeartbeat     ocpp_gateway
@@ -79,6 +81,8 @@ class Leaf(StrEnum):
     CMD = "cmd"
     RESULT = "result"
     CONNECTOR = "connector"
+    SESSION_EVENT = "session/event"
+    SESSION_LAST = "session/last"
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -218,6 +222,14 @@ class Topics:
     def load_settings_set_field(self, site: str, load: str, field: str) -> str:
         """``.../load/<load>/settings/set/<field>``: set one field with a bare value."""
         return f"{self.load_settings_set(site, load)}/{field}"
+
+    def session_event(self, site: str, load: str) -> str:
+        """A charging session of the load ended (not retained)."""
+        return self.load(site, load, Leaf.SESSION_EVENT)
+
+    def session_last(self, site: str, load: str) -> str:
+        """The load's last finished charging session (retained)."""
+        return self.load(site, load, Leaf.SESSION_LAST)
 
     # -- chargers (OCPP gateway) ---------------------------------------------------------------------
     def charger(self, site: str, cp: str, leaf: str) -> str:

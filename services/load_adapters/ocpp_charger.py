@@ -2,9 +2,11 @@
 
 In: ``charger_availability`` (online/offline), ``charger_boot`` (the OCPP version), the connector's
 ``connector_status``, ``connector_meter`` and ``connector_transaction`` (the charging session in the state's
-details: see :mod:`.charging_session`), ``charger_result/<action>`` (answers to our commands), and the
-gateway's own service availability (a gateway that is gone makes every charger unavailable).
-Out: ``charger_command/<action>`` :class:`OcppCommand` s — the charging profiles of
+details: see :mod:`.charging_session`), the site's ``measurement`` (the session's solar share),
+``charger_result/<action>`` (answers to our commands), and the gateway's own service availability (a gateway
+that is gone makes every charger unavailable).
+Out: each finished charging session on ``session_event`` and retained on ``session_last``
+(:class:`SessionSummary`), and ``charger_command/<action>`` :class:`OcppCommand` s — the charging profiles of
 :mod:`.ocpp_profiles`:
 
 * as soon as the charger is online and its version known: the rate unit is asked once
@@ -56,6 +58,7 @@ from shared.models import (
     OcppResult,
     OcppVersion,
     Setpoint,
+    SiteMeasurement,
     TransactionState,
 )
 from shared.mqtt import OFFLINE, ONLINE, Incoming, RawIncoming, Runtime
@@ -281,7 +284,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.transaction: str | None = None
         self.transaction_start: datetime | None = None
         #: The current or last charging session (start, duration, energy), for the state's details.
-        self.sessions = SessionTracker()
+        self.sessions = SessionTracker(config.site, config.id, config.charger, config.connector)
 
     # -- config --------------------------------------------------------------------------------------
     def _configured_unit(self) -> RateUnit | None:
@@ -305,9 +308,14 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.runtime.route(t.connector_meter(site, cp, n), ConnectorMeter, latest=True)(self._on_meter)
         self.runtime.route(t.charger_result(site, cp, "+"), OcppResult)(self._on_result)
         self.runtime.route(t.connector_transaction(site, cp, n), TransactionState)(self._on_transaction)
+        self.runtime.route(t.measurement(site), SiteMeasurement, latest=True)(self._on_site_measurement)
 
     def device_topics(self) -> list[str]:
         return [self.topics.charger_command(self.site, self.cp, action) for action in COMMANDS]
+
+    def published_topics(self) -> list[str]:
+        return [*super().published_topics(), self.topics.session_event(self.site, self.load),
+                self.topics.session_last(self.site, self.load)]
 
     @property
     def connected(self) -> bool:
@@ -388,8 +396,12 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.sessions.transaction(tx)
         self.wake()
 
+    async def _on_site_measurement(self, msg: Incoming[SiteMeasurement]) -> None:
+        self.sessions.site_measurement(msg.payload)
+
     async def _on_status(self, msg: Incoming[ConnectorStatus]) -> None:
         self.status = msg.payload
+        self.sessions.status(msg.payload.status, msg.payload.ts)
         self._clock_sample(msg.payload.charger_time, msg.payload.ts)
         act = self.activity
         now = self.clock.monotonic()
@@ -406,10 +418,12 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         meter = msg.payload
         self.meter = meter
         self._clock_sample(meter.charger_time, meter.ts)
-        self.sessions.meter(meter)
         now = self.clock.monotonic()
         legs = clamp_legs({leg: v for leg, v in meter.current_import.items() if leg in self.config.phases},
                           self.config.max_current)
+        power = meter.power if meter.power is not None else (
+            sum(legs.values()) * self.config.voltage if legs else None)
+        self.sessions.meter(meter, power, max(legs.values()) if legs else None)
         if legs and max(legs.values()) >= self.config.drawing_threshold:
             self.last_drawing = now
             detected = legs_drawing(legs, list(self.config.phases), threshold=max(1.0, self.config.drawing_threshold))
@@ -745,7 +759,19 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             else:
                 await self._failed(pending, f"{result.error}: {result.message}"[:300])
 
+    async def _report_sessions(self) -> None:
+        """Each finished charging session as an event, and retained as the load's last one."""
+        finished = self.sessions.take_finished()
+        for n, summary in enumerate(finished):
+            if not await self.runtime.publish(self.topics.session_event(self.site, self.load), summary):
+                self.sessions.put_back(finished[n:])  # the broker is away: the next turn tries again
+                return
+            self.log.info("session %s ended: %s Wh, %s %% solar", summary.transaction_id, summary.energy_wh,
+                          summary.solar_share)
+            await self.runtime.publish(self.topics.session_last(self.site, self.load), summary, retain=True)
+
     async def tick(self) -> None:
+        await self._report_sessions()
         await self._expire_pending()
         await self._take_results()
         due, self._compliance_due = self._compliance_due, []

@@ -42,6 +42,7 @@ from .measurement import (
     SiteMeasurement,
     VoltageReading,
 )
+from .session import SessionSummary
 from .setpoint import Reason, Setpoint, SiteDecision
 from .settings import (
     BatterySettings,
@@ -107,6 +108,7 @@ __all__ = [
     "SampledValue",
     "Schedule",
     "Seconds",
+    "SessionSummary",
     "Setpoint",
     "SiteDecision",
     "SiteMeasurement",

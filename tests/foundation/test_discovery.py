@@ -23,6 +23,7 @@ from shared.models import (
     LoadState,
     Mode,
     Phase,
+    SessionSummary,
     SiteDecision,
     SiteMeasurement,
     SiteSettings,
@@ -301,3 +302,18 @@ def test_the_example_dashboard_names_only_entities_ampmq_announces() -> None:
     walk(dashboard)
     assert len(named) >= 30
     assert named <= announced, named - announced
+
+
+def test_a_charger_shows_its_last_finished_session() -> None:
+    """Issue 17: the last session's energy, solar share and end, from the retained ``session/last``."""
+    entities = dict(D.load_entities("home", "ev", "", LoadKind.EVSE))
+    energy = entities["homeassistant/sensor/ampmq-home-ev/last_session_energy/config"]
+    solar = entities["homeassistant/sensor/ampmq-home-ev/last_session_solar/config"]
+    ended = entities["homeassistant/sensor/ampmq-home-ev/last_session_ended/config"]
+    assert energy["state_topic"] == solar["state_topic"] == ended["state_topic"] == Topics().session_last("home", "ev")
+    summary = SessionSummary(site="home", load="ev", ended=datetime(2026, 12, 6, 18, 0, tzinfo=UTC),
+                             energy_wh=14_230.0, solar_share=63.4, id_tag="RFID-42")
+    payload = summary.model_dump_json()
+    assert strict(energy["value_template"], payload) == "14.23"
+    assert strict(solar["value_template"], payload) == "63.4"
+    assert strict(ended["value_template"], payload) == "2026-12-06T18:00:00Z"

@@ -183,10 +183,21 @@ class Charger201(ChargePoint201, Recording):
         await self.call(call201.StatusNotification(timestamp=now_iso(), connector_status=status, evse_id=evse,
                                                    connector_id=1))
 
-    async def transaction(self, event: str, charging_state: str, evse: int = 1, tx: str = "tx-1") -> None:
+    async def transaction(self, event: str, charging_state: str, evse: int = 1, tx: str = "tx-1", *,
+                          id_token: str | None = None, energy_wh: float | None = None,
+                          stopped_reason: str | None = None) -> None:
+        info: dict[str, Any] = {"transaction_id": tx, "charging_state": charging_state}
+        if stopped_reason is not None:
+            info["stopped_reason"] = stopped_reason
+        extra: dict[str, Any] = {}
+        if id_token is not None:
+            extra["id_token"] = {"id_token": id_token, "type": "ISO14443"}
+        if energy_wh is not None:
+            extra["meter_value"] = [{"timestamp": now_iso(), "sampled_value": [
+                {"value": energy_wh, "measurand": "Energy.Active.Import.Register", "unit_of_measure": {"unit": "Wh"}}]}]
         await self.call(call201.TransactionEvent(
             event_type=event, timestamp=now_iso(), trigger_reason="ChargingStateChanged", seq_no=1,
-            transaction_info={"transaction_id": tx, "charging_state": charging_state}, evse={"id": evse}))
+            transaction_info=info, evse={"id": evse}, **extra))
 
     async def meter(self, evse: int = 1, *, legs: dict[str, float] | None = None,
                     offered: float | None = None) -> None:

@@ -461,3 +461,73 @@ async def test_v16_charging_session_start_energy_and_end(mqtt_url: str, probe: P
         ended = await details_where(lambda d: d["session_active"] is False and d["session_energy_wh"] is not None)
         assert ended["session_energy_wh"] == 2400.0
         assert ended["session_started"] == running_["session_started"]  # the finished session's figures stay
+
+
+def site_measurement(site: str, grid_w: float, solar_w: float) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat()
+    return {"v": 1, "ts": now, "site": site, "grid_power": {"ts": now, "value": grid_w},
+            "solar_power": {"ts": now, "value": solar_w}}
+
+
+async def test_v16_finished_session_is_an_event_and_the_retained_last_session(
+        mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """Issue 17: each finished session as an event and retained as the last one — start, end, energy, the
+    solar share, peak current and id tag. The car draws 3 × 16 A (11 040 W) while the site imports 2 760 W
+    and its solar makes 8 280 W: solar covers 75 % of the car."""
+    await probe.subscribe(T.session_event(site_id, "carport"))
+    await probe.publish(T.measurement(site_id), site_measurement(site_id, 2760.0, 8280.0), retain=True)
+    async with with_charger(mqtt_url, site_id, [charger_load(site_id)]) as cp:
+        await cp.boot()
+        await cp.status("Charging")
+        tx = await cp.start_transaction(meter_start=10_000, id_tag="RFID-42")
+        await cp.meter(legs={"L1": 16.0, "L2": 16.0, "L3": 16.0}, energy_wh=10_750)
+        await asyncio.sleep(0.3)
+        await cp.meter(legs={"L1": 9.0, "L2": 9.0, "L3": 9.0}, energy_wh=11_500)
+        await cp.stop_transaction(tx, meter_stop=12_400)
+        event = (await probe.expect(T.session_event(site_id, "carport"), timeout=8)).json()
+    assert event["transaction_id"] == str(tx) and event["id_tag"] == "RFID-42"
+    assert event["energy_wh"] == 2400.0 and event["peak_current"] == 16.0
+    assert event["solar_share"] == 75.0 and event["solar_energy_wh"] == 1800.0
+    assert event["reason"] == "EVDisconnected" and event["charger"] == "cp-a" and event["connector"] == 1
+    started, ended = datetime.fromisoformat(event["started"]), datetime.fromisoformat(event["ended"])
+    assert started <= ended and event["duration"] == round((ended - started).total_seconds(), 1)
+    async with Probe(mqtt_url) as late:  # a client that comes later finds it retained
+        await late.subscribe(T.session_last(site_id, "carport"))
+        last = await late.expect(T.session_last(site_id, "carport"))
+        assert last.retain and last.json() == event
+    await probe.publish(T.measurement(site_id), None, retain=True)
+
+
+async def test_v201_transaction_event_ended_is_a_finished_session(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """Issue 17: 2.0.1 — the idToken of the Started event, the register of the Started and Ended events, the
+    stoppedReason; the site exports while the car draws 3 × 10 A: all of it is solar."""
+    await probe.subscribe(T.session_event(site_id, "carport"))
+    await probe.publish(T.measurement(site_id), site_measurement(site_id, -800.0, 7700.0), retain=True)
+    async with with_charger(mqtt_url, site_id, [charger_load(site_id)], version="2.0.1") as cp:
+        await cp.boot()
+        await cp.status("Occupied")
+        await cp.transaction("Started", "Charging", tx="tx-9", id_token="RFID-7", energy_wh=2_000.0)
+        await cp.meter(legs={"L1": 10.0, "L2": 10.0, "L3": 10.0})
+        await asyncio.sleep(0.2)
+        await cp.meter(legs={"L1": 10.0, "L2": 10.0, "L3": 10.0})
+        await cp.transaction("Ended", "EVConnected", tx="tx-9", energy_wh=2_650.0, stopped_reason="EVDisconnected")
+        event = (await probe.expect(T.session_event(site_id, "carport"), timeout=8)).json()
+    assert (event["transaction_id"], event["id_tag"], event["reason"]) == ("tx-9", "RFID-7", "EVDisconnected")
+    assert event["energy_wh"] == 650.0 and event["solar_share"] == 100.0 and event["peak_current"] == 10.0
+    await probe.publish(T.measurement(site_id), None, retain=True)
+
+
+async def test_v16_unplugged_without_stop_transaction_ends_the_session(
+        mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """Issue 17: the connector going Available while the session runs (the car is gone, no StopTransaction
+    came) ends it, with the last register reading; no solar share without a site measurement."""
+    await probe.subscribe(T.session_event(site_id, "carport"))
+    async with with_charger(mqtt_url, site_id, [charger_load(site_id)]) as cp:
+        await cp.boot()
+        await cp.status("Charging")
+        await cp.start_transaction(meter_start=500)
+        await cp.meter(legs={"L1": 10.0}, energy_wh=900)
+        await cp.status("Available")
+        event = (await probe.expect(T.session_event(site_id, "carport"), timeout=8)).json()
+    assert event["reason"] == "unplugged" and event["energy_wh"] == 400.0 and event["id_tag"] == "tag-1"
+    assert event["solar_share"] is None and event["peak_current"] == 10.0
