@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -34,6 +36,7 @@ from tests.load_adapters.conftest import FAST
 from tests.load_adapters.devices import PlainSwitch
 
 T = Topics()
+ROOT = Path(__file__).resolve().parents[2]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -58,6 +61,17 @@ def parse(text: str) -> Samples:
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples
+
+
+def families(text: str) -> set[str]:
+    """The ampmq family names in an exposition (counters without ``_total``, as the parser names them)."""
+    return {f.name for f in text_string_to_metric_families(text) if f.name.startswith("ampmq_")}
+
+
+def documented() -> set[str]:
+    """The series docs/metrics.md lists, named as their families are."""
+    names = re.findall(r"^\| `(ampmq_\w+)`", (ROOT / "docs" / "metrics.md").read_text(), re.MULTILINE)
+    return {name.removesuffix("_total") for name in names}
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -136,6 +150,8 @@ async def test_every_service_serves_metrics_that_move_with_the_site(mqtt_url: st
             return all([(await scrape(port, "/health"))[0] == 200 for port in ports.values()])
 
         await until(all_online, what="every service's /health says online")
+        exposed = set().union(*[families((await scrape(port))[1]) for port in ports.values()])
+        assert exposed == documented(), "docs/metrics.md lists every series the services expose, and no other"
         first = {name: await scraped(name) for name in ports}
         for name, samples in first.items():
             assert value(samples, "ampmq_mqtt_connected", service=name) == 1.0
@@ -268,3 +284,15 @@ def test_metrics_are_off_unless_a_port_is_configured(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AMPMQ_METRICS__HOST", "0.0.0.0")
     config = load_config()
     assert config.metrics.enabled and config.metrics.port == 9100 and config.metrics.host == "0.0.0.0"
+
+
+def test_the_grafana_dashboard_queries_only_documented_series() -> None:
+    dashboard = json.loads((ROOT / "examples" / "grafana" / "ampmq.json").read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    names = [name for query in queries for name in re.findall(r"ampmq_\w+", query)]
+    used = {name.removesuffix("_total").removesuffix("_bucket") for name in names}
+    assert used <= documented(), used - documented()
+    for wanted in ("ampmq_site_current_amperes", "ampmq_site_limit_amperes", "ampmq_site_headroom_amperes",
+                   "ampmq_allocator_decision_seconds", "ampmq_allocator_setpoints", "ampmq_mqtt_reconnects",
+                   "ampmq_error_reports"):
+        assert wanted in used, f"the dashboard graphs {wanted}"
