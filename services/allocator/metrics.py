@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from shared.models import Allocation
 
@@ -69,36 +70,37 @@ class AllocatorMetrics(Collector):
         yield from self._sites()
 
     def _sites(self) -> Iterable[Metric]:
-        current = GaugeMetricFamily("ampmq_site_current_amperes", "Grid current per phase as last measured "
-                                    "(import positive).", labels=["site", "phase"])
-        limit = GaugeMetricFamily("ampmq_site_limit_amperes", "The fuse limit less the margin, per phase: what "
-                                  "the current must stay under.", labels=["site", "phase"])
-        headroom = GaugeMetricFamily("ampmq_site_headroom_amperes", "What the latest decision left unallocated "
-                                     "under the limit, per phase.", labels=["site", "phase"])
-        loads = GaugeMetricFamily("ampmq_site_loads", "Loads by the reason of their latest setpoint.",
-                                  labels=["site", "reason"])
-        stale = GaugeMetricFamily("ampmq_site_stale", "1 while the latest decision had no fresh grid data "
-                                  "(every load at its safe minimum).", labels=["site"])
+        # Samples made directly (a few hundred sites: thousands of them, read in the event loop)
+        current = Metric("ampmq_site_current_amperes", "Grid current per phase as last measured (import positive).",
+                         "gauge")
+        limit = Metric("ampmq_site_limit_amperes", "The fuse limit less the margin, per phase: what the current "
+                       "must stay under.", "gauge")
+        headroom = Metric("ampmq_site_headroom_amperes", "What the latest decision left unallocated under the "
+                          "limit, per phase.", "gauge")
+        loads = Metric("ampmq_site_loads", "Loads by the reason of their latest setpoint.", "gauge")
+        stale = Metric("ampmq_site_stale", "1 while the latest decision had no fresh grid data (every load at its "
+                       "safe minimum).", "gauge")
         for site_id, site in sorted(self.registry.sites.items()):
             if not site.served:
                 continue
             settings = site.settings
-            for phase in settings.phases:
-                limit.add_metric([site_id, str(phase)], settings.fuse_limit - settings.margin)
+            under = settings.fuse_limit - settings.margin
+            limit.samples.extend(Sample(limit.name, {"site": site_id, "phase": phase.value}, under)
+                                 for phase in settings.phases)
             if site.measurement is not None:
-                for phase, reading in sorted(site.measurement.grid_current.items()):
-                    current.add_metric([site_id, str(phase)], reading.value)
+                current.samples.extend(Sample(current.name, {"site": site_id, "phase": phase.value}, reading.value)
+                                       for phase, reading in sorted(site.measurement.grid_current.items()))
             allocation = self.latest.get(site_id)
             if allocation is None:
                 continue
-            for phase, amps in sorted(allocation.headroom.items()):
-                headroom.add_metric([site_id, str(phase)], amps)
+            headroom.samples.extend(Sample(headroom.name, {"site": site_id, "phase": phase.value}, amps)
+                                    for phase, amps in sorted(allocation.headroom.items()))
             counts: dict[str, int] = {}
             for decision in allocation.decisions:
-                counts[decision.reason] = counts.get(decision.reason, 0) + 1
-            for reason, count in sorted(counts.items()):
-                loads.add_metric([site_id, str(reason)], count)
-            stale.add_metric([site_id], 1.0 if allocation.stale else 0.0)
+                counts[decision.reason.value] = counts.get(decision.reason.value, 0) + 1
+            loads.samples.extend(Sample(loads.name, {"site": site_id, "reason": reason}, count)
+                                 for reason, count in sorted(counts.items()))
+            stale.samples.append(Sample(stale.name, {"site": site_id}, 1.0 if allocation.stale else 0.0))
         yield from (current, limit, headroom, loads, stale)
 
 
