@@ -24,7 +24,7 @@ from ocpp.v16 import call as call16
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from shared.broker import free_port
+from shared.broker import Mosquitto, free_port
 from shared.config import AmpmqConfig
 from shared.metrics import Exporter
 from shared.probe import Probe
@@ -270,6 +270,23 @@ async def test_services_in_one_process_share_one_endpoint_and_health_names_who_i
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_broker_restart_shows_as_a_reconnect(own_mosquitto: type[Mosquitto], site_id: str) -> None:
+    broker = own_mosquitto().start()
+    config = suite_config(broker.url, site_id, free_port())
+    async with service_process(config, "meter-bridge") as exporter:
+        assert exporter.port is not None
+        port = exporter.port
+
+        async def connected(reconnects: float) -> bool:
+            samples = parse((await scrape(port))[1])
+            return (value(samples, "ampmq_mqtt_connected", service="meter-bridge") == 1.0
+                    and value(samples, "ampmq_mqtt_reconnects_total", service="meter-bridge") == reconnects)
+
+        await until(lambda: connected(0.0), what="connected, no reconnect yet")
+        broker.restart()
+        await until(lambda: connected(1.0), what="connected again, one reconnect counted")
 
 
 async def _registered(exporter: Exporter, count: int) -> bool:
