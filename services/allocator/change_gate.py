@@ -46,7 +46,8 @@ def decision_content(allocation: Allocation) -> tuple[Any, ...]:
     headroom = tuple((p, round(v)) for p, v in allocation.headroom.items())
     limits = tuple((d.load, d.reason) for d in allocation.decisions)
     return (pools, headroom, limits, allocation.stale, allocation.message,
-            allocation.memory.battery_full_latched)
+            allocation.memory.battery_full_latched, allocation.memory.battery_above_target,
+            allocation.memory.battery_saturated_charge is not None)
 
 
 __all__ = ["ChangeGate", "decision_content", "setpoint_content"]

@@ -47,5 +47,7 @@ def site_decision(allocation: Allocation, now: datetime) -> SiteDecision:
         stale=allocation.stale,
         message=allocation.message,
         battery_full_latched=allocation.memory.battery_full_latched,
+        battery_above_target=allocation.memory.battery_above_target,
+        battery_saturated_charge=allocation.memory.battery_saturated_charge,
         surplus_ema=dict(allocation.memory.surplus_ema),
     )

@@ -162,7 +162,10 @@ class SiteState:
         if not _newer(decision.ts, self.memory_ts):
             return False
         self.memory = SiteMemory(
-            battery_full_latched=decision.battery_full_latched, surplus_ema=dict(decision.surplus_ema)
+            battery_full_latched=decision.battery_full_latched,
+            battery_above_target=decision.battery_above_target,
+            battery_saturated_charge=decision.battery_saturated_charge,
+            surplus_ema=dict(decision.surplus_ema),
         )
         self.memory_ts = decision.ts
         return True

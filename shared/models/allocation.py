@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, Field
 
-from .base import Amps, Contract, LoadAmps, Phase, Text, TopicId
+from .base import Amps, Contract, LoadAmps, Phase, PositiveWatts, Text, TopicId
 from .load import LoadState
 from .measurement import SiteMeasurement
 from .setpoint import Reason
@@ -34,6 +34,11 @@ class SiteMemory(Contract):
     """What the last decision left for the next one about the site."""
 
     battery_full_latched: bool = False
+    #: The battery reached its target SOC and has not fallen below ``target_soc - hysteresis`` since.
+    battery_above_target: bool = False
+    #: What the battery charged (W) when it was last seen saturated above its target — charging below its
+    #: maximum while the site exported, so it could take no more; None: not saturated.
+    battery_saturated_charge: PositiveWatts | None = None
     surplus_ema: dict[Phase, Amps] = Field(default_factory=dict)
 
 

@@ -73,6 +73,10 @@ class SiteDecision(Message):
     message: Text = ""
     #: Battery "full" latch of the excess hysteresis.
     battery_full_latched: bool = False
+    #: Battery latch of the target band (see :class:`~shared.models.allocation.SiteMemory`).
+    battery_above_target: bool = False
+    #: What the battery charged (W) when last seen saturated above target; None: not saturated.
+    battery_saturated_charge: PositiveWatts | None = None
     #: Smoothed solar surplus (A per phase) carried between decisions.
     surplus_ema: dict[Phase, Amps] = Field(default_factory=dict)
 

@@ -74,15 +74,29 @@ class Circuit(Contract):
 
 
 class BatterySettings(Contract):
+    """How the allocator counts on a home battery (see docs/allocator.md, "Battery and surplus")."""
+
+    #: The inverter's reserve: the target band is never released below it, nor reached below it + hysteresis.
     min_soc: Percent = 10.0
+    #: Below it the battery charges first (Solar Only waits, Solar Priority gets its minimum); loads start on
+    #: solar once it is reached and stop only below ``target_soc - hysteresis``.
     target_soc: Percent = 80.0
+    #: From this SOC (or the target, if higher) the battery counts as full: its export and what it still
+    #: absorbs are excess, until it falls below ``full_soc - hysteresis``. Many batteries stop charging before
+    #: 100 % (a BMS ceiling, a constant-voltage taper).
+    full_soc: Percent = 97.0
     max_charge_power: PositiveWatts | None = None
     max_discharge_power: PositiveWatts | None = None
     hysteresis: Percent = 3.0
 
 
 class InverterLimits(Contract):
-    """What a hybrid inverter can deliver on top of the grid (battery/solar to the house)."""
+    """What a hybrid inverter can deliver on top of the grid (battery/solar to the house).
+
+    They cap how much more the battery can give the loads: ``max_power`` in total, ``max_power_per_phase`` on
+    each phase. A ``symmetric`` inverter puts the same power on every phase, so its total is at most the
+    per-phase limit times the phases; an asymmetric one may put all of ``max_power`` on one phase (which only
+    matters with ``surplus_per_phase``)."""
 
     max_power: PositiveWatts
     max_power_per_phase: PositiveWatts | None = None
@@ -120,6 +134,9 @@ class SiteSettings(Message):
     power_buffer: PositiveWatts = 0.0
     inverter: InverterLimits | None = None
     excess_export_threshold: PositiveWatts = 0.0
+    #: The solar surplus counts per phase, not netted over the phases (meters or tariffs that bill each phase
+    #: on its own): the loads get what every phase exports, see docs/allocator.md. Off: netted.
+    surplus_per_phase: bool = False
     allow_grid_charging: bool = True
     strategy: Strategy = Strategy.PRIORITY
     mode: Mode = Mode.STANDARD
@@ -160,6 +177,7 @@ class SiteSettingsSet(Command):
     power_buffer: PositiveWatts | None = None
     inverter: InverterLimits | None = None
     excess_export_threshold: PositiveWatts | None = None
+    surplus_per_phase: bool | None = None
     allow_grid_charging: bool | None = None
     strategy: Strategy | None = None
     mode: Mode | None = None

@@ -238,7 +238,8 @@ def _range_ok(item: LoadInput, current: float, voltage: float) -> None:
 
 
 def check_timers(snapshot: Snapshot, allocation: Allocation, now: datetime) -> None:
-    """min_pause keeps a paused load at 0; an increase of a continuous load is at most one ramp step."""
+    """min_pause keeps a paused load at 0; an increase of a continuous load is at most one ramp step (from the
+    larger of its remembered setpoint and its measured draw)."""
     s = snapshot.settings
     t = s.timers
     by_id = {item.state.load: item for item in snapshot.loads}
@@ -256,7 +257,10 @@ def check_timers(snapshot: Snapshot, allocation: Allocation, now: datetime) -> N
             assert d.current == 0.0, f"{d.load} restarted within its minimum pause"
         if item.state.kind in (LoadKind.EVSE, LoadKind.CONTINUOUS) and d.current > 0:
             lo = max(item.state.min_current, ls.min_current if ls and ls.min_current is not None else 0.0)
-            start = mem.current if running else 0.0
+            # The ramp starts from what it had or what it draws now on the phases it uses, whichever is more.
+            in_use = {item.state.legs[leg] for leg in item.state.phases_in_use}
+            drawn = max((a for p, a in item.state.draw.items() if p in in_use), default=0.0)
+            start = max(mem.current if running else 0.0, drawn)
             assert d.current <= max(start + t.ramp_step, lo) + TOL, f"{d.load} ramped {start} -> {d.current}"
 
 

@@ -69,32 +69,35 @@ def test_grace_remembers_when_the_surplus_fell_short_then_pauses() -> None:
     assert d2.memory.paused_since == later and d2.memory.short_since is None
 
 
-def test_battery_latch_sets_at_100_and_holds_within_the_hysteresis() -> None:
+def test_battery_full_latch_sets_at_full_soc_and_holds_within_the_hysteresis() -> None:
+    # full_soc defaults to 97 %: a battery that stops charging there is full (issue 14, finding 3).
     settings = site(battery=battery())
     full = Snapshot(
-        settings=settings, measurement=grid(-8, -8, -8, soc=100, battery=0.0), loads=[ev("ev", mode=Mode.EXCESS)]
+        settings=settings, measurement=grid(-8, -8, -8, soc=97, battery=0.0), loads=[ev("ev", mode=Mode.EXCESS)]
     )
     first = allocate(full, NOW)
     assert first.memory.battery_full_latched is True
-    dipped = _next(full, first).model_copy(update={"measurement": grid(-8, -8, -8, soc=97.5, battery=0.0)})
+    assert first.decision("ev").current == pytest.approx(8.0)
+    # Dipped to 94.5 %, still charging 1.2 kW while the EV takes the export: still full (latched).
+    charging = grid(-1, -1, -1, soc=94.5, battery=-1200.0)
+    dipped = _next(full, first).model_copy(update={"measurement": charging})
     second = allocate(dipped, NOW)
     assert second.memory.battery_full_latched is True
-    assert second.decision("ev").current == pytest.approx(8.0)
-    low = _next(dipped, second).model_copy(update={"measurement": grid(-8, -8, -8, soc=96.9, battery=0.0)})
+    low = _next(dipped, second).model_copy(update={"measurement": grid(-1, -1, -1, soc=93.9, battery=-1200.0)})
     third = allocate(low, NOW)
     assert third.memory.battery_full_latched is False
-    # No excess any more; the EV started moments ago, so min_run keeps its minimum from the grid.
-    assert (third.decision("ev").current, third.decision("ev").reason) == (6.0, Reason.MIN_RUN)
 
 
-def test_the_smoothed_surplus_is_carried_per_phase() -> None:
+def test_the_smoothed_surplus_follows_decreases_at_once_and_increases_smoothly() -> None:
     settings = site(timers=Timers(ramp_step=1000.0, surplus_smoothing=0.5, surplus_dead_band=0.0))
-    snap = Snapshot(settings=settings, measurement=grid(-10, -10, -10), loads=[ev("ev", mode=Mode.SOLAR_ONLY)])
+    snap = Snapshot(settings=settings, measurement=grid(-2, -2, -2), loads=[ev("ev", mode=Mode.SOLAR_ONLY)])
     first = allocate(snap, NOW)
-    assert first.memory.surplus_ema == {Phase.A: 10.0, Phase.B: 10.0, Phase.C: 10.0}
-    second = allocate(_next(snap, first).model_copy(update={"measurement": grid(-2, -2, -2)}), NOW)
+    assert first.memory.surplus_ema == {Phase.A: 2.0, Phase.B: 2.0, Phase.C: 2.0}
+    second = allocate(_next(snap, first).model_copy(update={"measurement": grid(-10, -10, -10)}), NOW)
     assert second.memory.surplus_ema == {Phase.A: 6.0, Phase.B: 6.0, Phase.C: 6.0}
     assert second.decision("ev").current == pytest.approx(6.0)
+    third = allocate(_next(snap, second).model_copy(update={"measurement": grid(-1, -1, -1)}), NOW)
+    assert third.memory.surplus_ema == {Phase.A: 1.0, Phase.B: 1.0, Phase.C: 1.0}
 
 
 def test_stale_data_keeps_the_smoothed_surplus_and_holds_nothing() -> None:

@@ -588,14 +588,14 @@ async def test_the_smoothed_surplus_carries_on_from_the_retained_site_decision(
 ) -> None:
     config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "surplus_smoothing": 0.5}}})
     previous = SiteDecision(site=site_id, ts=now() - timedelta(seconds=1),
-                            surplus_ema={Phase.A: 10.0, Phase.B: 10.0, Phase.C: 10.0})
+                            surplus_ema={Phase.A: 2.0, Phase.B: 2.0, Phase.C: 2.0})
     await watch.publish(topics.decision(site_id), previous, retain=True)  # what the last instance left
-    await publish_car(watch, topics, site_id, -2.0)  # 2 A export
+    await publish_car(watch, topics, site_id, -10.0)  # 10 A export
     await watch.expect(topics.decision(site_id))
     mark = watch.mark()
     async with running(config):
         first = (await watch.expect(topics.decision(site_id), after=mark)).model(SiteDecision)
-    # halfway from the remembered 10 A to the 2 A exported now; a fresh start would say 2 A
+    # an increase is smoothed: halfway from the remembered 2 A to the 10 A exported now (a fresh start: 10 A)
     assert first.surplus_ema == {Phase.A: 6.0, Phase.B: 6.0, Phase.C: 6.0}
 
 

@@ -2,7 +2,7 @@
 
 No I/O, no clock reads, no globals: the same snapshot and ``now`` give the same allocation. Modules:
 :mod:`.views` (loads flattened), :mod:`.ordering`, :mod:`.pools` (house load, freshness, physical / surplus /
-excess pools, battery latch), :mod:`.budget` (hard limits: fuse per phase, max import, circuits, imbalance),
+excess pools; battery: :mod:`.battery`), :mod:`.budget` (hard limits: fuse per phase, max import, circuits, imbalance),
 :mod:`.strategies` (modes and the four strategies), :mod:`.stability` (smoothing and anti-flicker timers),
 :mod:`.safety` (final fit into the hard limits), :mod:`.explain` (reasons, sentences, table),
 :mod:`.output` (fast construction of the output models), :mod:`.allocate` (the steps in order). The only
@@ -17,9 +17,12 @@ Decisions on points the issue leaves open:
   house load (and on their circuits) and they get 0. Off, disabled and idle loads get a setpoint of 0, so
   their draw is taken out of the house load like any other.
 * **Inverter limits** never add to the fuse budget (the fuse is at the grid connection; the invariant is
-  measured there). They cap the battery's contribution to the surplus pool instead.
+  measured there). They cap the battery's contribution to the surplus pool instead: ``max_power`` and
+  ``max_power_per_phase`` times the phases, less the inverter's present output.
 * **Surplus and excess are power pools** netted over the phases (as meters net them), consumed in leg-amps;
-  fuses, circuits and the imbalance limit are per phase. Every allocation lowers the solar pools.
+  fuses, circuits and the imbalance limit are per phase. Every allocation lowers the solar pools. With
+  ``surplus_per_phase`` the surplus pool is the level every phase exports times the phases (an asymmetric
+  inverter's battery help poured onto the shortest phases first).
 * **allow_grid_charging=False**: Standard and Solar Priority loads may not take grid import at all — they
   behave as Solar Only (keeping their urgency for ordering), and no load is held at its minimum from the grid
   by min_run or grace (they pause at once; min_pause and the smoothing still damp flicker). Continuous on/off
@@ -36,11 +39,16 @@ Decisions on points the issue leaves open:
   (and no max-import or imbalance limit depends on an unknown phase); everyone else 0; reason stale_data.
   Timers do not hold anything on stale data, and a load within its minimum pause stays paused. Readings
   from the future count as fresh.
-* **Battery**: SOC unknown on a battery site → battery first (Solar Only gets nothing, Solar Priority its
-  minimum, no excess). Battery discharge above target counts as surplus only when ``max_discharge_power`` is
-  set. The full latch sets at 100 % and releases below ``100 − hysteresis``. ``min_soc`` is the inverter's
-  business: the allocator never counts on the battery below its target. Of the inverter limits only
-  ``max_power`` is used (the surplus is a netted power pool, so per-phase inverter limits do not bind it).
+* **Battery** (:mod:`.battery`): SOC unknown on a battery site → battery first (Solar Only gets nothing,
+  Solar Priority its minimum, no excess). Above target (latched from ``target_soc`` until it falls below
+  ``target_soc − hysteresis``, never below ``min_soc``) the surplus is export + the battery's charge + what
+  it may still discharge (only with ``max_discharge_power``) — the discharge already in the export is not
+  taken off again, so the offer does not depend on what a load draws. Excess needs a battery that can take
+  no more: full (latched from ``full_soc``, default 97 %, until ``full_soc − hysteresis``) or saturated (at
+  its maximum rate, or above target charging below it while the site exports; remembered with its charge
+  until it discharges, and what it charges less since comes off the excess).
+* **Restarts**: a load that ran and was paused restarts only with 1 A more hard room than its minimum
+  (:mod:`.restart`). **Excess loads** share only what every other load leaves (:func:`.strategies.excess_last`).
 * **Finishing** loads are treated like idle ones: 0, with an ``available`` figure.
 * **Excess "once it is there, at least the minimum"**: an Excess load starts only when the excess covers its
   minimum (it is *truly* excess power); once it runs (the previous decision let it), it keeps at least its

@@ -22,6 +22,7 @@ from .explain import final_reason, sentence
 from .ordering import in_order
 from .output import construct
 from .pools import Pools, clamp, compute_pools, report
+from .restart import hold_back_restarts
 from .safety import refit
 from .stability import after_allocation, before_allocation, fresh_memory, next_memory
 from .strategies import EXCESS, GRID, SOLAR, SOLAR_PRIORITY, STRATEGIES, room_for
@@ -128,7 +129,7 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
         _stale_minimums(before_allocation(competing, now, settings.timers), final, pools, settings)
     else:
         budget = Budget.start(settings, pools, views)
-        allowed = before_allocation(competing, now, settings.timers)
+        allowed = hold_back_restarts(before_allocation(competing, now, settings.timers), budget)
         STRATEGIES[settings.strategy](allowed, budget, pools)
         after_allocation(allowed, now, settings.timers, settings.allow_grid_charging)
         final = Budget.start(settings, pools, views)
@@ -159,6 +160,8 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
                 SiteMemory,
                 {
                     "battery_full_latched": pools.latched,
+                    "battery_above_target": pools.above_target,
+                    "battery_saturated_charge": pools.saturated_charge,
                     "surplus_ema": {p: clamp(v) for p, v in pools.surplus_ema.items()},
                 },
             ),

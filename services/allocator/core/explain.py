@@ -7,6 +7,7 @@ from shared.models.base import Phase
 from shared.models.load import LoadStatus
 from shared.models.setpoint import Reason
 
+from .restart import RESTART_MARGIN
 from .views import EPS, LoadView
 
 #: The reasons that name a limit (a fuse phase, a circuit, the import power, the imbalance) holding a load back.
@@ -65,6 +66,11 @@ def sentence(load: LoadView, reason: Reason, amount: float, stale_why: str = "")
             return f"paused: {_limit_words(load)} leaves no room"
         return f"limited to {got}{legs} by {_limit_words(load)}"
     if reason is Reason.BELOW_MINIMUM:
+        if load.reason in _LIMITS and room + EPS >= load.floor:  # held back by the restart margin
+            return (
+                f"paused: {_limit_words(load)} leaves {_a(room)}; a restart needs its {_a(load.floor)} minimum"
+                f" and {_a(RESTART_MARGIN)} more"
+            )
         if load.reason in _LIMITS:
             return f"paused: {_limit_words(load)} leaves {_a(room)}, below its {_a(load.floor)} minimum"
         return f"paused: less than its {_a(load.floor)} minimum is available"

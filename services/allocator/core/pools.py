@@ -7,13 +7,12 @@ phases (a meter nets export on one phase against import on another), held as "le
 Sign conventions: grid current import positive, battery power discharge positive. With ``draw`` the loads'
 own draw on the phases they use now, ``house = grid - draw`` per phase; ``-house`` summed over the phases
 (times the voltage) is what the site would export if the loads drew nothing. That figure still contains
-the battery, so
+the battery, which :mod:`.battery` accounts for:
 
-* surplus = export + what the battery is charging - what it is discharging + what it may discharge above its
-  target SOC (capped by ``max_discharge_power`` and by the inverter's ``max_power`` less its present output);
-* excess  = export - what the battery discharges - the export threshold, and only when the battery is full
-  (latched at 100 %, released below 100 % - hysteresis) or charging at its maximum rate; when it is latched
-  full, what it still absorbs counts as excess too. A site without a battery: export - threshold.
+* surplus = export + what the battery adds: above its target band what it charges and what it may still
+  discharge, below it minus what it discharges (Solar Only waits then anyway);
+* excess  = export - what the battery discharges - the export threshold, only when the battery cannot take
+  more (full, charging at its maximum, saturated). A site without a battery: export - threshold.
 """
 
 from __future__ import annotations
@@ -25,18 +24,12 @@ from shared.models.allocation import SiteMemory
 from shared.models.base import Phase
 from shared.models.load import LoadStatus
 from shared.models.measurement import Reading, SiteMeasurement
-from shared.models.settings import BatterySettings, SiteSettings
+from shared.models.settings import SiteSettings
 
+from .battery import BatteryState, battery_state
 from .stability import smooth_surplus
 from .views import LoadView
 
-#: A battery charging within this much of its maximum rate counts as charging at its maximum (W, fraction).
-AT_MAX_TOLERANCE_W = 50.0
-AT_MAX_TOLERANCE_FRACTION = 0.02
-
-
-#: The battery settings of a site that reports a battery but has none configured (an immutable constant).
-DEFAULT_BATTERY = BatterySettings()
 NOT_COUNTED = frozenset({LoadStatus.FAULTED, LoadStatus.UNAVAILABLE})
 
 
@@ -68,6 +61,9 @@ class Pools:
     battery_note: str = ""
     #: The site allows grid import for a load's minimum (``allow_grid_charging``).
     grid_for_minimums: bool = True
+    #: Battery latches for the next decision (see :mod:`.battery`).
+    above_target: bool = False
+    saturated_charge: float | None = None
 
 
 def _fresh(reading: Reading | None, cutoff: datetime) -> bool:
@@ -116,7 +112,7 @@ def compute_pools(
     if settings.max_import_power is not None and not stale:
         import_room = (settings.max_import_power - settings.power_buffer) / voltage - sum(house.values())
 
-    # Battery.
+    # Battery (see :mod:`.battery`).
     battery_soc = battery_w = solar_w = None
     if measurement is not None:
         if _fresh(measurement.battery_soc, cutoff) and measurement.battery_soc is not None:
@@ -128,60 +124,30 @@ def compute_pools(
     has_battery = settings.battery is not None or (
         measurement is not None and (measurement.battery_soc is not None or measurement.battery_power is not None)
     )
-    bs = settings.battery if settings.battery is not None else DEFAULT_BATTERY
-    bw = battery_w or 0.0
-    charge_w = max(0.0, -bw)
-    battery_first = False
-    battery_why = ""
-    allowance_w = 0.0
-    latched = False
-    excess_blocked = ""
-    if has_battery:
-        if battery_soc is None:
-            battery_first, battery_why = True, "the battery's SOC is unknown"
-        elif battery_soc < bs.target_soc:
-            battery_first = True
-            battery_why = f"the battery is at {battery_soc:.0f} %, below its {bs.target_soc:.0f} % target"
-        elif battery_soc > bs.target_soc and bs.max_discharge_power is not None:
-            allowance_w = max(0.0, bs.max_discharge_power - max(0.0, bw))
-            if settings.inverter is not None and solar_w is not None:
-                allowance_w = min(allowance_w, max(0.0, settings.inverter.max_power - solar_w - bw))
-        if battery_soc is not None:
-            latched = battery_soc >= 100.0 or (memory.battery_full_latched and battery_soc >= 100.0 - bs.hysteresis)
-        at_max = False
-        if bs.max_charge_power is not None and bs.max_charge_power > 0:
-            tolerance = max(AT_MAX_TOLERANCE_W, AT_MAX_TOLERANCE_FRACTION * bs.max_charge_power)
-            at_max = charge_w >= bs.max_charge_power - tolerance
-        if not (latched or at_max):
-            excess_blocked = (
-                "the battery's SOC is unknown"
-                if battery_soc is None
-                else f"the battery ({battery_soc:.0f} %) is not full and not charging at its maximum rate"
-            )
-
-    battery_note = ""
-    if has_battery:
-        soc_text = "SOC unknown" if battery_soc is None else f"{battery_soc:.0f} %"
-        flow = "" if battery_w is None else f", {'discharging' if bw > 0 else 'charging'} {abs(bw):.0f} W"
-        state = "full (latched)" if latched else "below target" if battery_first else "above target"
-        battery_note = f"battery {soc_text}{flow}: {state}"
     n = len(phases)
-    per_phase_battery = (allowance_w - bw) / (voltage * n)
-    raw_surplus = {p: -h + per_phase_battery for p, h in house.items()}
+    export_w = -sum(house.values()) * voltage
+    threshold_w = settings.excess_export_threshold
+    if has_battery:
+        measured_export_w = None if stale else -sum(grid.values()) * voltage
+        battery = battery_state(
+            settings.battery, settings.inverter, n, battery_soc, battery_w, solar_w, export_w,
+            measured_export_w, threshold_w, memory,
+        )
+    else:
+        battery = BatteryState(0.0, max(0.0, export_w - threshold_w), False, "", "", False, False, None, "")
+    raw_surplus = {p: -h + battery.surplus_w / (voltage * n) for p, h in house.items()}
     if stale:
         ema = dict(memory.surplus_ema)
         surplus = 0.0
+        excess = 0.0
     else:
         t = settings.timers
         ema = smooth_surplus(raw_surplus, memory.surplus_ema, t.surplus_smoothing, t.surplus_dead_band)
-        surplus = max(0.0, sum(ema.values()))
-    excess = 0.0
-    if not stale and not excess_blocked:
-        export_w = -sum(house.values()) * voltage
-        excess_w = export_w - max(0.0, bw) - settings.excess_export_threshold
-        if latched:
-            excess_w += charge_w
-        excess = max(0.0, excess_w / voltage)
+        if settings.surplus_per_phase and n > 1:
+            surplus = per_phase_surplus(ema, battery.surplus_w / voltage, settings)
+        else:
+            surplus = max(0.0, sum(ema.values()))
+        excess = battery.excess_w / voltage
     return Pools(
         phases=phases,
         house=house,
@@ -193,14 +159,42 @@ def compute_pools(
         surplus=surplus,
         excess=excess,
         has_battery=has_battery,
-        battery_first=battery_first,
-        battery_why=battery_why,
-        excess_blocked=excess_blocked,
-        latched=latched,
+        battery_first=battery.first,
+        battery_why=battery.first_why,
+        excess_blocked=battery.excess_blocked,
+        latched=battery.full_latched,
         surplus_ema=ema,
-        battery_note=battery_note,
+        battery_note=battery.note,
+        above_target=battery.above_target,
+        saturated_charge=battery.saturated_charge,
         grid_for_minimums=settings.allow_grid_charging,
     )
+
+
+def per_phase_surplus(smoothed: dict[Phase, float], battery_legs: float, settings: SiteSettings) -> float:
+    """The surplus pool (leg-amps) where export is not netted over the phases: the level every phase can
+    give, times the phases — a load never makes a phase import for another phase's export.
+
+    ``smoothed`` holds each phase's surplus with the battery's help spread evenly (a symmetric inverter). An
+    asymmetric inverter (``inverter.symmetric`` false) puts that help where it is short instead, at most
+    ``max_power_per_phase`` on a phase: the help is poured onto the lowest phases first."""
+    n = len(smoothed)
+    inverter = settings.inverter
+    if inverter is None or inverter.symmetric or battery_legs <= 0.0:
+        return max(0.0, n * min(smoothed.values()))
+    share = battery_legs / n
+    solar = [v - share for v in smoothed.values()]
+    voltage = settings.voltage if settings.voltage > 0 else 230.0
+    cap = inverter.max_power_per_phase / voltage if inverter.max_power_per_phase is not None else float("inf")
+    lo, hi = min(solar), max(solar) + battery_legs
+    for _ in range(40):
+        level = (lo + hi) / 2.0
+        if sum(min(cap, max(0.0, level - v)) for v in solar) > battery_legs:
+            hi = level
+        else:
+            lo = level
+    level = min(lo, min(v + cap for v in solar))
+    return max(0.0, n * level)
 
 
 def clamp(value: float) -> float:

@@ -3,8 +3,9 @@
 Driven only by the memory the previous decision left (:class:`LoadMemory`, :class:`SiteMemory`), the site's
 :class:`Timers` and ``now``:
 
-* **smoothing** — the per-phase solar surplus is an exponential moving average (factor
-  ``surplus_smoothing``; 1 = none); a change smaller than ``surplus_dead_band`` keeps the previous value.
+* **smoothing** — the solar surplus follows a decrease at once and an increase by the factor
+  ``surplus_smoothing`` (1 = at once); a raw increase of the netted surplus smaller than
+  ``surplus_dead_band`` keeps the previous figures (see :func:`smooth_surplus`).
 * **min_run** — a running load that the raw allocation pauses for lack of surplus/excess (reasons
   waiting_for_surplus, surplus_limit, battery_first, no_excess) keeps its minimum until it has run
   ``min_run`` seconds since it (re)started.
@@ -12,7 +13,8 @@ Driven only by the memory the previous decision left (:class:`LoadMemory`, :clas
   short (``LoadMemory.short_since``), then pauses.
 * **min_pause** — a paused load does not restart before ``min_pause`` seconds since it paused: it does not
   compete at all, so what it cannot take goes to the others.
-* **ramp** — an increase is at most ``ramp_step`` A per decision (a paused load starts at its minimum; a
+* **ramp** — an increase is at most ``ramp_step`` A per decision above the larger of what the load had and
+  what it draws now (a paused load starts at its minimum; a
   stepped load may always go up one step; on/off loads switch whole); cuts are immediate. The ramp is a cap
   on the load's maximum for this decision, known beforehand, so the rest of the budget goes to the others.
 
@@ -44,16 +46,23 @@ INF = float("inf")
 def smooth_surplus(
     raw: dict[Phase, float], previous: dict[Phase, float], alpha: float, dead_band: float
 ) -> dict[Phase, float]:
-    """Exponential moving average per phase with a dead band; a phase without history starts at its raw value."""
-    out: dict[Phase, float] = {}
-    for p, value in raw.items():
-        old = previous.get(p)
-        if old is None:
-            out[p] = value
-            continue
-        new = alpha * value + (1.0 - alpha) * old
-        out[p] = old if abs(new - old) < dead_band else new
-    return out
+    """The solar surplus per phase the loads may use, smoothed against the previous decision's.
+
+    The test is on the raw change of the netted surplus (the sum over the phases, as the meter nets it): a
+    decrease is followed at once (the site must not import for what the loads were given); an increase
+    smaller than ``dead_band`` keeps the previous figures; a larger one moves by the smoothing factor
+    ``alpha`` and lands on the raw figures once it is within the dead band of them. Without a complete
+    history (a phase with no previous figure) the raw figures are taken."""
+    if any(p not in previous for p in raw):
+        return dict(raw)
+    change = sum(raw.values()) - sum(previous[p] for p in raw)
+    if change < 0.0:
+        return dict(raw)
+    if change < dead_band:
+        return {p: previous[p] for p in raw}
+    if alpha >= 1.0 or (1.0 - alpha) * change < dead_band:
+        return dict(raw)
+    return {p: alpha * value + (1.0 - alpha) * previous[p] for p, value in raw.items()}
 
 
 def _seconds(now: datetime, since: datetime | None) -> float:
@@ -82,7 +91,12 @@ def before_allocation(loads: list[LoadView], now: datetime, timers: Timers) -> l
             load.target = 0.0
             continue
         if load.kind is not LoadKind.ONOFF:
+            # From what it had or what it draws now, whichever is more: a load found running (a restart
+            # without memory) is not cut to the ramp step.
             start = mem.current if running else 0.0
+            for p, amps in load.draw.items():
+                if amps > start and p in load.weight_map:
+                    start = amps
             cap = max(start + step, load.floor)
             if load.steps:
                 for s in load.steps:

@@ -10,7 +10,7 @@ Pools per mode (``LoadView.pool``):
   at least its minimum while any excess is left (within the hard limits).
 
 Every allocation, whatever its mode, lowers the solar pools too: a Standard load eats the surplus a Solar
-load after it would have used.
+load after it would have used. Excess loads share only what every other load has left (:func:`excess_last`).
 
 Strategies (loads arrive sorted: urgency, priority, id):
 
@@ -193,9 +193,26 @@ def sequential_optimized(loads: list[LoadView], budget: Budget, pools: Pools) ->
             _grant(load, budget, load.quantize(room))
 
 
-STRATEGIES: dict[Strategy, Callable[[list[LoadView], Budget, Pools], None]] = {
-    Strategy.PRIORITY: priority,
-    Strategy.SHARED: shared,
-    Strategy.SEQUENTIAL_STRICT: sequential_strict,
-    Strategy.SEQUENTIAL_OPTIMIZED: sequential_optimized,
+StrategyFn = Callable[[list[LoadView], Budget, Pools], None]
+
+
+def excess_last(strategy: StrategyFn) -> StrategyFn:
+    """The strategy for every other load first, then for the Excess loads on what is left: excess is power
+    with nowhere else to go, so an Excess load's minimum never comes before a solar load's top-up."""
+
+    def run(loads: list[LoadView], budget: Budget, pools: Pools) -> None:
+        if not any(load.pool == EXCESS for load in loads):
+            strategy(loads, budget, pools)
+            return
+        strategy([load for load in loads if load.pool != EXCESS], budget, pools)
+        strategy([load for load in loads if load.pool == EXCESS], budget, pools)
+
+    return run
+
+
+STRATEGIES: dict[Strategy, StrategyFn] = {
+    Strategy.PRIORITY: excess_last(priority),
+    Strategy.SHARED: excess_last(shared),
+    Strategy.SEQUENTIAL_STRICT: excess_last(sequential_strict),
+    Strategy.SEQUENTIAL_OPTIMIZED: excess_last(sequential_optimized),
 }
