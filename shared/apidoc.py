@@ -47,7 +47,16 @@ EXAMPLE_SESSION = m.SessionSummary(ts=TS, site=SITE, load=LOAD, charger=CP, conn
 
 ENTRIES: list[TopicDoc] = [
     TopicDoc(T.service_availability("allocator"), None, "every service (Last Will)", True,
-             "Service availability; `offline` is the Last Will.", "online"),
+             "Service availability: `online` while any instance of the service runs; every instance's Last Will "
+             "is `offline`, and a running instance answers a false `offline` with `online` at once "
+             "(`shared/availability.py`).", "online"),
+    TopicDoc(T.service_instance("allocator", "ampmq-allocator-host-1-1"), None, "every service", True,
+             "One running instance of a service: `online` while it runs, cleared (empty) when it stops cleanly; "
+             "a service stopping cleanly says the service `offline` only when no other instance answers the roll "
+             "call.", "online"),
+    TopicDoc(T.service_roll_call("allocator"), None, "every service", False,
+             "A roll call (the caller's instance id): every running instance of the service says its instance "
+             "topic again; entries nobody answers for are cleared.", "ampmq-allocator-host-1-1"),
     TopicDoc(T.measurement(SITE), m.SiteMeasurement, "meter-bridge", True,
              "The site's normalized measurement: grid current per phase (import +), solar, battery.",
              m.SiteMeasurement(ts=TS, site=SITE, grid_current={p: _reading(v) for p, v in

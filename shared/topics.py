@@ -83,6 +83,8 @@ class Leaf(StrEnum):
     CONNECTOR = "connector"
     SESSION_EVENT = "session/event"
     SESSION_LAST = "session/last"
+    INSTANCES = "instances"
+    ROLL_CALL = "roll-call"
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -168,6 +170,18 @@ class Topics:
     # -- services ----------------------------------------------------------------------------------
     def service_availability(self, service: str) -> str:
         return f"{self.root}/{SERVICES_SEGMENT}/{check_id(service, 'service')}/{Leaf.AVAILABILITY}"
+
+    def service_instance(self, service: str, instance: str) -> str:
+        """One running instance of a service (retained ``online``; cleared when it stops cleanly)."""
+        return (f"{self.root}/{SERVICES_SEGMENT}/{check_id(service, 'service')}/{Leaf.INSTANCES}/"
+                f"{check_id(instance, 'instance')}")
+
+    def service_instances_filter(self, service: str) -> str:
+        return f"{self.root}/{SERVICES_SEGMENT}/{check_id(service, 'service')}/{Leaf.INSTANCES}/+"
+
+    def service_roll_call(self, service: str) -> str:
+        """Not retained: every running instance of the service answers by saying its instance topic again."""
+        return f"{self.root}/{SERVICES_SEGMENT}/{check_id(service, 'service')}/{Leaf.ROLL_CALL}"
 
     def service_errors(self, service: str) -> str:
         """Where a service reports an error that belongs to no site."""
