@@ -113,7 +113,8 @@ def test_stale_data_keeps_the_smoothed_surplus_and_holds_nothing() -> None:
 
 
 def test_pools_house_and_headroom_are_reported_per_phase() -> None:
-    snap = Snapshot(settings=site(), measurement=grid(12, 6, -3), loads=[ev("ev", on="B", draw={"B": 4})])
+    car = ev("ev", on="B", draw={"B": 4}, memory=mem(4, active=500))
+    snap = Snapshot(settings=site(), measurement=grid(12, 6, -3), loads=[car])
     allocation = allocate(snap, NOW)
     assert allocation.house == {Phase.A: 12.0, Phase.B: 2.0, Phase.C: -3.0}
     assert allocation.pools["physical"] == {Phase.A: 12.0, Phase.B: 22.0, Phase.C: 27.0}

@@ -1,0 +1,122 @@
+"""Claims that age, and break before make: what each load may really be drawing now, and what it may still draw.
+
+A load's reported draw is a *claim*. The house load is ``grid - Σ claim``, so a claim that is too high hands
+current the load does not use to the others. A claim counts only
+
+* when the load's state is fresh: its ``ts`` at most ``timers.load_stale_after`` old and at most
+  ``timers.future_tolerance`` ahead of ``now`` (else it claims nothing: its real current stays in the house);
+* up to what the load may be drawing: per leg its allocation, or the allocation it was lowered from while
+  it has not followed yet, plus ``timers.draw_tolerance``;
+* on a phase it reports no draw on, as its allocation (the lower one it was raised from, while an increase
+  may not have been followed yet): its current is assumed to follow its setpoint, so it does not count
+  itself as house load and talk itself down (14, 0, 14, 0 A).
+
+Break before make: a load lowered in a decision may still draw the current it was lowered from until it
+follows — EVs take 2-30 s. Until its fresh draw, stamped after the lowering, is at or below its new
+allocation + ``draw_tolerance`` on every phase it uses, or ``timers.follow_time`` has passed, it keeps a
+``reserved`` current (per leg): the larger of its previous allocation and the one it was lowered from. The
+safety refit (:mod:`.safety`) lets no load *increase* into current a reservation still holds; decreases are
+never delayed. :class:`~shared.models.allocation.LoadMemory` carries ``lowered_from``, ``raised_from`` and
+``changed_at`` from one decision to the next.
+
+A faulted or unavailable load is not under control: its draw stays in the house load, and on top of it the
+current it may take on its own (``LoadState.fallback_current``, an OCPP charger's baseline) is reserved.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.models.base import Phase
+from shared.models.load import LoadStatus
+from shared.models.settings import Timers
+
+from .views import EPS, LoadView
+
+NOT_COUNTED = frozenset({LoadStatus.FAULTED, LoadStatus.UNAVAILABLE})
+NO_CLAIM: dict[Phase, float] = {}
+
+
+def judge(views: list[LoadView], timers: Timers, now: datetime) -> None:
+    """Set each load's ``fresh``, ``pending`` (a lowering not followed yet), ``reserved`` and ``claim``."""
+    stale_after = timers.load_stale_after
+    ahead = timers.future_tolerance
+    follow_time = timers.follow_time
+    tolerance = timers.draw_tolerance
+    for view in views:
+        age = (now - view.ts).total_seconds()
+        fresh = view.fresh = -ahead <= age <= stale_after
+        if view.status in NOT_COUNTED:
+            continue  # claim nothing, reserve its fallback (see fallback_reserve)
+        mem = view.memory
+        current = mem.current
+        changed = mem.changed_at
+        within = changed is not None and (now - changed).total_seconds() < follow_time
+        view.settled = not within
+        top = current
+        lowered = mem.lowered_from
+        draw = view.draw
+        if within and lowered is not None and lowered > current:
+            assert changed is not None
+            followed = fresh and view.ts > changed
+            if followed:
+                for p, k in view.weights:
+                    d = draw.get(p)
+                    if d is None or d > k * (current + tolerance) + EPS:
+                        followed = False
+                        break
+            if not followed:
+                view.pending = True
+                top = lowered
+        view.reserved = top
+        if not fresh:
+            view.claim = NO_CLAIM
+            continue
+        low = current
+        raised = mem.raised_from
+        if within and raised is not None and raised < low:
+            low = raised
+        claim: dict[Phase, float] = {}
+        for p, k in view.weights:
+            d = draw.get(p)
+            if d is None:
+                claim[p] = k * low
+            else:
+                cap = k * (top + tolerance)
+                claim[p] = d if d < cap else cap
+        view.claim = claim
+
+
+def fallback_reserve(view: LoadView) -> dict[Phase, float]:
+    """Per phase, what a faulted or unavailable load may draw on its own beyond the draw it reports (fresh)."""
+    fallback = view.fallback
+    if fallback <= 0.0 or view.status not in NOT_COUNTED:
+        return NO_CLAIM
+    out: dict[Phase, float] = {}
+    for p, k in view.weights:
+        drawn = view.draw.get(p, 0.0) if view.fresh else 0.0
+        extra = k * fallback - drawn
+        if extra > 0.0:
+            out[p] = extra
+    return out
+
+
+def remember(
+    view: LoadView, amount: float, now: datetime
+) -> tuple[float | None, float | None, datetime | None]:
+    """``lowered_from``, ``raised_from`` and ``changed_at`` for the next decision, given this one's amount."""
+    mem = view.memory
+    previous = mem.current
+    lowered = mem.lowered_from if view.pending else None
+    raised = mem.raised_from if mem.changed_at is not None and not view.settled else None
+    if abs(amount - previous) > EPS:
+        high = previous if lowered is None or lowered < previous else lowered
+        low = previous if raised is None or raised > previous else raised
+        return (high if high > amount + EPS else None, low if low < amount - EPS else None, now)
+    if lowered is not None and lowered <= amount + EPS:
+        lowered = None
+    if raised is not None and raised >= amount - EPS:
+        raised = None
+    if lowered is None and raised is None:
+        return None, None, None
+    return lowered, raised, mem.changed_at
