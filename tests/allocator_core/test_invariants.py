@@ -244,17 +244,24 @@ def _claim(item: LoadInput, t: Timers, now: datetime) -> dict[Phase, float]:
     """What of the load's draw the house load may leave out: fresh, at most its allocation + tolerance."""
     if not _counted(item) or not _state_fresh(item, t, now):
         return {}
-    mem = item.memory
     top = _reserved(item, t, now)
-    low = mem.current
-    recent = mem.changed_at is not None and (now - mem.changed_at).total_seconds() < t.follow_time
-    if recent and mem.raised_from is not None:
-        low = min(low, mem.raised_from)
     out = {}
     for p, k in _weights(item).items():
         d = item.state.draw.get(p)
-        out[p] = k * low if d is None else min(d, k * (top + t.draw_tolerance))
+        out[p] = k * item.memory.current if d is None else min(d, k * (top + t.draw_tolerance))
     return out
+
+
+def _unsure(item: LoadInput, t: Timers, now: datetime) -> float:
+    """Per leg: what a load reporting no draw may not draw yet after a recent increase."""
+    mem = item.memory
+    if not _counted(item) or not _state_fresh(item, t, now) or mem.raised_from is None or mem.changed_at is None:
+        return 0.0
+    if (now - mem.changed_at).total_seconds() >= t.follow_time:
+        return 0.0
+    if all(p in item.state.draw for p in _weights(item)):
+        return 0.0
+    return max(0.0, mem.current - mem.raised_from)
 
 
 def _fallback(item: LoadInput, t: Timers, now: datetime) -> dict[Phase, float]:
@@ -383,7 +390,7 @@ def check(snapshot: Snapshot, allocation: Allocation, now: datetime = NOW) -> No
         r = _reserved(i, t, now)
         new = currents[i.state.load]
         for p, k in _weights(i).items():
-            guarded[p] += k * max(new, r)
+            guarded[p] += k * (max(new, r) + _unsure(i, t, now))
             if new > r + TOL:
                 raised[p] = True
     for p in house:

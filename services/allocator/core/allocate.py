@@ -48,7 +48,7 @@ def _guard(allowed: list[LoadView], views: list[LoadView], settings: SiteSetting
     """The break-before-make budget, needed only when some load goes up while some load holds a reservation."""
     if not any(load.target > load.reserved + EPS for load in allowed):
         return None
-    if not any(view.reserved > EPS for view in views):
+    if not any(view.reserved > EPS or view.unsure > EPS for view in views):
         return None
     return Budget.start(settings, pools, views, guard=True)
 

@@ -69,8 +69,9 @@ class Budget:
         budget.excess_left = pools.excess
         if guard:
             for view in views:
-                if view.reserved > EPS:
-                    budget._reserve(view, view.reserved)
+                held = view.reserved + view.unsure
+                if held > EPS:
+                    budget._reserve(view, held)
         return budget
 
     def _reserve(self, load: LoadView, amps: float) -> None:

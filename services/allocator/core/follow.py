@@ -7,9 +7,12 @@ current the load does not use to the others. A claim counts only
   ``timers.future_tolerance`` ahead of ``now`` (else it claims nothing: its real current stays in the house);
 * up to what the load may be drawing: per leg its allocation, or the allocation it was lowered from while
   it has not followed yet, plus ``timers.draw_tolerance``;
-* on a phase it reports no draw on, as its allocation (the lower one it was raised from, while an increase
-  may not have been followed yet): its current is assumed to follow its setpoint, so it does not count
-  itself as house load and talk itself down (14, 0, 14, 0 A).
+* on a phase it reports no draw on, as its allocation: its current is assumed to follow its setpoint, so it
+  does not count itself as house load and talk itself down (14, 0, 14, 0 A). Until an increase may have been
+  followed (``follow_time``) the part it may not draw yet (``unsure``: allocation - ``raised_from``) is
+  reserved for break before make, so no other load's increase counts on it. The price of not measuring: a
+  load that reports no draw and draws less than its allocation hands the difference to the others until it
+  takes it — then the allocator sees it like a house step and cuts within one decision.
 
 Break before make: a load lowered in a decision may still draw the current it was lowered from until it
 follows — EVs take 2-30 s. Until its fresh draw, stamped after the lowering, is at or below its new
@@ -34,11 +37,14 @@ from shared.models.settings import Timers
 from .views import EPS, LoadView
 
 NOT_COUNTED = frozenset({LoadStatus.FAULTED, LoadStatus.UNAVAILABLE})
+#: An allocation that moves less than this (A) has not changed (the shared strategy's bisection wobbles).
+CHANGE = 0.01
 NO_CLAIM: dict[Phase, float] = {}
 
 
 def judge(views: list[LoadView], timers: Timers, now: datetime) -> None:
-    """Set each load's ``fresh``, ``pending`` (a lowering not followed yet), ``reserved`` and ``claim``."""
+    """Set each load's ``fresh``, ``pending`` (a lowering not followed yet), ``reserved``, ``unsure`` and
+    ``claim``."""
     stale_after = timers.load_stale_after
     ahead = timers.future_tolerance
     follow_time = timers.follow_time
@@ -72,19 +78,20 @@ def judge(views: list[LoadView], timers: Timers, now: datetime) -> None:
         if not fresh:
             view.claim = NO_CLAIM
             continue
-        low = current
         raised = mem.raised_from
-        if within and raised is not None and raised < low:
-            low = raised
+        unmeasured = False
         claim: dict[Phase, float] = {}
         for p, k in view.weights:
             d = draw.get(p)
             if d is None:
-                claim[p] = k * low
+                claim[p] = k * current
+                unmeasured = True
             else:
                 cap = k * (top + tolerance)
                 claim[p] = d if d < cap else cap
         view.claim = claim
+        if unmeasured and within and raised is not None and raised < current:
+            view.unsure = current - raised
 
 
 def fallback_reserve(view: LoadView) -> dict[Phase, float]:
@@ -109,7 +116,7 @@ def remember(
     previous = mem.current
     lowered = mem.lowered_from if view.pending else None
     raised = mem.raised_from if mem.changed_at is not None and not view.settled else None
-    if abs(amount - previous) > EPS:
+    if abs(amount - previous) > CHANGE:
         high = previous if lowered is None or lowered < previous else lowered
         low = previous if raised is None or raised > previous else raised
         return (high if high > amount + EPS else None, low if low < amount - EPS else None, now)

@@ -69,6 +69,8 @@ class LoadView:
     pending: bool = False
     settled: bool = True
     reserved: float = 0.0
+    #: Per leg: an unmeasured load's allocation it may not draw yet (raised recently), reserved in the guard.
+    unsure: float = 0.0
     claim: dict[Phase, float] = field(default_factory=dict)
     amount: float = 0.0
     reason: Reason = Reason.OK
