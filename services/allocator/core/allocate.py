@@ -45,12 +45,35 @@ def pool_of(load: LoadView, settings: SiteSettings) -> str:
 
 
 def _guard(allowed: list[LoadView], views: list[LoadView], settings: SiteSettings, pools: Pools) -> Budget | None:
-    """The break-before-make budget, needed only when some load goes up while some load holds a reservation."""
+    """The break-before-make budget, when a load may go up while another goes down or is still following."""
     if not any(load.target > load.reserved + EPS for load in allowed):
         return None
-    if not any(view.reserved > EPS or view.unsure > EPS for view in views):
+    if not any(view.pending or view.unsure > EPS or view.reserved > view.target + EPS for view in views):
         return None
     return Budget.start(settings, pools, views, guard=True)
+
+
+def _final_fit(allowed: list[LoadView], views: list[LoadView], settings: SiteSettings, pools: Pools) -> Budget:
+    """The safety refit, guarded (:mod:`.safety`) when a decrease may be counted on by an increase.
+
+    Without a planned decrease the refit runs unguarded; if it still cuts a load below its reservation while
+    it lets another go up, it runs again with the guard (the common decision pays for one refit)."""
+    guard = _guard(allowed, views, settings, pools)
+    if guard is not None:
+        final = Budget.start(settings, pools, views)
+        refit(allowed, final, guard)
+        return final
+    saved = [(load.hold, load.reason, load.subject, load.room) for load in allowed]
+    final = Budget.start(settings, pools, views)
+    refit(allowed, final)
+    if any(load.amount + EPS < load.reserved for load in allowed) and any(
+        load.amount > load.reserved + EPS for load in allowed
+    ):
+        for load, (hold, reason, subject, room) in zip(allowed, saved, strict=True):
+            load.hold, load.reason, load.subject, load.room = hold, reason, subject, room
+        final = Budget.start(settings, pools, views)
+        refit(allowed, final, Budget.start(settings, pools, views, guard=True))
+    return final
 
 
 def _stale_minimums(
@@ -150,8 +173,7 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
         allowed = before_allocation(competing, now, settings.timers)
         STRATEGIES[settings.strategy](allowed, budget, pools)
         after_allocation(allowed, now, settings.timers, settings.allow_grid_charging)
-        final = Budget.start(settings, pools, views)
-        refit(allowed, final, _guard(allowed, views, settings, pools))
+        final = _final_fit(allowed, views, settings, pools)
 
     decisions = [_decision(view, pools, final, now) for view in views]
     running = sum(1 for d in decisions if d.on)

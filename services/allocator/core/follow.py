@@ -28,7 +28,7 @@ current it may take on its own (``LoadState.fallback_current``, an OCPP charger'
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.models.base import Phase
 from shared.models.load import LoadStatus
@@ -45,20 +45,21 @@ NO_CLAIM: dict[Phase, float] = {}
 def judge(views: list[LoadView], timers: Timers, now: datetime) -> None:
     """Set each load's ``fresh``, ``pending`` (a lowering not followed yet), ``reserved``, ``unsure`` and
     ``claim``."""
-    stale_after = timers.load_stale_after
-    ahead = timers.future_tolerance
-    follow_time = timers.follow_time
+    oldest = now - timedelta(seconds=timers.load_stale_after)
+    newest = now + timedelta(seconds=timers.future_tolerance)
+    follow_cutoff = now - timedelta(seconds=timers.follow_time)
     tolerance = timers.draw_tolerance
     for view in views:
-        age = (now - view.ts).total_seconds()
-        fresh = view.fresh = -ahead <= age <= stale_after
+        ts = view.ts
+        fresh = view.fresh = oldest <= ts <= newest
         if view.status in NOT_COUNTED:
             continue  # claim nothing, reserve its fallback (see fallback_reserve)
         mem = view.memory
         current = mem.current
         changed = mem.changed_at
-        within = changed is not None and (now - changed).total_seconds() < follow_time
-        view.settled = not within
+        within = changed is not None and changed > follow_cutoff
+        if within:
+            view.settled = False
         top = current
         lowered = mem.lowered_from
         draw = view.draw
@@ -114,9 +115,12 @@ def remember(
     """``lowered_from``, ``raised_from`` and ``changed_at`` for the next decision, given this one's amount."""
     mem = view.memory
     previous = mem.current
+    moved = amount - previous
+    if mem.changed_at is None and -CHANGE <= moved <= CHANGE:
+        return None, None, None  # the common case: nothing pending, nothing changed
     lowered = mem.lowered_from if view.pending else None
     raised = mem.raised_from if mem.changed_at is not None and not view.settled else None
-    if abs(amount - previous) > CHANGE:
+    if moved > CHANGE or moved < -CHANGE:
         high = previous if lowered is None or lowered < previous else lowered
         low = previous if raised is None or raised > previous else raised
         return (high if high > amount + EPS else None, low if low < amount - EPS else None, now)

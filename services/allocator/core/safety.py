@@ -37,8 +37,8 @@ def _where(reason: Reason, subject: str) -> str:
 def guarded_room(load: LoadView, budget: Budget, guard: Budget | None) -> tuple[float, Reason, str]:
     """The largest per-leg increase the hard limits allow and, with a guard, break before make too."""
     room, reason, subject = budget.hard_room(load)
-    if guard is None:
-        return room, reason, subject
+    if guard is None or load.target <= load.reserved:
+        return room, reason, subject  # no increase: break before make has nothing to hold back
     free = load.reserved - load.amount
     if free < 0.0:
         free = 0.0
