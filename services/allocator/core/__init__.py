@@ -1,7 +1,8 @@
 """The allocator core: ``allocate(snapshot, now) -> Allocation``, a pure function of a site snapshot.
 
 No I/O, no clock reads, no globals: the same snapshot and ``now`` give the same allocation. Modules:
-:mod:`.views` (loads flattened), :mod:`.ordering`, :mod:`.pools` (house load, freshness, physical / surplus /
+:mod:`.views` (loads flattened), :mod:`.ordering`, :mod:`.follow` (claims that age, break before make),
+:mod:`.pools` (house load, freshness, physical / surplus /
 excess pools, battery latch), :mod:`.budget` (hard limits: fuse per phase, max import, circuits, imbalance),
 :mod:`.strategies` (modes and the four strategies), :mod:`.stability` (smoothing and anti-flicker timers),
 :mod:`.safety` (final fit into the hard limits), :mod:`.explain` (reasons, sentences, table),
@@ -11,11 +12,22 @@ module-level state is immutable constants and a memo of a pure function (:func:`
 Decisions on points the issue leaves open:
 
 * **Safety invariant.** Per phase ``house + Σ allocations ≤ fuse_limit − margin`` and per circuit
-  ``Σ member allocations (+ draw of members not counted on) ≤ circuit.limit − margin``, where
-  ``house = grid − Σ draw`` of the loads that get a setpoint, each on the phases it uses now (a draw reported
-  on another phase stays house load). Faulted/unavailable loads are not counted on: their draw stays in the
-  house load (and on their circuits) and they get 0. Off, disabled and idle loads get a setpoint of 0, so
-  their draw is taken out of the house load like any other.
+  ``Σ member allocations (+ draw and fallback of members not counted on) ≤ circuit.limit − margin``, where
+  ``house = grid − Σ claim + Σ fallback reserve``. A load's *claim* (:mod:`.follow`) is its reported draw on
+  the phases it uses now (a draw reported on another phase stays house load), counted only while its state
+  is fresh (``timers.load_stale_after``, at most ``future_tolerance`` ahead) and only up to its allocation —
+  or the one it was lowered from, until it follows — plus ``draw_tolerance`` per leg; a phase it reports no
+  draw on counts as its allocation. Faulted/unavailable loads are not counted on: they get 0, their draw
+  stays in the house load (and on their circuits), and what they may draw on their own beyond it
+  (``LoadState.fallback_current``, an OCPP charger's baseline) is reserved. Off, disabled and idle loads get
+  a setpoint of 0; their draw is taken out of the house load only while they follow their lowering.
+* **Break before make.** A decision never counts on current it has just taken away: where any load goes up,
+  every load counts at ``max(new allocation, reserved)``, ``reserved`` being its previous allocation, or the
+  one it was lowered from until its fresh draw, stamped after the lowering, is at most its new allocation +
+  ``draw_tolerance`` or ``timers.follow_time`` has passed (:class:`LoadMemory` ``lowered_from``,
+  ``raised_from``, ``changed_at``). An increase that does not fit waits (reason awaiting_follow); decreases
+  are never delayed. With the loads following within ``follow_time``, the *measured* current stays within
+  the fuse except for the house's own steps, cut within one decision (tests/allocator_core/test_closed_loop.py).
 * **Inverter limits** never add to the fuse budget (the fuse is at the grid connection; the invariant is
   measured there). They cap the battery's contribution to the surplus pool instead.
 * **Surplus and excess are power pools** netted over the phases (as meters net them), consumed in leg-amps;
@@ -34,8 +46,8 @@ Decisions on points the issue leaves open:
   ``timers.stale_after``): loads whose mode may take grid power for their minimum (Standard, Continuous,
   Solar Priority, must-run) get their minimum when every phase they use has a fresh reading and it fits there
   (and no max-import or imbalance limit depends on an unknown phase); everyone else 0; reason stale_data.
-  Timers do not hold anything on stale data, and a load within its minimum pause stays paused. Readings
-  from the future count as fresh.
+  Timers do not hold anything on stale data, and a load within its minimum pause stays paused. A reading
+  stamped more than ``timers.future_tolerance`` ahead of ``now`` is from the future: not fresh.
 * **Battery**: SOC unknown on a battery site → battery first (Solar Only gets nothing, Solar Priority its
   minimum, no excess). Battery discharge above target counts as surplus only when ``max_discharge_power`` is
   set. The full latch sets at 100 % and releases below ``100 − hysteresis``. ``min_soc`` is the inverter's
