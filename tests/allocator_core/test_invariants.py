@@ -223,10 +223,8 @@ def _weights(item: LoadInput) -> dict[Phase, int]:
     return out
 
 
-def _reserved(item: LoadInput, t: Timers, now: datetime) -> float:
+def _followed(item: LoadInput, t: Timers, now: datetime) -> float:
     """Per leg: the previous allocation, or the one it was lowered from until it is measured following."""
-    if not _counted(item):
-        return 0.0
     mem = item.memory
     changed = mem.changed_at
     if mem.lowered_from is None or changed is None or mem.lowered_from <= mem.current:
@@ -240,11 +238,49 @@ def _reserved(item: LoadInput, t: Timers, now: datetime) -> float:
     return mem.current if followed else mem.lowered_from
 
 
-def _claim(item: LoadInput, t: Timers, now: datetime) -> dict[Phase, float]:
-    """What of the load's draw the house load may leave out: fresh, at most its allocation + tolerance."""
+def _reserved(item: LoadInput, t: Timers, now: datetime, voltage: float) -> float:
+    """What the load counts at (per leg) where another goes up: :func:`_followed`; a load never decided
+    (empty memory, no mode) also what it claims to draw now."""
+    if not _counted(item):
+        return 0.0
+    followed = _followed(item, t, now)
+    if _undecided(item.memory):
+        claim = _claim(item, t, now, voltage)
+        for p, k in _weights(item).items():
+            if p in claim:
+                followed = max(followed, claim[p] / k)
+    return followed
+
+
+def _undecided(mem: LoadMemory) -> bool:
+    """No decision was made for the load yet: no mode, nothing allocated, never paused, never changed."""
+    return mem.mode is None and mem.current == 0 and not mem.on and mem.paused_since is None and not mem.changed_at
+
+
+def _maximum(item: LoadInput, voltage: float) -> float:
+    """The load's per-leg maximum as the core sees it (settings and steps applied)."""
+    state, ls = item.state, item.settings
+    if state.kind is LoadKind.ONOFF:
+        legs = len(state.phases_in_use)
+        return state.rated_power / (voltage * legs) if state.rated_power else state.max_current
+    hi = max(state.steps) if state.kind is LoadKind.STEPPED and state.max_current <= 0 else state.max_current
+    if ls is not None and ls.max_current is not None:
+        hi = min(hi, ls.max_current)
+    if state.kind is LoadKind.STEPPED:
+        lo = max(state.min_current, ls.min_current if ls is not None and ls.min_current is not None else 0.0)
+        fitting = [x for x in state.steps if x > 1e-9 and lo - 1e-9 <= x <= hi + 1e-9]
+        hi = max(fitting) if fitting else hi
+    return max(hi, 0.0)
+
+
+def _claim(item: LoadInput, t: Timers, now: datetime, voltage: float) -> dict[Phase, float]:
+    """What of the load's draw the house load may leave out: fresh, at most its allocation + tolerance (a
+    load never decided: its maximum + tolerance)."""
     if not _counted(item) or not _state_fresh(item, t, now):
         return {}
-    top = _reserved(item, t, now)
+    top = _followed(item, t, now)
+    if _undecided(item.memory):
+        top = max(top, _maximum(item, voltage))
     out = {}
     for p, k in _weights(item).items():
         d = item.state.draw.get(p)
@@ -369,7 +405,7 @@ def check(snapshot: Snapshot, allocation: Allocation, now: datetime = NOW) -> No
             r = m.grid_current.get(p)
             if r is not None and -t.future_tolerance <= (now - r.ts).total_seconds() <= t.stale_after:
                 fresh[p] = r.value
-    claims = [_claim(i, t, now) for i in snapshot.loads]
+    claims = [_claim(i, t, now, s.voltage) for i in snapshot.loads]
     reserve = dict.fromkeys(Phase, 0.0)
     for i in snapshot.loads:
         for p, a in _fallback(i, t, now).items():
@@ -387,7 +423,7 @@ def check(snapshot: Snapshot, allocation: Allocation, now: datetime = NOW) -> No
     raised = dict.fromkeys(Phase, False)
     guarded = dict.fromkeys(Phase, 0.0)
     for i in snapshot.loads:
-        r = _reserved(i, t, now)
+        r = _reserved(i, t, now, s.voltage)
         new = currents[i.state.load]
         for p, k in _weights(i).items():
             guarded[p] += k * (max(new, r) + _unsure(i, t, now))

@@ -6,7 +6,9 @@ current the load does not use to the others. A claim counts only
 * when the load's state is fresh: its ``ts`` at most ``timers.load_stale_after`` old and at most
   ``timers.future_tolerance`` ahead of ``now`` (else it claims nothing: its real current stays in the house);
 * up to what the load may be drawing: per leg its allocation, or the allocation it was lowered from while
-  it has not followed yet, plus ``timers.draw_tolerance``;
+  it has not followed yet, plus ``timers.draw_tolerance`` (a load no decision has been made for yet — its
+  memory is empty — up to its maximum, and it is reserved at what it draws: a car charging before the
+  allocator first starts is not paused for its own current);
 * on a phase it reports no draw on, as its allocation: its current is assumed to follow its setpoint, so it
   does not count itself as house load and talk itself down (14, 0, 14, 0 A). Until an increase may have been
   followed (``follow_time``) the part it may not draw yet (``unsure``: allocation - ``raised_from``) is
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from shared.models.allocation import LoadMemory
 from shared.models.base import Phase
 from shared.models.load import LoadStatus
 from shared.models.settings import Timers
@@ -79,6 +82,9 @@ def judge(views: list[LoadView], timers: Timers, now: datetime) -> None:
         if not fresh:
             view.claim = NO_CLAIM
             continue
+        undecided = undecided_memory(mem)
+        if undecided and view.maximum > top:
+            top = view.maximum
         raised = mem.raised_from
         unmeasured = False
         claim: dict[Phase, float] = {}
@@ -91,8 +97,23 @@ def judge(views: list[LoadView], timers: Timers, now: datetime) -> None:
                 cap = k * (top + tolerance)
                 claim[p] = d if d < cap else cap
         view.claim = claim
+        if undecided:  # what it draws on its own now may still be drawn until it follows this decision
+            for p, k in view.weights:
+                if claim[p] > k * view.reserved:
+                    view.reserved = claim[p] / k
         if unmeasured and within and raised is not None and raised < current:
             view.unsure = current - raised
+
+
+def undecided_memory(mem: LoadMemory) -> bool:
+    """No decision has been made for the load yet (or its memory was lost): the empty memory."""
+    return (
+        mem.mode is None
+        and mem.current == 0.0
+        and not mem.on
+        and mem.paused_since is None
+        and mem.changed_at is None
+    )
 
 
 def fallback_reserve(view: LoadView) -> dict[Phase, float]:
