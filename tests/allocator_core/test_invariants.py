@@ -244,7 +244,8 @@ def _reserved(item: LoadInput, t: Timers, now: datetime, voltage: float) -> floa
     if not _counted(item):
         return 0.0
     followed = _followed(item, t, now)
-    if _undecided(item.memory):
+    pending = item.memory.lowered_from is not None and followed == item.memory.lowered_from > item.memory.current
+    if _undecided(item.memory) or pending:
         claim = _claim(item, t, now, voltage)
         for p, k in _weights(item).items():
             if p in claim:

@@ -17,10 +17,11 @@ Decisions on points the issue leaves open:
   the phases it uses now (a draw reported on another phase stays house load), counted only while its state
   is fresh (``timers.load_stale_after``, at most ``future_tolerance`` ahead) and only up to its allocation —
   or the one it was lowered from, until it follows — plus ``draw_tolerance`` per leg (a load not decided on
-  yet, its memory empty: up to its maximum); a phase it reports no draw on counts as its allocation. Faulted/unavailable loads are not counted on: they get 0, their draw
-  stays in the house load (and on their circuits), and what they may draw on their own beyond it
-  (``LoadState.fallback_current``, an OCPP charger's baseline) is reserved. Off, disabled and idle loads get
-  a setpoint of 0; their draw is taken out of the house load only while they follow their lowering.
+  yet, its memory empty: up to its maximum); a phase it reports no draw on counts as its allocation.
+  Faulted/unavailable loads are not counted on: they get 0, their draw stays in the house load (and on their
+  circuits), and what they may draw on their own beyond it (``LoadState.fallback_current``, an OCPP
+  charger's baseline) is reserved. Off, disabled and idle loads get a setpoint of 0; their draw is taken out
+  of the house load only while they follow their lowering.
 * **Break before make.** A decision never counts on current it has just taken away: where any load goes up,
   every load counts at ``max(new allocation, reserved)``, ``reserved`` being its previous allocation, or the
   one it was lowered from until its fresh draw, stamped after the lowering, is at most its new allocation +

@@ -19,10 +19,10 @@ current the load does not use to the others. A claim counts only
 Break before make: a load lowered in a decision may still draw the current it was lowered from until it
 follows — EVs take 2-30 s. Until its fresh draw, stamped after the lowering, is at or below its new
 allocation + ``draw_tolerance`` on every phase it uses, or ``timers.follow_time`` has passed, it keeps a
-``reserved`` current (per leg): the larger of its previous allocation and the one it was lowered from. The
-safety refit (:mod:`.safety`) lets no load *increase* into current a reservation still holds; decreases are
-never delayed. :class:`~shared.models.allocation.LoadMemory` carries ``lowered_from``, ``raised_from`` and
-``changed_at`` from one decision to the next.
+``reserved`` current (per leg): the largest of its previous allocation, the one it was lowered from and its
+claimed draw. The safety refit (:mod:`.safety`) lets no load *increase* into current a reservation still
+holds; decreases are never delayed. :class:`~shared.models.allocation.LoadMemory` carries ``lowered_from``,
+``raised_from`` and ``changed_at`` from one decision to the next.
 
 A faulted or unavailable load is not under control: its draw stays in the house load, and on top of it the
 current it may take on its own (``LoadState.fallback_current``, an OCPP charger's baseline) is reserved.
@@ -97,7 +97,7 @@ def judge(views: list[LoadView], timers: Timers, now: datetime) -> None:
                 cap = k * (top + tolerance)
                 claim[p] = d if d < cap else cap
         view.claim = claim
-        if undecided:  # what it draws on its own now may still be drawn until it follows this decision
+        if undecided or view.pending:  # budgeted at max(its draw, what it was allowed) until it follows
             for p, k in view.weights:
                 if claim[p] > k * view.reserved:
                     view.reserved = claim[p] / k
