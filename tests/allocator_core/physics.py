@@ -9,7 +9,7 @@ for the next. It is the proof behind docs/allocator.md "What is guaranteed about
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from services.allocator.core import allocate
@@ -25,8 +25,9 @@ LEGS = (Leg.L1, Leg.L2, Leg.L3)
 @dataclass
 class Car:
     """A charger with a car: it follows a new setpoint ``lag`` seconds after it was sent (a later setpoint
-    replaces one it has not followed yet), draws at most ``own_max`` (the car's own limit) and nothing below
-    its 6 A minimum. From ``arrives`` on it is plugged in (before: idle, drawing nothing)."""
+    replaces one it has not followed yet; one that keeps it below what it draws does not delay a decrease
+    already under way), draws at most ``own_max`` (the car's own limit) and nothing below its 6 A minimum.
+    From ``arrives`` on it is plugged in (before: idle, drawing nothing)."""
 
     name: str
     phases: str
@@ -52,7 +53,10 @@ class Car:
         lag = self.lags[self.changes % len(self.lags)]
         self.changes += 1
         value = 0.0 if current < 6.0 else min(current, self.own_max)
-        self.pending = (t + lag, value)
+        when = t + lag
+        if self.pending is not None and self.pending[1] < self.actual and value < self.actual:
+            when = min(when, self.pending[0])  # already on its way down: a new lower limit does not restart it
+        self.pending = (when, value)
 
     def step(self, t: float) -> None:
         if self.pending is not None and self.pending[0] <= t:
@@ -95,7 +99,10 @@ def run(
     house_steps: list[tuple[float, dict[Phase, float]]],
     seconds: int,
 ) -> list[Record]:
-    """Simulate ``seconds`` seconds: each second the cars follow, the meter reads, the allocator decides."""
+    """Simulate ``seconds`` seconds: each second the cars follow, the meter reads, the allocator decides.
+
+    The cars are copied at rest first: the given ones are not changed (hypothesis may run an example twice)."""
+    cars = [replace(c, actual=0.0, setpoint=0.0, pending=None, changes=0, memory=LoadMemory()) for c in cars]
     house = dict.fromkeys(settings.phases, 0.0)
     steps = sorted(house_steps, key=lambda s: s[0])
     site_memory = SiteMemory()

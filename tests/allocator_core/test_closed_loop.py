@@ -83,7 +83,7 @@ def overloads(records: list[Record]) -> list[str]:
 
 
 @settings(
-    max_examples=max(20, EXAMPLES // 5),
+    max_examples=max(20, EXAMPLES // 3),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -239,17 +239,15 @@ def _followed(item: LoadInput, t: Timers, now: datetime) -> float:
 
 
 def _reserved(item: LoadInput, t: Timers, now: datetime, voltage: float) -> float:
-    """What the load counts at (per leg) where another goes up: :func:`_followed`; a load never decided
-    (empty memory, no mode) also what it claims to draw now."""
+    """What the load counts at (per leg) where another goes up: :func:`_followed`, or what it claims to draw
+    where that is more."""
     if not _counted(item):
         return 0.0
     followed = _followed(item, t, now)
-    pending = item.memory.lowered_from is not None and followed == item.memory.lowered_from > item.memory.current
-    if _undecided(item.memory) or pending:
-        claim = _claim(item, t, now, voltage)
-        for p, k in _weights(item).items():
-            if p in claim:
-                followed = max(followed, claim[p] / k)
+    claim = _claim(item, t, now, voltage)
+    for p, k in _weights(item).items():
+        if p in claim:
+            followed = max(followed, claim[p] / k)
     return followed
 
 
@@ -420,7 +418,8 @@ def check(snapshot: Snapshot, allocation: Allocation, now: datetime = NOW) -> No
             assert alloc[p] == 0.0, f"allocated {alloc[p]} A on phase {p} whose grid current is unknown"
             continue
         assert house[p] + alloc[p] <= max(limit, house[p]) + TOL, f"phase {p}: {house[p]} + {alloc[p]} > {limit}"
-    # Break before make: where any load goes above its reservation, every load counts at max(new, reserved).
+    # Break before make: where any load goes above its previous allocation, every load counts at
+    # max(new, reserved).
     raised = dict.fromkeys(Phase, False)
     guarded = dict.fromkeys(Phase, 0.0)
     for i in snapshot.loads:
@@ -428,7 +427,7 @@ def check(snapshot: Snapshot, allocation: Allocation, now: datetime = NOW) -> No
         new = currents[i.state.load]
         for p, k in _weights(i).items():
             guarded[p] += k * (max(new, r) + _unsure(i, t, now))
-            if new > r + TOL:
+            if new > i.memory.current + TOL:
                 raised[p] = True
     for p in house:
         if raised[p]:

@@ -234,7 +234,7 @@ SCENARIOS: list[Scenario] = [
       {"x": 0, "y": 6}, {"x": R.DISABLED, "y": R.AWAITING_FOLLOW}),
     S("a disabled load still drawing 10 A long after its setpoint went to 0: its draw stays house load",
       site(), grid(18, 18, 18), [ev("x", enabled=False, prio=1, draw=10, memory=mem(0, paused=500)), ev("y", prio=2)],
-      {"x": 0, "y": 7}, {"x": R.DISABLED, "y": R.FUSE_LIMIT}),
+      {"x": 0, "y": 6}, {"x": R.DISABLED, "y": R.AWAITING_FOLLOW}),
     S("Continuous on/off load runs like Standard", site(), grid(10, 10, 10), [plug("p", 2300, mode=CONT)], {"p": 10}),
     # --- on/off and stepped loads -------------------------------------------------------------------------
     S("6.9 kW 3-phase heat pump (10 A per leg) fits in 14 A",

@@ -46,7 +46,7 @@ def pool_of(load: LoadView, settings: SiteSettings) -> str:
 
 def _guard(allowed: list[LoadView], views: list[LoadView], settings: SiteSettings, pools: Pools) -> Budget | None:
     """The break-before-make budget, when a load may go up while another goes down or is still following."""
-    if not any(load.target > load.reserved + EPS for load in allowed):
+    if not any(load.target > load.memory.current + EPS for load in allowed):
         return None
     if not any(view.pending or view.unsure > EPS or view.reserved > view.target + EPS for view in views):
         return None
@@ -67,7 +67,7 @@ def _final_fit(allowed: list[LoadView], views: list[LoadView], settings: SiteSet
     final = Budget.start(settings, pools, views)
     refit(allowed, final)
     if any(load.amount + EPS < load.reserved for load in allowed) and any(
-        load.amount > load.reserved + EPS for load in allowed
+        load.amount > load.memory.current + EPS for load in allowed
     ):
         for load, (hold, reason, subject, room) in zip(allowed, saved, strict=True):
             load.hold, load.reason, load.subject, load.room = hold, reason, subject, room

@@ -20,8 +20,9 @@ Break before make: a load lowered in a decision may still draw the current it wa
 follows — EVs take 2-30 s. Until its fresh draw, stamped after the lowering, is at or below its new
 allocation + ``draw_tolerance`` on every phase it uses, or ``timers.follow_time`` has passed, it keeps a
 ``reserved`` current (per leg): the largest of its previous allocation, the one it was lowered from and its
-claimed draw. The safety refit (:mod:`.safety`) lets no load *increase* into current a reservation still
-holds; decreases are never delayed. :class:`~shared.models.allocation.LoadMemory` carries ``lowered_from``,
+claimed draw (a load counts at its draw whenever that is above its allocation). The safety refit
+(:mod:`.safety`) lets no load go above its previous allocation into current a reservation still holds;
+decreases are never delayed. :class:`~shared.models.allocation.LoadMemory` carries ``lowered_from``,
 ``raised_from`` and ``changed_at`` from one decision to the next.
 
 A faulted or unavailable load is not under control: its draw stays in the house load, and on top of it the
@@ -97,10 +98,13 @@ def judge(views: list[LoadView], timers: Timers, now: datetime) -> None:
                 cap = k * (top + tolerance)
                 claim[p] = d if d < cap else cap
         view.claim = claim
-        if undecided or view.pending:  # budgeted at max(its draw, what it was allowed) until it follows
-            for p, k in view.weights:
-                if claim[p] > k * view.reserved:
-                    view.reserved = claim[p] / k
+        # Budgeted at max(what it draws, what it was allowed): a draw within the tolerance above its allocation
+        # (a load not quite down yet) is not counted on either.
+        reserved = view.reserved
+        for p, k in view.weights:
+            if claim[p] > k * reserved:
+                reserved = claim[p] / k
+        view.reserved = reserved
         if unmeasured and within and raised is not None and raised < current:
             view.unsure = current - raised
 
