@@ -418,20 +418,24 @@ def check(snapshot: Snapshot, allocation: Allocation, now: datetime = NOW) -> No
             assert alloc[p] == 0.0, f"allocated {alloc[p]} A on phase {p} whose grid current is unknown"
             continue
         assert house[p] + alloc[p] <= max(limit, house[p]) + TOL, f"phase {p}: {house[p]} + {alloc[p]} > {limit}"
-    # Break before make: where any load goes above its previous allocation, every load counts at
-    # max(new, reserved).
-    raised = dict.fromkeys(Phase, False)
+    # Break before make: a load that goes above its previous allocation fits with every other load counted at
+    # max(new, reserved) (itself at its new amount).
     guarded = dict.fromkeys(Phase, 0.0)
+    own: list[tuple[LoadInput, float, float]] = []
     for i in snapshot.loads:
         r = _reserved(i, t, now, s.voltage)
         new = currents[i.state.load]
+        extra = _unsure(i, t, now)
         for p, k in _weights(i).items():
-            guarded[p] += k * (max(new, r) + _unsure(i, t, now))
-            if new > i.memory.current + TOL:
-                raised[p] = True
-    for p in house:
-        if raised[p]:
-            assert house[p] + guarded[p] <= limit + TOL, f"phase {p}: an increase counts on current not given up"
+            guarded[p] += k * (max(new, r) + extra)
+        if new > i.memory.current + TOL:
+            own.append((i, new, r))
+    for i, new, r in own:
+        for p, k in _weights(i).items():
+            if p in house:
+                others = guarded[p] - k * (max(new, r) + _unsure(i, t, now))
+                why = f"{i.state.load} on {p}: counts on current not given up"
+                assert house[p] + others + k * new <= limit + TOL, why
     stale = len(house) < len(s.phases)
     if s.max_import_power is not None and not stale:
         cap = (s.max_import_power - s.power_buffer) / s.voltage

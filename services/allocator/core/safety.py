@@ -7,10 +7,10 @@ feasible. Whatever does not fit is cut
 to a lower step or to 0, never to a value between 0 and the load's minimum.
 
 Break before make (:mod:`.follow`): when a decision raises any load while another holds a reservation, a
-second, *guarded* budget counts every load at max(its amount, its ``reserved`` current). A load may always
-keep its previous allocation (decreases are never delayed: the plain budget alone decides how far a load
-must come down); above it only while the guarded budget stays within every limit, so no increase counts on
-current a lowered load has not given up yet (reason awaiting_follow).
+second, *guarded* budget counts every other load at max(its amount, its ``reserved`` current). A load may
+always keep its previous allocation (decreases are never delayed: the plain budget alone decides how far a
+load must come down); above it only as far as the guarded budget allows, so no increase counts on current
+another load has not given up yet (reason awaiting_follow).
 """
 
 from __future__ import annotations
@@ -41,16 +41,15 @@ def guarded_room(load: LoadView, budget: Budget, guard: Budget | None) -> tuple[
     if guard is None or load.target <= previous:
         return room, reason, subject  # no increase: break before make has nothing to hold back
     extra, why, what = guard.hard_room(load)
-    if extra < -EPS:
-        # The guarded budget is over already (the house stepped up, loads are still coming down): nothing
-        # above the previous allocation.
-        allowed = previous - load.amount
-        if allowed < 0.0:
-            allowed = 0.0
-    else:
-        # Up to its reservation costs the guard nothing more, beyond it what the guard has left.
-        free = load.reserved - load.amount
-        allowed = (free if free > 0.0 else 0.0) + (extra if extra > 0.0 else 0.0)
+    # The load itself counts at its new amount, every other load at max(its amount, its reservation): the
+    # guard's room plus the part of its own reservation it has not used yet. It may always keep what it had.
+    free = load.reserved - load.amount
+    allowed = (free if free > 0.0 else 0.0) + extra
+    kept = previous - load.amount
+    if allowed < kept:
+        allowed = kept
+    if allowed < 0.0:
+        allowed = 0.0
     if allowed + EPS < room:
         return allowed, Reason.AWAITING_FOLLOW, _where(why, what)
     return room, reason, subject
