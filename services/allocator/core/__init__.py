@@ -22,13 +22,15 @@ Decisions on points the issue leaves open:
   circuits), and what they may draw on their own beyond it (``LoadState.fallback_current``, an OCPP
   charger's baseline) is reserved. Off, disabled and idle loads get a setpoint of 0; their draw is taken out
   of the house load only while they follow their lowering.
-* **Break before make.** A decision never counts on current it has just taken away: where any load goes up,
-  every load counts at ``max(new allocation, reserved)``, ``reserved`` being its previous allocation, or the
-  one it was lowered from until its fresh draw, stamped after the lowering, is at most its new allocation +
+* **Break before make.** A decision never counts on current it has just taken away: a load goes above its
+  previous allocation only where it fits with every other load counted at ``max(new allocation,
+  reserved)``, ``reserved`` being the largest of its previous allocation, its claimed draw, and the one it
+  was lowered from until its fresh draw, stamped after the lowering, is at most its new allocation +
   ``draw_tolerance`` or ``timers.follow_time`` has passed (:class:`LoadMemory` ``lowered_from``,
-  ``raised_from``, ``changed_at``). An increase that does not fit waits (reason awaiting_follow); decreases
-  are never delayed. With the loads following within ``follow_time``, the *measured* current stays within
-  the fuse except for the house's own steps, cut within one decision (tests/allocator_core/test_closed_loop.py).
+  ``raised_from``, ``changed_at``). An increase that does not fit waits (reason awaiting_follow); a load may
+  always keep its previous allocation, and decreases are never delayed. With the loads following within
+  ``follow_time``, the *measured* current stays within the fuse except for the house's own steps, cut within
+  one decision (tests/allocator_core/test_closed_loop.py).
 * **Inverter limits** never add to the fuse budget (the fuse is at the grid connection; the invariant is
   measured there). They cap the battery's contribution to the surplus pool instead.
 * **Surplus and excess are power pools** netted over the phases (as meters net them), consumed in leg-amps;
