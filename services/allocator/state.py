@@ -152,6 +152,9 @@ class SiteState:
             active_since=setpoint.active_since,
             paused_since=setpoint.paused_since,
             short_since=setpoint.short_since,
+            lowered_from=setpoint.lowered_from,
+            raised_from=setpoint.raised_from,
+            changed_at=setpoint.changed_at,
             mode=setpoint.mode,
         )
         entry.memory_ts = setpoint.ts

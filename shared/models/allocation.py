@@ -28,6 +28,12 @@ class LoadMemory(Contract):
     short_since: AwareDatetime | None = None
     #: The mode the last decision applied (a user's mode change overrides the anti-flicker timers).
     mode: Mode | None = None
+    #: Break before make: since ``changed_at`` the load's allocation has been as high as ``lowered_from``
+    #: (it may still draw that much until it is measured at its lower allocation or ``follow_time`` passed)
+    #: and as low as ``raised_from`` (a load that reports no draw is assumed to draw that little until then).
+    lowered_from: LoadAmps | None = None
+    raised_from: LoadAmps | None = None
+    changed_at: AwareDatetime | None = None
 
 
 class SiteMemory(Contract):

@@ -33,6 +33,8 @@ class Reason(StrEnum):
     GRACE = "grace"
     RAMP = "ramp"
     MUST_RUN = "must_run"
+    #: Break before make: an increase waits until the loads lowered on its phases follow their lower setpoints.
+    AWAITING_FOLLOW = "awaiting_follow"
 
 
 class Setpoint(Message):
@@ -58,6 +60,11 @@ class Setpoint(Message):
     paused_since: AwareDatetime | None = None
     #: Since when a running load's surplus has been short of its minimum (min_run/grace memory).
     short_since: AwareDatetime | None = None
+    #: Break-before-make memory (see ``LoadMemory``): the allocation it was lowered from / raised from since
+    #: ``changed_at``, until it follows.
+    lowered_from: LoadAmps | None = None
+    raised_from: LoadAmps | None = None
+    changed_at: AwareDatetime | None = None
 
 
 class SiteDecision(Message):

@@ -19,11 +19,12 @@ from shared.models.settings import Mode, SiteSettings
 
 from .budget import Budget
 from .explain import final_reason, sentence
+from .follow import NOT_COUNTED, judge
 from .ordering import in_order
 from .output import construct
 from .pools import Pools, clamp, compute_pools, report
 from .restart import hold_back_restarts
-from .safety import refit
+from .safety import grant, guarded_room, refit
 from .stability import after_allocation, before_allocation, fresh_memory, next_memory
 from .strategies import EXCESS, GRID, SOLAR, SOLAR_PRIORITY, STRATEGIES, room_for
 from .views import EPS, LoadView, build_views
@@ -44,7 +45,41 @@ def pool_of(load: LoadView, settings: SiteSettings) -> str:
     return EXCESS
 
 
-def _stale_minimums(loads: list[LoadView], budget: Budget, pools: Pools, settings: SiteSettings) -> None:
+def _guard(allowed: list[LoadView], views: list[LoadView], settings: SiteSettings, pools: Pools) -> Budget | None:
+    """The break-before-make budget, when a load may go up while another goes down or is still following."""
+    if not any(load.target > load.memory.current + EPS for load in allowed):
+        return None
+    if not any(view.pending or view.unsure > EPS or view.reserved > view.target + EPS for view in views):
+        return None
+    return Budget.start(settings, pools, views, guard=True)
+
+
+def _final_fit(allowed: list[LoadView], views: list[LoadView], settings: SiteSettings, pools: Pools) -> Budget:
+    """The safety refit, guarded (:mod:`.safety`) when a decrease may be counted on by an increase.
+
+    Without a planned decrease the refit runs unguarded; if it still cuts a load below its reservation while
+    it lets another go up, it runs again with the guard (the common decision pays for one refit)."""
+    guard = _guard(allowed, views, settings, pools)
+    if guard is not None:
+        final = Budget.start(settings, pools, views)
+        refit(allowed, final, guard)
+        return final
+    saved = [(load.hold, load.reason, load.subject, load.room) for load in allowed]
+    final = Budget.start(settings, pools, views)
+    refit(allowed, final)
+    if any(load.amount + EPS < load.reserved for load in allowed) and any(
+        load.amount > load.memory.current + EPS for load in allowed
+    ):
+        for load, (hold, reason, subject, room) in zip(allowed, saved, strict=True):
+            load.hold, load.reason, load.subject, load.room = hold, reason, subject, room
+        final = Budget.start(settings, pools, views)
+        refit(allowed, final, Budget.start(settings, pools, views, guard=True))
+    return final
+
+
+def _stale_minimums(
+    loads: list[LoadView], budget: Budget, guard: Budget | None, pools: Pools, settings: SiteSettings
+) -> None:
     """Unknown data: a safe minimum only where it is known to fit (all its phases measured, no limit unknown)."""
     known = pools.known
     all_known = len(known) == len(pools.phases)
@@ -58,13 +93,12 @@ def _stale_minimums(loads: list[LoadView], budget: Budget, pools: Pools, setting
             continue
         if any(p not in known for p, _ in load.weights):
             continue
-        room = budget.hard_room(load)[0]
+        room = guarded_room(load, budget, guard)[0]
         if room + EPS >= load.floor:
-            budget.take(load, load.floor)
-            load.amount = load.floor
+            grant(load, budget, guard, load.floor)
 
 
-_GONE = frozenset({LoadStatus.FAULTED, LoadStatus.UNAVAILABLE})
+_GONE = NOT_COUNTED
 _RESTING = frozenset({LoadStatus.IDLE, LoadStatus.FINISHING})
 
 
@@ -97,7 +131,10 @@ def _decision(view: LoadView, pools: Pools, final: Budget, now: datetime) -> Loa
             room = room_for(view, final, pools)[0]
             view.available = view.quantize(room) if room + EPS >= view.floor else 0.0
         stopped = idle_reason in (Reason.DISABLED, Reason.OFF)
-        memory = next_memory(view, 0.0, now) if stopped else fresh_memory(view)
+        if stopped:
+            memory = next_memory(view, 0.0, now)
+        else:  # a lowering to 0 is remembered (break before make), but not for a faulted or unavailable load
+            memory = fresh_memory(view, None if view.status in NOT_COUNTED else now)
     return construct(
         LoadDecision,
         {
@@ -120,20 +157,24 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
         raise ValueError("allocate: now must be timezone-aware")
     settings = snapshot.settings
     views = build_views(settings, snapshot.loads)
+    judge(views, settings.timers, now)
     pools = compute_pools(settings, snapshot.measurement, views, snapshot.memory, now)
     for view in views:
         view.pool = pool_of(view, settings)
     competing = in_order([v for v in views if v.wants_power])
     if pools.stale:
         final = Budget.start(settings, pools, views)
-        _stale_minimums(before_allocation(competing, now, settings.timers), final, pools, settings)
+        allowed = before_allocation(competing, now, settings.timers)
+        for load in allowed:
+            load.target = load.floor
+        guard = _guard(allowed, views, settings, pools)
+        _stale_minimums(allowed, final, guard, pools, settings)
     else:
         budget = Budget.start(settings, pools, views)
         allowed = hold_back_restarts(before_allocation(competing, now, settings.timers), budget)
         STRATEGIES[settings.strategy](allowed, budget, pools)
         after_allocation(allowed, now, settings.timers, settings.allow_grid_charging)
-        final = Budget.start(settings, pools, views)
-        refit(allowed, final)
+        final = _final_fit(allowed, views, settings, pools)
 
     decisions = [_decision(view, pools, final, now) for view in views]
     running = sum(1 for d in decisions if d.on)

@@ -89,6 +89,13 @@ def sentence(load: LoadView, reason: Reason, amount: float, stale_why: str = "")
         return f"keeps its {got} minimum from the grid during the grace time after the surplus dropped"
     if reason is Reason.MIN_PAUSE:
         return "stays paused until its minimum pause time is over"
+    if reason is Reason.AWAITING_FOLLOW:
+        where = load.subject or "its phases"
+        what = f"stays at {got}{legs}" if amount > EPS else "waits to start"
+        return (
+            f"{what} until the loads lowered on {where} follow their lower setpoints "
+            f"(break before make: no increase counts on current not yet given up)"
+        )
     if reason is Reason.RAMP:
         return f"ramping up: {got}{legs} now, more at the next decision"
     if reason is Reason.STALE_DATA:
