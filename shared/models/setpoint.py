@@ -33,6 +33,7 @@ class Reason(StrEnum):
     GRACE = "grace"
     RAMP = "ramp"
     MUST_RUN = "must_run"
+    GRID_OPERATOR_LIMIT = "grid_operator_limit"  # a grid operator's limit (§14a EnWG and the like)
 
 
 class Setpoint(Message):
