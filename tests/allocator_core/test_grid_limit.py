@@ -6,7 +6,10 @@ Same conventions as ``test_scenarios.py`` (25 A fuse, 1 A margin, 230 V, no ramp
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +156,15 @@ def test_a_paused_load_says_its_minimum_is_above_the_cap() -> None:
 def test_no_grid_limit_input_no_state() -> None:
     case = S("", site(), grid(0, 0, 0), [ev("ev")], {})
     assert allocate(case.snapshot(), NOW).grid_limit is None
+
+
+def test_ampmq_allocate_shows_the_limit_in_force(tmp_path: Path) -> None:
+    case = S("", site(), grid(0, 0, 0), [ev("ev")], {}, grid_limit=operator(DIMMED, until=3600.0))
+    path = tmp_path / "snapshot.json"
+    path.write_text(case.snapshot().model_dump_json())
+    ampmq = str(Path(sys.executable).with_name("ampmq"))
+    done = subprocess.run([ampmq, "allocate", "--snapshot", str(path), "--now", NOW.isoformat(), "--explain"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "grid_operator_limit" in done.stdout
+    assert "GRID OPERATOR LIMIT (signal, box): each load <= 4200 W until 2026-06-01T13:00:00+00:00" in done.stdout
