@@ -94,6 +94,9 @@ class AllocatorConfig(SectionModel):
                 LoadSettings.model_validate({**fields, "site": site, "load": load})
             except ValidationError as exc:
                 raise ValueError(f"load {key!r}: {_first_errors(exc)}") from None
+        for site in self.grid_limits:
+            if not self.configured(site):
+                raise ValueError(f"grid_limits names site {site!r}, which is not configured (sites, serve_only)")
         return self
 
     def configured(self, site: str) -> bool:

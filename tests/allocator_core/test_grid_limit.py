@@ -12,13 +12,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.allocator.core import allocate
 from services.allocator.core.explain import table
 from shared.models import LoadStatus, Mode, Reason
+from shared.models.allocation import Snapshot
 from shared.models.grid_limit import GridLimitInput, GridLimitOrigin, GridLimitSignal, GridLimitValues
 
 from .kit import NOW, Scenario, ev, grid, grid1, plug, site, stepped
+from .test_invariants import EXAMPLES, SLOW_OK, check, snapshots
 
 S = Scenario
 R = Reason
@@ -168,3 +172,38 @@ def test_ampmq_allocate_shows_the_limit_in_force(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "grid_operator_limit" in done.stdout
     assert "GRID OPERATOR LIMIT (signal, box): each load <= 4200 W until 2026-06-01T13:00:00+00:00" in done.stdout
+
+
+@st.composite
+def limited_snapshots(draw: st.DrawFn) -> Snapshot:
+    """A random site (as the safety property draws them) under a random grid-operator limit in force."""
+    snapshot = draw(snapshots())
+    values = GridLimitValues(
+        import_limit_w=draw(st.none() | st.floats(min_value=0.0, max_value=30_000.0)),
+        controllable_cap_w=draw(st.none() | st.floats(min_value=0.0, max_value=15_000.0)),
+    )
+    return snapshot.model_copy(update={"grid_limit": operator(values)})
+
+
+@settings(max_examples=max(20, EXAMPLES // 3), deadline=None, derandomize=True, suppress_health_check=SLOW_OK)
+@given(limited_snapshots())
+def test_a_grid_limit_is_never_exceeded_and_the_fuse_still_holds(snapshot: Snapshot) -> None:
+    allocation = allocate(snapshot, NOW)
+    check(snapshot, allocation)  # the safety invariant of test_invariants, unchanged under the limit
+    assert snapshot.grid_limit is not None and snapshot.grid_limit.signal is not None
+    values = snapshot.grid_limit.signal.values
+    voltage = snapshot.settings.voltage
+    by_id = {item.state.load: item for item in snapshot.loads}
+    taken = 0.0
+    for d in allocation.decisions:
+        legs = len(by_id[d.load].state.phases_in_use)
+        taken += d.current * legs
+        if values.controllable_cap_w is not None:
+            assert d.current * legs * voltage <= values.controllable_cap_w + 1e-6, f"{d.load} above its cap"
+    if values.import_limit_w is not None:
+        house = sum(allocation.house.values())
+        room = (values.import_limit_w - snapshot.settings.power_buffer) / voltage
+        if allocation.stale:
+            assert taken == 0.0, "an import limit and stale data: nothing is known to fit"
+        else:
+            assert house + taken <= max(room, house) + 1e-6, "the operator's import limit"

@@ -11,8 +11,9 @@ from datetime import timedelta
 
 import pytest
 
+from services.allocator.config import AllocatorConfig
 from services.allocator.service import running
-from shared.config import AmpmqConfig
+from shared.config import AmpmqConfig, ConfigError
 from shared.models import ErrorReport, GridLimitOrigin, GridLimitSet, GridLimitState, Reason, Setpoint
 from shared.probe import Probe, Received
 from shared.topics import Topics
@@ -161,3 +162,14 @@ async def test_a_restarted_allocator_keeps_the_limit_it_published(
             assert again.reason is GOL and again.current == pytest.approx(8.0, abs=0.01)
     finally:
         meter.cancel()
+
+
+def test_a_grid_limit_policy_for_an_unconfigured_site_is_a_config_error(
+    make_config: Callable[..., AmpmqConfig], site_id: str
+) -> None:
+    config = make_config(sites={site_id: {}}, grid_limits={"elsewhere": {"required": False}})
+    with pytest.raises(ConfigError, match="grid_limits names site 'elsewhere'"):
+        config.section("allocator", AllocatorConfig)
+    config = make_config(sites={site_id: {}}, grid_limits={site_id: {"required": True}})
+    with pytest.raises(ConfigError, match="needs a fallback"):
+        config.section("allocator", AllocatorConfig)
