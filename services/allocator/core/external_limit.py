@@ -28,6 +28,8 @@ from .pools import Pools
 from .views import EPS, LoadView
 
 OPERATOR = Reason.GRID_OPERATOR_LIMIT
+#: No limit (immutable: shared by every decision without one).
+NO_LIMIT = GridLimitValues()
 
 
 @dataclass(slots=True)
@@ -59,7 +61,7 @@ def _watts(value: float) -> str:
 def limit_in_force(grid: GridLimitInput | None, now: datetime) -> OperatorLimit:
     """The limit that applies at ``now`` (``origin`` NONE: no limit)."""
     if grid is None:
-        return OperatorLimit(GridLimitOrigin.NONE, GridLimitValues())
+        return OperatorLimit(GridLimitOrigin.NONE, NO_LIMIT)
     signal = grid.signal
     heard = signal.heard if signal is not None else None
     if grid.required and grid.fallback is not None:
@@ -70,12 +72,12 @@ def limit_in_force(grid: GridLimitInput | None, now: datetime) -> OperatorLimit:
                                  f"the grid operator's signal is {since} (timeout {grid.signal_timeout:g} s): "
                                  "the safe fallback applies")
     if signal is None:
-        return OperatorLimit(GridLimitOrigin.NONE, GridLimitValues())
+        return OperatorLimit(GridLimitOrigin.NONE, NO_LIMIT)
     if signal.valid_until is not None and now >= signal.valid_until:
-        return OperatorLimit(GridLimitOrigin.NONE, GridLimitValues(), signal.source, signal.valid_until, heard,
+        return OperatorLimit(GridLimitOrigin.NONE, NO_LIMIT, signal.source, signal.valid_until, heard,
                              f"the limit from {signal.source} expired")
     if not signal.values.limits:
-        return OperatorLimit(GridLimitOrigin.NONE, GridLimitValues(), signal.source, None, heard,
+        return OperatorLimit(GridLimitOrigin.NONE, NO_LIMIT, signal.source, None, heard,
                              f"{signal.source} sets no limit")
     return OperatorLimit(GridLimitOrigin.SIGNAL, signal.values, signal.source, signal.valid_until, heard,
                          f"set by {signal.source}")
