@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -62,6 +63,7 @@ from .freshness import judge_measurement, judge_state
 from .grid_limit import GridLimitConfig, from_command, from_relay, restored
 from .limits import breaches, clamped
 from .loop import DecisionLoop
+from .metrics import AllocatorMetrics
 from .publisher import setpoint, site_decision
 from .reports import ReportThrottle
 from .settings_store import SettingsRejected, describe, merge_load, merge_site
@@ -124,6 +126,7 @@ class AllocatorService:
         #: Why the service that publishes the load states is gone (None while it is not known to be).
         self._load_service_gone: str | None = None
         self._throttle = ReportThrottle(self.section.report_interval)
+        self.metrics = AllocatorMetrics(self.registry, self.runtime.metrics)
         self._declare_routes()
 
     # -- routes ------------------------------------------------------------------------------------
@@ -464,6 +467,7 @@ class AllocatorService:
     # -- deciding ----------------------------------------------------------------------------------
     async def decide(self, site_id: str) -> None:
         """Run the core on the site's snapshot and publish the setpoints and the site decision."""
+        started = time.perf_counter()
         site = self.registry.site(site_id)
         await self.announcements.served(site, self.registry)
         now = self._now()
@@ -473,6 +477,7 @@ class AllocatorService:
             snapshot = site.snapshot(now, liveness)
             allocation = allocate(snapshot, now)
         except Exception as exc:
+            self.metrics.failed(site_id)
             self.runtime.log.exception("allocation for site %s failed", site_id)
             await self.runtime.report_error(self.topics.decision(site_id), "allocation_failed",
                                             f"{type(exc).__name__}: {exc}")
@@ -502,6 +507,7 @@ class AllocatorService:
             content = limit.model_dump_json(exclude={"ts", "heard"})
             if gate.passes(topic := self.topics.grid_limit(site_id), content, mono, refresh):
                 await self.runtime.publish(topic, limit, retain=True)
+        self.metrics.decided(site_id, allocation, time.perf_counter() - started)
 
     # -- calibration -------------------------------------------------------------------------------
     async def calibrate(self, site: SiteState, measurement: SiteMeasurement) -> None:
