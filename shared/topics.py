@@ -11,6 +11,8 @@ The tree (``ampmq`` is the configurable root, ``<site>`` a site id)::
     ampmq/<site>/settings/set/<field>               command   one field, raw value -> allocator
     ampmq/<site>/decision                           retained  SiteDecision         allocator
     ampmq/<site>/calibration                        retained  Calibration          allocator
+    ampmq/<site>/grid-limit                         retained  GridLimitState       allocator
+    ampmq/<site>/grid-limit/set                     command   GridLimitSet         -> allocator
     ampmq/<site>/errors                             event     ErrorReport          any service
     ampmq/<site>/load/<load>/state                  retained  LoadState            load_adapters
     ampmq/<site>/load/<load>/availability           retained  online|offline       load_adapters
@@ -58,6 +60,7 @@ class Kind(StrEnum):
     SETTINGS = "settings"
     DECISION = "decision"
     CALIBRATION = "calibration"
+    GRID_LIMIT = "grid-limit"
     ERRORS = "errors"
     LOAD = "load"
     CHARGER = "charger"
@@ -163,7 +166,7 @@ class Topics:
             if len(parts) < 4:
                 raise TopicError(f"{topic!r}: {kind} topics are {kind}/<id>/<leaf>")
             return TopicRef(self.root, site, kind, check_id(parts[2]), "/".join(parts[3:]))
-        if kind in (Kind.MEASUREMENT, Kind.SETTINGS, Kind.DECISION, Kind.ERRORS, Kind.CALIBRATION):
+        if kind in (Kind.MEASUREMENT, Kind.SETTINGS, Kind.DECISION, Kind.ERRORS, Kind.CALIBRATION, Kind.GRID_LIMIT):
             return TopicRef(self.root, site, kind, None, "/".join(parts[2:]))
         raise TopicError(f"{topic!r}: unknown kind {kind!r}")
 
@@ -213,6 +216,14 @@ class Topics:
     def calibration(self, site: str) -> str:
         """Detected phase mapping and polarity (``+`` for every site)."""
         return self.build(site, Kind.CALIBRATION)
+
+    def grid_limit(self, site: str) -> str:
+        """The grid-operator limit in force (``+`` for every site)."""
+        return self.build(site, Kind.GRID_LIMIT)
+
+    def grid_limit_set(self, site: str) -> str:
+        """The grid operator's signal (``+`` for every site)."""
+        return self.build(site, Kind.GRID_LIMIT, None, Leaf.SET)
 
     # -- loads -------------------------------------------------------------------------------------
     def load(self, site: str, load: str, leaf: Leaf) -> str:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from shared.models import (
     Calibration,
+    GridLimitSignal,
     LoadInput,
     LoadMemory,
     LoadSettings,
@@ -29,6 +30,7 @@ from shared.models import (
 
 from .calibration import remapped
 from .config import AllocatorConfig
+from .grid_limit import GridLimitConfig, decision_input
 from .schedules import active_modes, load_in_force, site_in_force
 
 
@@ -119,6 +121,9 @@ class SiteState:
     installation: SiteSettings = field(default_factory=lambda: SiteSettings(site="unset"))
     #: Load id -> the code of the unavailability last reported for it.
     reported_unavailable: dict[str, str] = field(default_factory=dict)
+    #: The grid operator's last signal (heard on our clock), and the site's policy for it from the config.
+    grid_signal: GridLimitSignal | None = None
+    grid_config: GridLimitConfig | None = None
 
     # -- inputs ------------------------------------------------------------------------------------
     def load(self, load: str) -> LoadEntry:
@@ -173,6 +178,13 @@ class SiteState:
         self.memory_ts = decision.ts
         return True
 
+    def take_grid_signal(self, signal: GridLimitSignal) -> bool:
+        """Take the grid operator's signal if heard after the one held (a restored one may be older)."""
+        if self.grid_signal is not None and signal.heard < self.grid_signal.heard:
+            return False
+        self.grid_signal = signal
+        return True
+
     def take_calibration(self, calibration: Calibration) -> bool:
         """Read the detector's memory back from a retained calibration, if newer than the one held."""
         if self.calibration is not None and calibration.ts <= self.calibration.ts:
@@ -218,6 +230,7 @@ class SiteState:
             measurement=self.measurement,
             loads=loads,
             memory=self.memory,
+            grid_limit=decision_input(self.grid_config, self.grid_signal),
         )
 
 
@@ -237,6 +250,7 @@ class Registry:
         if state is None:
             defaults = self.config.site_defaults(site)
             state = self.sites[site] = SiteState(site, defaults, installation=defaults)
+            state.grid_config = self.config.grid_limits.get(site)
         return state
 
     def served(self, site: str) -> SiteState | None:

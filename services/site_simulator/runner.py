@@ -23,12 +23,13 @@ from typing import Any
 from shared.broker import BrokerStartError, Mosquitto, embedded_broker, free_port
 from shared.clock import ScaledClock
 from shared.config import AmpmqConfig
-from shared.models import LoadState, Mode, Setpoint, SiteDecision, SiteSettings, Timers
+from shared.models import GridLimitSet, LoadState, Mode, Reason, Setpoint, SiteDecision, SiteSettings, Timers
 from shared.mqtt import Incoming, RawIncoming, Runtime
 from shared.services import SERVICES, run_services
 from shared.topics import Leaf, Topics
 
 from .charge_point import ChargerDevice
+from .grid_operator import run_control_box
 from .recorder import Recorder
 from .scenario import Scenario
 from .shelly import BoilerPlug, Pro3em
@@ -55,6 +56,8 @@ class LiveView:
     load_states: dict[str, LoadState] = field(default_factory=dict)
     decision: SiteDecision | None = None
     settings: SiteSettings | None = None
+    #: The setpoints the grid operator's limit held back (reason grid_operator_limit), as published.
+    dimmed: list[Setpoint] = field(default_factory=list)
     real_started: float = field(default_factory=time.monotonic)
 
     @property
@@ -132,6 +135,10 @@ async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | 
         services.add_done_callback(lambda task: _services_ended(task, view))
         tasks.append(services)
         tasks += [asyncio.ensure_future(d.run()) for d in devices.values()]
+        signals: list[GridLimitSet] = []
+        if scenario.grid_operator is not None:
+            tasks.append(asyncio.ensure_future(run_control_box(scenario.grid_operator, runtime, topics, scenario.site,
+                                                               clock, scenario.start.tzinfo, signals)))
         try:
             await _physics(site, clock, duration, view, meter, plug, observe, refresh, stop)
         finally:
@@ -153,6 +160,9 @@ async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | 
         kpis["meter_messages"] = meter.published
         if plug is not None:
             kpis["boiler_switches"] = plug.switches
+        if scenario.grid_operator is not None:
+            kpis["grid_operator"] = {"signals": len(signals), "dimmed_setpoints": len(view.dimmed),
+                                     "dimmed_loads": sorted({sp.load for sp in view.dimmed})}
         return RunResult(kpis, view)
 
 
@@ -253,6 +263,8 @@ def _observe(runtime: Runtime, topics: Topics, site: str, view: LiveView) -> Non
     async def on_setpoint(msg: Incoming[Setpoint]) -> None:
         if msg.payload.site == site and not msg.retain:
             view.recorder.setpoint(msg.payload)
+            if msg.payload.reason is Reason.GRID_OPERATOR_LIMIT:
+                view.dimmed.append(msg.payload)
 
     @runtime.route(topics.load_filter(Leaf.STATE), LoadState)
     async def on_state(msg: Incoming[LoadState]) -> None:

@@ -178,6 +178,30 @@ class CircuitSpec(Strict):
     curve: Literal["B", "C", "gG"] = "B"
 
 
+class DimmingWindow(Strict):
+    """Local times (HH:MM) the grid operator limits the site, and what it limits."""
+
+    start: time
+    end: time
+    controllable_cap_w: Watts | None = 4200.0
+    import_limit_w: Watts | None = None
+
+
+class GridOperatorSpec(Strict):
+    """The grid operator's control box (see ``grid_operator.py``)."""
+
+    #: Simulated seconds between two signals (each is also the box's heartbeat).
+    heartbeat: Seconds = Field(default=60.0, gt=0)
+    required: bool = True
+    #: The allocator falls back after this much silence (s).
+    signal_timeout: Seconds = Field(default=300.0, gt=0)
+    #: What the allocator applies while the box is silent (W per controllable load).
+    fallback_cap_w: Watts = 4200.0
+    windows: list[DimmingWindow] = Field(default_factory=list)
+    #: Local (start, end) spans in which the box sends nothing.
+    silent: list[tuple[time, time]] = Field(default_factory=list)
+
+
 class TimingSpec(Strict):
     """How often the simulated devices report (simulated seconds)."""
 
@@ -205,6 +229,8 @@ class Scenario(Strict):
     timing: TimingSpec = Field(default_factory=TimingSpec)
     #: Allocator settings (a SiteSettingsSet) on top of what the scenario implies.
     allocator: dict[str, object] = Field(default_factory=dict)
+    #: The grid operator's control box and its dimming windows (see ``grid_operator.py``).
+    grid_operator: GridOperatorSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -250,3 +276,4 @@ def load_scenario(path: str | Path) -> Scenario:
     except ValidationError as exc:
         lines = [f"{'.'.join(str(p) for p in e['loc']) or 'scenario'}: {e['msg']}" for e in exc.errors()]
         raise ScenarioError(f"scenario {file}:\n  " + "\n  ".join(lines)) from exc
+

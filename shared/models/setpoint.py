@@ -35,6 +35,7 @@ class Reason(StrEnum):
     MUST_RUN = "must_run"
     #: Break before make: an increase waits until the loads lowered on its phases follow their lower setpoints.
     AWAITING_FOLLOW = "awaiting_follow"
+    GRID_OPERATOR_LIMIT = "grid_operator_limit"  # a grid operator's limit (§14a EnWG and the like)
 
 
 class Setpoint(Message):

@@ -31,6 +31,7 @@ from shared.models import (
     Timers,
 )
 from shared.models.allocation import LoadInput, SiteMemory, Snapshot
+from shared.models.grid_limit import GridLimitInput
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SITE = "home"
@@ -220,9 +221,12 @@ class Scenario:
     available: dict[str, float | None] = field(default_factory=dict)
     memory: SiteMemory = field(default_factory=SiteMemory)
     now: datetime = NOW
+    #: The grid operator's signal and policy (see ``test_grid_limit.operator``).
+    grid_limit: GridLimitInput | None = None
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(settings=self.site, measurement=self.measurement, loads=self.loads, memory=self.memory)
+        return Snapshot(settings=self.site, measurement=self.measurement, loads=self.loads, memory=self.memory,
+                        grid_limit=self.grid_limit)
 
 
 def battery(

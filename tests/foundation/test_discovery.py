@@ -17,6 +17,7 @@ import yaml
 
 from shared.discovery import Discovery
 from shared.models import (
+    GridLimitState,
     LoadKind,
     LoadSettings,
     LoadSettingsSet,
@@ -317,3 +318,11 @@ def test_a_charger_shows_its_last_finished_session() -> None:
     assert strict(energy["value_template"], payload) == "14.23"
     assert strict(solar["value_template"], payload) == "63.4"
     assert strict(ended["value_template"], payload) == "2026-12-06T18:00:00Z"
+
+
+def test_the_grid_operator_limit_shows_when_it_is_in_force() -> None:
+    config = dict(D.site_entities("home"))["homeassistant/binary_sensor/ampmq-home/grid_operator_limit/config"]
+    assert config["state_topic"] == Topics().grid_limit("home")
+    on = GridLimitState(site="home", in_force=True, controllable_cap_w=4200.0, why="set by steuerbox")
+    assert strict(config["value_template"], on.model_dump_json()) == "ON"
+    assert strict(config["value_template"], GridLimitState(site="home").model_dump_json()) == "OFF"

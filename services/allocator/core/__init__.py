@@ -6,7 +6,8 @@ No I/O, no clock reads, no globals: the same snapshot and ``now`` give the same 
 :mod:`.budget` (hard limits: fuse per phase, max import, circuits, imbalance),
 :mod:`.strategies` (modes and the four strategies), :mod:`.stability` (smoothing and anti-flicker timers),
 :mod:`.safety` (final fit into the hard limits), :mod:`.explain` (reasons, sentences, table),
-:mod:`.output` (fast construction of the output models), :mod:`.allocate` (the steps in order). The only
+:mod:`.output` (fast construction of the output models), :mod:`.external_limit` (grid-operator limits),
+:mod:`.allocate` (the steps in order). The only
 module-level state is immutable constants and a memo of a pure function (:func:`.views.work_out_wiring`).
 
 Decisions on points the issue leaves open:
@@ -71,6 +72,10 @@ Decisions on points the issue leaves open:
   min_run and grace.
 * Circuits are applied as limits during the allocation itself (same ordering), so budget a circuit cannot
   use goes to the next load; a load naming a circuit the site does not define is limited by the main fuse only.
+* **Grid-operator limits** (:mod:`.external_limit`, §14a EnWG): the snapshot's ``grid_limit`` (the last signal, a
+  silence policy with a fallback) gives a site import limit (lowering the import room like ``max_import_power``)
+  and per-load caps (W → A per leg; a load whose minimum is above its cap pauses), above every mode and
+  priority; a load they hold back gets reason ``grid_operator_limit``. Expiry and silence are judged at ``now``.
 * The imbalance limit bounds ``max − min`` of ``house + allocations`` over the site's phases; an allocation
   never widens a spread beyond it (a house that is already beyond it is not the allocator's to fix).
 """

@@ -19,6 +19,8 @@ from shared.models.settings import Mode, SiteSettings
 
 from .budget import Budget
 from .explain import final_reason, sentence
+from .external_limit import OperatorLimit, cap_loads, decision_reason, limit_in_force, lower_import, relabel
+from .external_limit import state as limit_state
 from .follow import NOT_COUNTED, judge
 from .ordering import in_order
 from .output import construct
@@ -78,12 +80,13 @@ def _final_fit(allowed: list[LoadView], views: list[LoadView], settings: SiteSet
 
 
 def _stale_minimums(
-    loads: list[LoadView], budget: Budget, guard: Budget | None, pools: Pools, settings: SiteSettings
+    loads: list[LoadView], budget: Budget, guard: Budget | None, pools: Pools, settings: SiteSettings,
+    operator_import: bool = False,
 ) -> None:
     """Unknown data: a safe minimum only where it is known to fit (all its phases measured, no limit unknown)."""
     known = pools.known
     all_known = len(known) == len(pools.phases)
-    unknown_limits = settings.max_import_power is not None or (
+    unknown_limits = settings.max_import_power is not None or operator_import or (
         settings.imbalance_limit is not None and len(pools.phases) > 1 and not all_known
     )
     for load in loads:
@@ -116,12 +119,13 @@ def _idle_reason(load: LoadView) -> Reason | None:
     return None
 
 
-def _decision(view: LoadView, pools: Pools, final: Budget, now: datetime) -> LoadDecision:
+def _decision(view: LoadView, pools: Pools, final: Budget, now: datetime, limit: OperatorLimit) -> LoadDecision:
     """One load's decision: amount, reason, sentence, ``available`` for idle loads, memory for the next one."""
     idle_reason = _idle_reason(view)
     if idle_reason is None:
         amount = view.amount
         reason = Reason.STALE_DATA if pools.stale else final_reason(view, amount)
+        reason = decision_reason(limit, view, reason, amount)
         memory = next_memory(view, amount, now)
     else:
         amount = 0.0
@@ -159,24 +163,29 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
     views = build_views(settings, snapshot.loads)
     judge(views, settings.timers, now)
     pools = compute_pools(settings, snapshot.measurement, views, snapshot.memory, now)
+    limit = limit_in_force(snapshot.grid_limit, now)  # the grid operator's, above every mode and priority
+    cap_loads(limit, views, settings.voltage)
+    lower_import(limit, pools, settings)
     for view in views:
         view.pool = pool_of(view, settings)
-    competing = in_order([v for v in views if v.wants_power])
+    competing = in_order([v for v in views if v.wants_power and v.index not in limit.paused])
     if pools.stale:
         final = Budget.start(settings, pools, views)
         allowed = before_allocation(competing, now, settings.timers)
         for load in allowed:
             load.target = load.floor
         guard = _guard(allowed, views, settings, pools)
-        _stale_minimums(allowed, final, guard, pools, settings)
+        operator_import = limit.in_force and limit.values.import_limit_w is not None
+        _stale_minimums(allowed, final, guard, pools, settings, operator_import)
     else:
         budget = Budget.start(settings, pools, views)
         allowed = hold_back_restarts(before_allocation(competing, now, settings.timers), budget)
         STRATEGIES[settings.strategy](allowed, budget, pools)
         after_allocation(allowed, now, settings.timers, settings.allow_grid_charging)
         final = _final_fit(allowed, views, settings, pools)
+        relabel(limit, allowed)
 
-    decisions = [_decision(view, pools, final, now) for view in views]
+    decisions = [_decision(view, pools, final, now, limit) for view in views]
     running = sum(1 for d in decisions if d.on)
     competing_count = len(competing)
     if pools.stale:
@@ -186,6 +195,12 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
         message = f"{running} running, {paused} paused, {len(views) - competing_count} not competing"
     if pools.battery_note:
         message = f"{message}; {pools.battery_note}"
+    grid_limit = None
+    if snapshot.grid_limit is not None:
+        binding = [d.load for d in decisions if d.reason is Reason.GRID_OPERATOR_LIMIT]
+        grid_limit = limit_state(limit, settings.site, now, binding)
+        if limit.in_force:
+            message = f"{message}; grid operator limit in force ({limit.why})"
     return construct(
         Allocation,
         {
@@ -206,5 +221,6 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
                     "surplus_ema": {p: clamp(v) for p, v in pools.surplus_ema.items()},
                 },
             ),
+            "grid_limit": grid_limit,
         },
     )
