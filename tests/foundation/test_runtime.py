@@ -235,21 +235,26 @@ async def test_receiving_leaves_no_cyclic_garbage_per_message(mqtt_url: str, pro
         got.append(msg.payload.site)
 
     messages = 300
+    rounds: list[int] = []
     async with serving(runtime):
-        gc.collect()
-        gc.disable()
-        try:
-            for _ in range(messages):
-                await probe.publish(topics.measurement(site_id), SiteMeasurement(site=site_id), qos=0)
-            for _ in range(250):
-                if len(got) == messages:
-                    break
-                await asyncio.sleep(0.02)
-            assert len(got) == messages
-            garbage = gc.collect()
-        finally:
-            gc.enable()
-    assert garbage < messages, f"{garbage} objects of cyclic garbage after {messages} messages"
+        # Three rounds, the least counted: whatever else this process runs (a client of an earlier test still
+        # reconnecting) may add garbage to one round, while a per-message leak shows in every one.
+        for _ in range(3):
+            got.clear()
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(messages):
+                    await probe.publish(topics.measurement(site_id), SiteMeasurement(site=site_id), qos=0)
+                for _ in range(250):
+                    if len(got) == messages:
+                        break
+                    await asyncio.sleep(0.02)
+                assert len(got) == messages
+                rounds.append(gc.collect())
+            finally:
+                gc.enable()
+    assert min(rounds) < messages, f"{rounds} objects of cyclic garbage after {messages} messages (per round)"
 
 
 def test_reconnect_schedule_doubles_to_a_small_cap_with_jitter() -> None:
