@@ -92,9 +92,13 @@ def run_demo(args: argparse.Namespace, config: AmpmqConfig) -> int:
 
 def _report(result: RunResult, scenario: Scenario, directory: Path) -> int:
     """Write both reports and the summary lines; the exit code (``INTERRUPTED`` for a partial run)."""
+    from .comparison import compare
     from .report import write_reports
 
     kpis = result.kpis
+    if not kpis["partial"]:
+        # the same day under the core and under evcc's default timers, on the closed-loop physics (about a second)
+        kpis["comparison"] = compare(scenario)
     json_path, html_path = write_reports(directory, kpis, result.view.recorder.series, scenario.start)
     print(f"trips: {kpis['trips']}  peak phase current: {kpis['peak_phase_current']:.1f} A "
           f"(limit {kpis['limit']:g} A)  overload: {kpis['overload_seconds']:.0f} s  "

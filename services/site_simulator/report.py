@@ -61,6 +61,26 @@ def _table(rows: list[tuple[str, str]]) -> str:
         + "</table>"
 
 
+def _comparison(comparison: dict[str, Any] | None) -> str:
+    """The same day under ampmq's core and under evcc's default timers (:mod:`.comparison`), as a table."""
+    if not comparison:
+        return ""
+    ours, theirs = comparison["ampmq"], comparison["evcc_defaults"]
+    rows = "".join(
+        f"<tr><td>{html.escape(load)} ({html.escape(ours['modes'][load])})</td><td>{starts}</td>"
+        f"<td>{theirs['starts'].get(load, 0)}</td><td>{ours['kwh'].get(load, 0.0):.1f}</td>"
+        f"<td>{theirs['kwh'].get(load, 0.0):.1f}</td></tr>" for load, starts in ours["starts"].items())
+    rows += (f"<tr><td>site: self-consumption</td><td colspan=2>{ours['self_consumption_pct']} % ampmq, "
+             f"{theirs['self_consumption_pct']} % evcc</td><td colspan=2>import / export kWh: "
+             f"{ours['import_kwh']} / {ours['export_kwh']} ampmq, {theirs['import_kwh']} / {theirs['export_kwh']} "
+             "evcc</td></tr>")
+    return ("<h2>Start/stop quality beside evcc's default timers</h2>"
+            "<p>The same day played twice on the closed-loop physics (services/site_simulator/closed_loop.py): with "
+            "ampmq's allocator core, and with evcc's PV-mode defaults (enable delay 1 min, disable delay 3 min, "
+            "thresholds 0 W).</p><table><tr><th>load (mode)</th><th>starts ampmq</th><th>starts evcc</th>"
+            f"<th>kWh ampmq</th><th>kWh evcc</th></tr>{rows}</table>")
+
+
 def html_report(kpis: dict[str, Any], series: list[dict[str, Any]], start: datetime) -> str:
     e = kpis["energy_kwh"]
     summary = [
@@ -87,6 +107,7 @@ def html_report(kpis: dict[str, Any], series: list[dict[str, Any]], start: datet
         partial = (f"<p class=partial>Partial report: the run was stopped (Ctrl-C) at {reached:%H:%M} simulated "
                    f"time, after {kpis['simulated_seconds'] / 3600:.1f} of {kpis['planned_seconds'] / 3600:.1f} "
                    "simulated hours. Everything below covers that time only.</p>")
+    comparison = _comparison(kpis.get("comparison"))
     title = html.escape(kpis["scenario"]) + (" (partial)" if partial else "")
     figures = "".join(f"<figure>{chart.svg()}</figure>" for chart in charts(series, start))
     return f"""<!doctype html>
@@ -107,6 +128,7 @@ figure {{ margin: 1.5em 0; }}
 <h2>Loads</h2>
 <table><tr><th>load</th><th>energy kWh</th><th>grid kWh (Solar Only)</th><th>starts</th>
 <th>setpoint starts</th><th>peak A</th><th>anti-flicker violations</th></tr>{load_rows}</table>
+{comparison}
 {figures}
 <h2>KPIs (as in demo-report.json)</h2>
 <pre>{html.escape(json.dumps(kpis, indent=2))}</pre>

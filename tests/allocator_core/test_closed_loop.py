@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from services.site_simulator.closed_loop import Day, HomeBattery, Load, Record, constant, flat, ramp, run
 from shared.models import BatterySettings, LoadKind, Mode, Phase, SiteSettings
-
-from .physics import Day, HomeBattery, Load, Record, constant, flat, ramp, run
 
 V = 230.0
 

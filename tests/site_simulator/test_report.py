@@ -17,7 +17,8 @@ from services.site_simulator.report import charts, write_reports
 from services.site_simulator.scenario import load_scenario
 from services.site_simulator.site import Site
 
-SUNNY = Path(__file__).resolve().parents[2] / "scenarios" / "sunny-day.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+SUNNY = ROOT / "scenarios" / "sunny-day.yaml"
 
 
 def test_kpis_add_up_and_the_report_has_its_charts(tmp_path: Path) -> None:
@@ -130,3 +131,20 @@ def test_a_line_covers_every_band_and_a_setpoint_is_drawn_as_steps() -> None:
     # a setpoint holds until the next one: across, then up (not a slope from one sample to the next)
     assert polyline_points([(0.0, 0.0), (0.0, 0.0), (16.0, 16.0)], steps=True) == \
         [[(0, 0.0), (1, 0.0), (2, 0.0), (2, 16.0)]]
+
+
+def test_the_report_sets_the_core_beside_evccs_default_timers_on_the_same_day() -> None:
+    """Issue 14: starts per load and self-consumption beside what evcc's defaults give on the same simulated
+    day (the closed-loop physics); on the cloudy day the core starts the Solar Only car and the boiler fewer
+    times and keeps more of the sun on site."""
+    from services.site_simulator.comparison import compare
+    from services.site_simulator.report import _comparison
+    from services.site_simulator.scenario import load_scenario
+
+    result = compare(load_scenario(ROOT / "scenarios" / "cloudy-day.yaml"))
+    ours, theirs = result["ampmq"], result["evcc_defaults"]
+    assert ours["starts"]["garage"] < theirs["starts"]["garage"]  # the Solar Only car
+    assert ours["starts"]["boiler"] < theirs["starts"]["boiler"]
+    assert ours["self_consumption_pct"] >= theirs["self_consumption_pct"]
+    table = _comparison(result)
+    assert "evcc" in table and f"<td>{ours['starts']['garage']}</td><td>{theirs['starts']['garage']}</td>" in table
