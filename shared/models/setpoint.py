@@ -33,6 +33,7 @@ class Reason(StrEnum):
     GRACE = "grace"
     RAMP = "ramp"
     MUST_RUN = "must_run"
+    PLANNED_CHARGING = "planned_charging"  # in a slot of its departure plan (docs/plans.md)
 
 
 class Setpoint(Message):
