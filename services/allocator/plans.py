@@ -62,6 +62,17 @@ def worked_out(site: SiteState, load: str, request: LoadPlan, now: datetime) -> 
         "shortfall_wh": result.shortfall_wh, "message": message[:1000]})
 
 
+#: A SOC this far (%) from the one a plan was worked out with replans at once (else at ``plan_interval``).
+SOC_STEP = 1.0
+
+
+def soc_moved(planned: float | None, soc: float | None) -> bool:
+    """Whether a load's new SOC should replan its plan now."""
+    if planned is None or soc is None:
+        return planned != soc
+    return abs(soc - planned) >= SOC_STEP
+
+
 def content(load_plan: LoadPlan | None) -> dict[str, Any] | None:
     """What a plan says, without its stamp: published again only when this changed."""
     return None if load_plan is None else load_plan.model_dump(exclude={"ts"})

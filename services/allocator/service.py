@@ -62,7 +62,7 @@ from .freshness import judge_measurement, judge_state
 from .limits import breaches, clamped
 from .loop import DecisionLoop
 from .plans import content as plan_content
-from .plans import explained, requested, worked_out
+from .plans import explained, requested, soc_moved, worked_out
 from .publisher import setpoint, site_decision
 from .reports import ReportThrottle
 from .settings_store import SettingsRejected, describe, merge_load, merge_site
@@ -154,8 +154,8 @@ class AllocatorService:
             if site is None:
                 return
             entry = self.registry.load(site.site, _load_of(msg.ref, msg.payload.load))
-            if entry.plan is not None and (entry.state is None or entry.state.soc != msg.payload.soc):
-                site.replan = True  # a new SOC: the energy a plan still needs changed
+            if entry.plan is not None and soc_moved(entry.planned_soc, msg.payload.soc):
+                site.replan = True  # the energy a plan still needs changed
             entry.state, entry.untrusted = judge_state(msg.payload, self._now(), self.section.future_tolerance)
             entry.seen = True
             if entry.untrusted is not None:
@@ -433,6 +433,7 @@ class AllocatorService:
                 continue
             before = entry.plan
             entry.plan, entry.planned_at = worked_out(site, load, before, now), now
+            entry.planned_soc = entry.state.soc if entry.state is not None else None
             if plan_content(entry.plan) != plan_content(before):
                 await self.runtime.publish(self.topics.plan(site.site, load), entry.plan, retain=True)
 

@@ -79,6 +79,8 @@ class LoadEntry:
     #: was last worked out (None: due).
     plan: LoadPlan | None = None
     planned_at: datetime | None = None
+    #: The SOC the plan was last worked out with.
+    planned_soc: float | None = None
 
     def unavailable_because(self, liveness: Liveness | None) -> Unavailable | None:
         """Why the load counts as unavailable although its state does not say so; None when it does not."""

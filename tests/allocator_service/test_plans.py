@@ -127,3 +127,47 @@ async def test_a_bad_plan_is_reported_and_sets_nothing(
         report = (await watch.expect(topics.errors(site_id), after=mark)).model(ErrorReport)
         assert report.error == "validation" and "capacity_wh" in report.message
         assert watch.on(topics.plan(site_id, "car"), after=mark) == []
+
+
+async def test_a_plan_is_replanned_when_the_fuse_headroom_changes(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"fuse_limit": 25.0, "margin": 1.0, "mode": "solar_only",
+                                          "timers": FAST_TIMERS}}, plan_interval=1.0)
+    start = now()
+    await start_site(watch, topics, site_id, start)
+    async with running(config):
+        mark = watch.mark()
+        await watch.publish(topics.plan_set(site_id, "car"), {
+            "target_energy_wh": 15_000.0, "deadline": (start + timedelta(hours=3)).isoformat()})
+        roomy = plan_of(await watch.expect(topics.plan(site_id, "car"), after=mark))
+        assert (roomy.current, roomy.house_estimate) == (16.0, 2.0)
+        # the house starts drawing 14 A (a heat pump): the car may have 10 A, so the plan needs more slots
+        mark = watch.mark()
+        await watch.publish(topics.measurement(site_id), measurement(site_id, 14.0), retain=True)
+        tight = plan_of(await watch.expect(topics.plan(site_id, "car"), after=mark, timeout=5.0,
+                                           where=lambda m: plan_of(m).current == 10.0))
+        assert tight.house_estimate == 14.0 and tight.feasible
+        assert [s.price for s in tight.slots] == [0.05, 0.40, 0.45]
+        assert [s.price for s in roomy.slots] == [0.05, 0.40]
+
+
+async def test_a_new_soc_replans_at_once(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"mode": "solar_only", "timers": FAST_TIMERS}})  # plan_interval 60 s
+    start = now()
+    await start_site(watch, topics, site_id, start)
+    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car").model_copy(update={"soc": 40.0}),
+                        retain=True)
+    async with running(config):
+        mark = watch.mark()
+        await watch.publish(topics.plan_set(site_id, "car"), {
+            "target_soc": 80.0, "capacity_wh": 50_000.0, "deadline": (start + timedelta(hours=3)).isoformat()})
+        first = plan_of(await watch.expect(topics.plan(site_id, "car"), after=mark))
+        assert first.energy_needed_wh == 20_000.0
+        mark = watch.mark()
+        await watch.publish(topics.load_state(site_id, "car"),
+                            evse(site_id, "car").model_copy(update={"soc": 70.0}), retain=True)
+        later = plan_of(await watch.expect(topics.plan(site_id, "car"), after=mark))
+        assert later.energy_needed_wh == 5_000.0 and [s.price for s in later.slots] == [0.05]
