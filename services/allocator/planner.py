@@ -62,6 +62,16 @@ class PlanResult:
     message: str = ""
 
 
+def clock_time(moment: datetime, zone_of: datetime) -> str:
+    """``moment`` as a wall-clock time in the zone (UTC offset) of ``zone_of`` — the deadline as the user gave
+    it: ``07:00 UTC`` or ``07:00 +01:00``."""
+    local = moment.astimezone(zone_of.tzinfo)
+    offset = local.utcoffset()
+    if not offset:
+        return local.strftime("%H:%M UTC")
+    return f"{local.strftime('%H:%M')} {local.strftime('%z')[:3]}:{local.strftime('%z')[3:]}"
+
+
 def charge_rate(state: LoadState, settings: LoadSettings | None, site: Site, measurement: SiteMeasurement | None,
                 others: Sequence[LoadState] = ()) -> Rate:
     """The current the fuse is expected to allow the load: its max current, capped by ``fuse − margin − house``
@@ -141,7 +151,7 @@ def plan(need_wh: float, now: datetime, deadline: datetime, prices: Sequence[Pri
          pv: Sequence[PvSlot] = (), label: str = "the target") -> PlanResult:
     """The cheapest set of slots that delivers ``need_wh`` by ``deadline`` at ``rate`` (see the module)."""
     currency = prices[0].currency if prices else None
-    when = deadline.strftime("%Y-%m-%d %H:%M UTC")
+    when = clock_time(deadline, deadline)
     if need_wh <= 0:
         return PlanResult(currency=currency, expected_finish=now, message=f"{label} is reached")
     if deadline <= now:
@@ -190,7 +200,7 @@ def plan(need_wh: float, now: datetime, deadline: datetime, prices: Sequence[Pri
     assert finish is not None
     return PlanResult(slots, cost, currency, finish, True, 0.0,
                       f"{need_wh / 1000:.1f} kWh in {len(slots)} slot(s) at {rate.why}{priced}, done by "
-                      f"{finish.strftime('%H:%M UTC')}")
+                      f"{clock_time(finish, deadline)}")
 
 
 def _merged(slots: list[PlannedSlot]) -> list[PlannedSlot]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.models import LoadDecision, LoadPlan, LoadState, PlanSet, Reason
 
-from .planner import Rate, active_slot, charge_rate, energy_needed, plan
+from .planner import Rate, active_slot, charge_rate, clock_time, energy_needed, plan
 from .state import SiteState
 
 _NO_STATE = Rate(0.0, 0.0, None, "the load has not reported its state yet")
@@ -30,8 +30,8 @@ def requested(site: str, load: str, command: PlanSet, state: LoadState | None, n
 
 def _label(request: LoadPlan) -> str:
     if request.target_soc is not None:
-        return f"{request.target_soc:g} % by {request.deadline.strftime('%H:%M UTC')}"
-    return f"{(request.target_energy_wh or 0.0) / 1000:.1f} kWh by {request.deadline.strftime('%H:%M UTC')}"
+        return f"{request.target_soc:g} % by {clock_time(request.deadline, request.deadline)}"
+    return f"{(request.target_energy_wh or 0.0) / 1000:.1f} kWh by {clock_time(request.deadline, request.deadline)}"
 
 
 def worked_out(site: SiteState, load: str, request: LoadPlan, now: datetime) -> LoadPlan:
@@ -85,6 +85,6 @@ def explained(decision: LoadDecision, load_plan: LoadPlan, now: datetime) -> Loa
     if slot is None or decision.reason is not Reason.OK:
         return decision
     price = f" at {slot.price:g} {load_plan.currency}/kWh" if slot.price is not None and load_plan.currency else ""
-    message = (f"charging in a planned slot until {slot.end.strftime('%H:%M UTC')}{price} (departure plan: "
+    message = (f"charging in a planned slot until {clock_time(slot.end, load_plan.deadline)}{price} (departure plan: "
                f"{_label(load_plan)})")
     return decision.model_copy(update={"reason": Reason.PLANNED_CHARGING, "message": message})

@@ -38,6 +38,11 @@ def price_forecast(scenario: Scenario) -> PriceForecast | None:
         for i, value in enumerate(spec.values)])
 
 
+def price_at(forecast: PriceForecast, when: datetime) -> float | None:
+    """The price of the slot ``when`` falls in, None outside every slot."""
+    return next((s.price for s in forecast.slots if s.start <= when < s.end), None)
+
+
 def plan_commands(scenario: Scenario) -> dict[str, PlanSet]:
     """Load id -> the ``plan/set`` the scenario gives it."""
     chargers = {c.id: c for c in scenario.chargers}

@@ -40,11 +40,12 @@ def test_a_plan_for_a_load_that_is_not_a_charger_is_refused(tmp_path: Path) -> N
 
 async def test_an_hour_of_the_night_on_every_real_service(mqtt_url: str, site_id: str) -> None:
     # 01:30 to 02:30 with a plan for 50 %: 12 kWh fit in the 02:00 (0.14) hour and a bit of the 03:00 one, so
-    # the Solar Only car must stay off until 02:00 (0.16 now) and charge after it
+    # the Solar Only car must stay off until 02:00 (0.16 now) and charge after it. It comes home at 01:35, once
+    # the charger has its profiles (a car plugged in before the charger connects draws its maximum until then)
     night = load_scenario(SCENARIO)
     carport = night.chargers[0]
     assert carport.ev is not None
-    car_home = carport.model_copy(update={"ev": carport.ev.model_copy(update={"arrives": time(1, 0)})})
+    car_home = carport.model_copy(update={"ev": carport.ev.model_copy(update={"arrives": time(1, 35)})})
     scenario = night.model_copy(update={
         "site": site_id, "start": datetime.fromisoformat("2026-12-16T01:30:00+01:00"), "duration": 3600.0,
         "speed": 240.0, "chargers": [car_home],
@@ -59,3 +60,5 @@ async def test_an_hour_of_the_night_on_every_real_service(mqtt_url: str, site_id
     car = kpis["loads"]["carport"]
     # half an hour at up to 16 A on 3 phases is at most 5.5 kWh; charging all hour would be twice that
     assert 2.0 < car["energy_kwh"] < 6.0, car
+    # and every kWh of it at the 0.14 of the slot the plan chose, none at the 0.16 before it
+    assert car["cost"] == pytest.approx(0.14 * car["energy_kwh"], rel=0.01), car
