@@ -11,6 +11,7 @@ Top-level keys are shared by every service; each service reads its own section::
       key_file: /certs/client.key
     root: ampmq                          # AMPMQ_ROOT
     log_level: INFO                      # AMPMQ_LOG_LEVEL
+    metrics: {port: 9100, host: 0.0.0.0} # AMPMQ_METRICS__PORT: Prometheus /metrics (off unless a port is set)
     allocator: {...}                     # AMPMQ_ALLOCATOR__<FIELD>
     ocpp_gateway: {...}
     meter_bridge: {...}
@@ -37,6 +38,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from .metrics import MetricsConfig
 from .topics import DEFAULT_ROOT
 
 if TYPE_CHECKING:
@@ -104,6 +106,8 @@ class AmpmqConfig(BaseSettings):
     mqtt_tls: MqttTls = Field(default_factory=MqttTls)
     root: str = DEFAULT_ROOT
     log_level: str = "INFO"
+    #: Where the process serves Prometheus ``/metrics`` (:mod:`shared.metrics`): nowhere unless a port is set.
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     allocator: dict[str, Any] = Field(default_factory=dict)
     ocpp_gateway: dict[str, Any] = Field(default_factory=dict)
     meter_bridge: dict[str, Any] = Field(default_factory=dict)

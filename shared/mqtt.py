@@ -48,6 +48,7 @@ from pydantic import BaseModel, ValidationError
 
 from .filters import FilterTable
 from .inbox import Inbox
+from .metrics import service_registry
 from .models import ErrorReport
 from .payload import PayloadError, check_bounds, transaction_of
 from .secrets import redact
@@ -176,12 +177,20 @@ class _Route:
 
 @dataclass(slots=True)
 class RuntimeStats:
+    """What the runtime counts as it goes (plain integers: nothing on the message path locks), read by
+    :class:`shared.metrics.RuntimeCollector` when scraped."""
+
+    #: Messages handed to the routes, and those refused (a payload failing its model, a handler's ValueError).
     received: int = 0
     rejected: int = 0
+    #: Publications handed to the connection, and those dropped (not connected, or refused by the client).
     published: int = 0
     dropped: int = 0
     handler_errors: int = 0
+    #: Sessions established (subscriptions acknowledged): the first connection and every reconnect.
     connects: int = 0
+    #: Error code -> error reports published with it.
+    error_reports: dict[str, int] = field(default_factory=dict)
 
 
 _instances = itertools.count(1)
@@ -281,6 +290,8 @@ class Runtime:
         self.topics = topics or Topics()
         self.availability_topic = availability_topic or self.topics.service_availability(service)
         self.stats = RuntimeStats()
+        #: This service's Prometheus registry (:mod:`shared.metrics`); a service registers its collectors here.
+        self.metrics = service_registry(self)
         self._routes: FilterTable[_Route] = FilterTable()
         #: The QoS each filter is subscribed at: the highest its routes ask for.
         self._subscriptions: dict[str, int] = {}
@@ -361,6 +372,9 @@ class Runtime:
         caller's. Waiting for PUBACKs in a handler held every message behind it — an overload reading
         included — for as long as the broker took to answer, seconds on a saturated machine."""
         data: str | bytes
+        if type(payload) is ErrorReport:  # every report is counted by its code, delivered or not
+            reports = self.stats.error_reports
+            reports[payload.error] = reports.get(payload.error, 0) + 1
         if payload is None:
             data = b""
         elif isinstance(payload, BaseModel):
@@ -509,7 +523,6 @@ class Runtime:
         raw = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
         topic = message.topic.value
         if not self.inbox.put(RawIncoming(topic, raw, bool(message.retain)), state=self._is_state(topic)):
-            self.stats.dropped += 1
             self.log.warning("inbox full (%d commands and events waiting): refused %s", self.inbox.limit, topic)
 
     def _is_state(self, topic: str) -> bool:

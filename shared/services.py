@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from . import heap
 from .clock import SYSTEM_CLOCK, Clock
 from .config import AmpmqConfig, ConfigError
+from .metrics import Exporter, exporting
 
 log = logging.getLogger("ampmq")
 
@@ -56,15 +57,24 @@ async def supervise(name: str, config: AmpmqConfig, clock: Clock = SYSTEM_CLOCK,
         delay = min(delay * 2, backoff_max)
 
 
-async def run_services(config: AmpmqConfig, names: list[str], clock: Clock = SYSTEM_CLOCK) -> None:
+async def run_services(config: AmpmqConfig, names: list[str], clock: Clock = SYSTEM_CLOCK,
+                       exporter: Exporter | None = None) -> None:
     """Run the named services in this process, each supervised, until cancelled. A service whose config
     section is unusable stops them all with its :class:`ConfigError` (the first one), not a task group's
-    traceback: the command prints the message and exits with status 2."""
+    traceback: the command prints the message and exits with status 2.
+
+    With a ``metrics`` port configured, one endpoint serves every service of this process (``exporter``,
+    when given, is the one used: tests read its bound port)."""
+    if exporter is None and config.metrics.enabled:
+        exporter = Exporter()
     try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(heap.keep_frozen(), name="heap")
-            for name in names:
-                group.create_task(supervise(name, config, clock), name=name)
+        with exporting(exporter):  # the services' runtimes, created in the tasks below, register with it
+            async with asyncio.TaskGroup() as group:
+                group.create_task(heap.keep_frozen(), name="heap")
+                if exporter is not None:
+                    group.create_task(exporter.serve(config.metrics), name="metrics")
+                for name in names:
+                    group.create_task(supervise(name, config, clock), name=name)
     except* ConfigError as errors:
         raise _first_config_error(errors) from None
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -61,6 +62,7 @@ from .discovery import DiscoveryAnnouncer
 from .freshness import judge_measurement, judge_state
 from .limits import breaches, clamped
 from .loop import DecisionLoop
+from .metrics import AllocatorMetrics
 from .plans import content as plan_content
 from .plans import explained, requested, soc_moved, worked_out
 from .publisher import setpoint, site_decision
@@ -125,6 +127,7 @@ class AllocatorService:
         #: Why the service that publishes the load states is gone (None while it is not known to be).
         self._load_service_gone: str | None = None
         self._throttle = ReportThrottle(self.section.report_interval)
+        self.metrics = AllocatorMetrics(self.registry, self.runtime.metrics)
         self._declare_routes()
 
     # -- routes ------------------------------------------------------------------------------------
@@ -507,6 +510,7 @@ class AllocatorService:
     # -- deciding ----------------------------------------------------------------------------------
     async def decide(self, site_id: str) -> None:
         """Run the core on the site's snapshot and publish the setpoints and the site decision."""
+        started = time.perf_counter()
         site = self.registry.site(site_id)
         await self.announcements.served(site, self.registry)
         now = self._now()
@@ -517,6 +521,7 @@ class AllocatorService:
             snapshot = site.snapshot(now, liveness)
             allocation = allocate(snapshot, now)
         except Exception as exc:
+            self.metrics.failed(site_id)
             self.runtime.log.exception("allocation for site %s failed", site_id)
             await self.runtime.report_error(self.topics.decision(site_id), "allocation_failed",
                                             f"{type(exc).__name__}: {exc}")
@@ -544,6 +549,7 @@ class AllocatorService:
             await self.runtime.flush()
         if gate.passes(topic := self.topics.decision(site_id), decision_content(allocation), mono, refresh):
             await self.runtime.publish(topic, site_decision(allocation, now), retain=True)
+        self.metrics.decided(site_id, allocation, time.perf_counter() - started)
 
     # -- calibration -------------------------------------------------------------------------------
     async def calibrate(self, site: SiteState, measurement: SiteMeasurement) -> None:

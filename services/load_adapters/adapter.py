@@ -39,6 +39,9 @@ SAFETY_REASONS = frozenset(
     {Reason.FUSE_LIMIT, Reason.CIRCUIT_LIMIT, Reason.IMPORT_LIMIT, Reason.IMBALANCE_LIMIT, Reason.STALE_DATA}
 )
 
+#: Error codes that say a command did not take effect on the device (counted by :class:`CommandCounts`).
+COMMAND_FAILURES = frozenset({"command_failed", "command_rejected", "command_not_confirmed"})
+
 LoadId = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
 PositiveSeconds = Annotated[float, Field(gt=0.0, le=86_400.0)]
 NonNegativeSeconds = Annotated[float, Field(ge=0.0, le=86_400.0)]
@@ -165,6 +168,18 @@ def json_object(payload: bytes) -> dict[str, Any]:
     return data
 
 
+@dataclass(slots=True)
+class CommandCounts:
+    """The commands an adapter sent its device (or the gateway), and those that failed, by error code (for
+    the metrics: :mod:`.metrics`)."""
+
+    sent: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+
+    def fail(self, error: str) -> None:
+        self.failed[error] = self.failed.get(error, 0) + 1
+
+
 class LoadAdapter(ABC, Generic[C]):
     """One controllable load: its device in, the load contract out."""
 
@@ -187,6 +202,7 @@ class LoadAdapter(ABC, Generic[C]):
         self._setpoint_changed = False
         self._stopping = False
         self._wake = asyncio.Event()
+        self.commands = CommandCounts()
 
     # -- what each adapter type provides -----------------------------------------------------------
     @abstractmethod
@@ -275,6 +291,8 @@ class LoadAdapter(ABC, Generic[C]):
     async def report(self, error: str, message: str, topic: str | None = None, payload: str = "") -> None:
         """An :class:`ErrorReport` on the site's errors topic, and the log."""
         self.log.warning("%s: %s", error, message)
+        if error in COMMAND_FAILURES:
+            self.commands.fail(error)
         report = ErrorReport(
             service=SERVICE, topic=(topic or self.state_topic)[:512], error=error[:64], message=message[:1000],
             payload=payload[:512],
@@ -391,9 +409,11 @@ class LoadAdapter(ABC, Generic[C]):
 
 
 __all__ = [
+    "COMMAND_FAILURES",
     "SAFETY_REASONS",
     "SERVICE",
     "Backoff",
+    "CommandCounts",
     "LoadAdapter",
     "LoadConfig",
     "NonNegativeSeconds",

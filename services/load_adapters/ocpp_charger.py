@@ -451,7 +451,9 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         request_id = f"{self.load}-{purpose}-{seq}"[:64]
         self.pending[request_id] = Pending(action, purpose, self.clock.monotonic(), limit, seq)
         command = OcppCommand(request_id=request_id, payload=payload, timeout=self.config.command_timeout)
+        self.commands.sent += 1
         if not await self.runtime.publish(self.topics.charger_command(self.site, self.cp, action), command):
+            self.commands.fail("not_sent")
             del self.pending[request_id]  # never left: the next turn (or the reconnect) sends it again
 
     def _newest_live(self) -> Pending | None:

@@ -173,6 +173,7 @@ class SwitchControl:
             return  # a silent device cannot confirm; try again once it speaks
         self.attempts += 1
         self.pending_since = now
+        self.adapter.commands.sent += 1
         await self.driver.send(desired)
         if not self.driver.reports_state:
             self.driver.set_output(desired)

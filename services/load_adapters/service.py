@@ -22,6 +22,7 @@ from shared.mqtt import Runtime
 from shared.topics import Topics
 
 from .adapter import SERVICE, LoadAdapter
+from .metrics import LoadAdaptersCollector
 from .ocpp_charger import OcppChargerConfig, profile_collisions
 from .registry import LoadConfigAny, make_adapter
 
@@ -54,6 +55,7 @@ class LoadAdapters:
         self.adapters: list[LoadAdapter[Any]] = [make_adapter(load, runtime, clock) for load in config.loads]
         for adapter in self.adapters:
             adapter.attach()
+        runtime.metrics.register(LoadAdaptersCollector(self.adapters))
         runtime.on_connect(self._connected)
         self._tasks: list[asyncio.Task[None]] = []
 

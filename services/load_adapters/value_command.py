@@ -99,6 +99,7 @@ class ValueCommand:
         due_refresh = self.sent_at is not None and now - self.sent_at >= c.resend_every
         if self.sent != self.wanted or due_retry or due_refresh:
             text = f"{self.wanted:.{c.decimals}f}" if c.decimals else str(int(self.wanted))
+            self.adapter.commands.sent += 1
             await self.adapter.runtime.publish(c.topic, c.template.replace("{value}", text), retain=c.retain)
             self.sent = self.wanted
             self.sent_at = now

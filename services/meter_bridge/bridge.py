@@ -16,6 +16,7 @@ from shared.mqtt import OFFLINE, ONLINE, RawIncoming, Runtime
 
 from .config import MeterBridgeConfig, SiteConfig, SourceBase
 from .drivers import DeviceDataError, Driver, MqttDriver, TaskDriver, build_driver
+from .metrics import MeterBridgeCollector
 from .normalizer import normalize
 from .publisher import CoalescingPublisher
 from .sample import Sample
@@ -44,6 +45,8 @@ class SourceChannel:
         self.online: bool | None = None
         self.accepted = 0
         self.rejected = 0
+        #: Payloads the driver could not read (reported as the driver's error code; not ``delivered``).
+        self.unreadable = 0
         self.supervisor: Supervisor | None = None
         #: A total this source gave could not be bounded per phase, and that was reported (once until it can).
         self.unsplit_reported = False
@@ -97,6 +100,7 @@ class SourceChannel:
         try:
             sample = self.driver.parse(message.topic, message.payload)
         except DeviceDataError as exc:
+            self.unreadable += 1
             await self.site.note_seen(self)
             await self.reject(message.topic, exc.code, f"source {self.source.id}: {exc}",
                               message.payload.decode("utf-8", "replace"))
@@ -161,6 +165,7 @@ class MeterBridge:
         self.sites: dict[str, SiteRuntime] = {}
         self._started = False
         self.errors = 0
+        runtime.metrics.register(MeterBridgeCollector(self))
 
     def install(self) -> MeterBridge:
         """Build every driver and declare the MQTT routes; tasks start when the runtime connects."""

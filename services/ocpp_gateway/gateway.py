@@ -30,6 +30,7 @@ from .call_queue import URGENT_ACTIONS
 from .commands import ACTIONS, execute
 from .config import GatewayConfig
 from .handshake import SUBPROTOCOLS, Handshake, server_ssl_context, version_of
+from .metrics import TO_CHARGER, UNKNOWN_ACTION, GatewayCollector
 from .outbox import Outbox
 from .recall import Recall
 from .registry import Registry
@@ -78,6 +79,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         runtime.route(self.topics.charger_filter(f"{Leaf.CMD}/+"), OcppCommand)(self._on_command)
         self.recall = Recall(config, runtime, self.registry, self.outbox)
+        runtime.metrics.register(GatewayCollector(self))
         runtime.on_connect(self._republish_state)
 
     @property
@@ -212,6 +214,8 @@ class Gateway:
         session = self.registry.get(charger)
 
         def answer(error: str, message: str) -> None:
+            known = any(action in actions for actions in ACTIONS.values())
+            self.context.stats.error(TO_CHARGER, action if known else UNKNOWN_ACTION, error)
             self.outbox.put_nowait(self.topics.charger_result(site, charger, action), OcppResult(
                 site=site, charger=charger, action=action[:128], request_id=command.request_id, ok=False,
                 error=error, message=message, ts=self.context.clock.now()))
@@ -247,6 +251,9 @@ class Gateway:
                 session.waiting_profiles -= 1
             else:
                 session.waiting_commands -= 1
+        self.context.stats.call(TO_CHARGER, action)
+        if not result.ok:
+            self.context.stats.error(TO_CHARGER, action, result.error or "failed")
         await self.outbox.put(self.topics.charger_result(session.site, session.charger, action), result)
 
     def _spawn(self, coro: Any) -> None:

@@ -69,6 +69,7 @@ from .call_queue import URGENT_ACTIONS, CallQueue
 from .config import GatewayConfig
 from .handshake import Admission
 from .meter import connector_meter
+from .metrics import FROM_CHARGER, UNKNOWN_ACTION, OcppStats
 from .moderation import Moderator
 from .outbox import Outbox
 
@@ -139,6 +140,8 @@ class GatewayContext:
     topics: Topics
     outbox: Outbox
     clock: Clock
+    #: OCPP calls and errors by action, for the metrics.
+    stats: OcppStats = field(default_factory=OcppStats)
     #: 1.6 transaction ids (integers the central system hands out), rising across restarts.
     transaction_ids: Iterator[int] = field(default_factory=lambda: itertools.count(int(time.time()) % 1_000_000_000))
 
@@ -225,9 +228,12 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         msg = _MESSAGE_TYPES[frame[0]](*frame[1:])
         if msg.message_type_id == MessageType.Call:
             self.current_payload = msg.payload
+            action = msg.action if msg.action in self.known_actions else UNKNOWN_ACTION
+            self.ctx.stats.call(FROM_CHARGER, action)
             try:
                 await self._handle_call(msg)
             except OCPPError as error:
+                self.ctx.stats.error(FROM_CHARGER, action, error.code)
                 self.report("call_rejected", f"{msg.action}: {error.code}: {error.description} {error.details}",
                             raw_msg)
                 await self._send_error(msg.unique_id, error.code, error.description, error.details or {})

@@ -82,6 +82,19 @@ def test_every_user_has_a_password_variable_and_no_placeholder_is_accepted() -> 
         assert example_env()[variable].startswith("change-me")  # and init.sh refuses it (test_deploy.py)
 
 
+def test_every_service_serves_metrics_on_its_own_localhost_port() -> None:
+    services = compose()["services"]
+    published = []
+    for name in SERVICES:
+        env = services[name]["environment"]
+        assert env["AMPMQ_METRICS__PORT"] == "9100" and env["AMPMQ_METRICS__HOST"] == "0.0.0.0", name
+        ports = [p for p in services[name]["ports"] if p.endswith(":9100")]
+        assert len(ports) == 1 and ports[0].startswith("${METRICS_BIND:-127.0.0.1}:"), name
+        published.append(example_env()[re.findall(r"\$\{([A-Z_]+_METRICS_PORT)", ports[0])[0]])
+    assert len(set(published)) == len(SERVICES), "one host port per container"
+    assert example_env()["METRICS_BIND"] == "127.0.0.1"
+
+
 def test_every_variable_the_compose_file_uses_is_in_env_example() -> None:
     used = set(re.findall(r"\$\{([A-Z_]+)", COMPOSE.read_text()))
     assert used <= set(example_env()), used - set(example_env())
@@ -114,7 +127,7 @@ def test_the_shipped_config_is_valid_for_every_service_and_gets_an_acl() -> None
     for name, model in sections.items():
         assert config.section(name, model) is not None
     assert set(sections) | {"site_simulator"} == {n for n in AmpmqConfig.model_fields if not n.startswith("mqtt_")
-                                                 and n not in ("root", "log_level")}
+                                                 and n not in ("root", "log_level", "metrics")}
     text = acl.render(config)
     assert "user meters\ntopic write shellypro3em-c8f09e8a1b2c/" in text  # the configured Shelly Pro 3EM
 
