@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from services.allocator.service import running
 from shared.config import AmpmqConfig
-from shared.models import ErrorReport, LoadPlan, Mode, PriceForecast, PriceSlot, Reason, Setpoint
+from shared.models import ErrorReport, LoadPlan, Mode, PriceForecast, PriceSlot, PvForecast, PvSlot, Reason, Setpoint
 from shared.probe import Probe, Received
 from shared.topics import Topics
 
@@ -171,3 +171,25 @@ async def test_a_new_soc_replans_at_once(
                             evse(site_id, "car").model_copy(update={"soc": 70.0}), retain=True)
         later = plan_of(await watch.expect(topics.plan(site_id, "car"), after=mark))
         assert later.energy_needed_wh == 5_000.0 and [s.price for s in later.slots] == [0.05]
+
+
+async def test_the_solar_forecast_counts_free(
+    watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
+) -> None:
+    config = make_config(sites={site_id: {"mode": "solar_only", "timers": FAST_TIMERS}})
+    start = now()
+    await start_site(watch, topics, site_id, start)
+    async with running(config):
+        mark = watch.mark()
+        await watch.publish(topics.plan_set(site_id, "car"), {
+            "target_energy_wh": 5000.0, "deadline": (start + timedelta(hours=3)).isoformat()})
+        cheap_now = plan_of(await watch.expect(topics.plan(site_id, "car"), after=mark))
+        assert [s.price for s in cheap_now.slots] == [0.05]
+        # the sun is forecast to cover the car in the dear last hour: that hour is free and the plan moves there
+        sunny = start + timedelta(minutes=115)
+        mark = watch.mark()
+        await watch.publish(topics.pv_forecast(site_id), PvForecast(site=site_id, slots=[
+            PvSlot(start=sunny, end=sunny + timedelta(hours=1), power=12_000.0)]), retain=True)
+        moved = plan_of(await watch.expect(topics.plan(site_id, "car"), after=mark))
+        assert [(s.price, s.solar_wh) for s in moved.slots] == [(0.45, 5000.0)]
+        assert moved.expected_cost == 0.0
