@@ -278,8 +278,10 @@ class AllocatorService:
         @rt.route(topics.load_filter(Leaf.PLAN), LoadPlan, qos=0, latest=True)
         async def on_own_plan(msg: Incoming[LoadPlan]) -> None:
             site = self.registry.served(_site_of(msg.ref, msg.payload.site))
-            if site is not None and site.take_plan(msg.payload.model_copy(update={"load": _load_of(
-                    msg.ref, msg.payload.load)})):
+            if site is None:
+                return
+            self.registry.load(site.site, _load_of(msg.ref, msg.payload.load))  # (with its configured settings)
+            if site.take_plan(msg.payload):
                 site.replan = True
                 self.loop.changed(site.site)
 
