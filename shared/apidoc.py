@@ -47,7 +47,16 @@ EXAMPLE_SESSION = m.SessionSummary(ts=TS, site=SITE, load=LOAD, charger=CP, conn
 
 ENTRIES: list[TopicDoc] = [
     TopicDoc(T.service_availability("allocator"), None, "every service (Last Will)", True,
-             "Service availability; `offline` is the Last Will.", "online"),
+             "Service availability: `online` while any instance of the service runs; every instance's Last Will "
+             "is `offline`, and a running instance answers a false `offline` with `online` at once "
+             "(`shared/availability.py`).", "online"),
+    TopicDoc(T.service_instance("allocator", "ampmq-allocator-host-1-1"), None, "every service", True,
+             "One running instance of a service: `online` while it runs, cleared (empty) when it stops cleanly; "
+             "a service stopping cleanly says the service `offline` only when no other instance answers the roll "
+             "call.", "online"),
+    TopicDoc(T.service_roll_call("allocator"), None, "every service", False,
+             "A roll call (the caller's instance id): every running instance of the service says its instance "
+             "topic again; entries nobody answers for are cleared.", "ampmq-allocator-host-1-1"),
     TopicDoc(T.measurement(SITE), m.SiteMeasurement, "meter-bridge", True,
              "The site's normalized measurement: grid current per phase (import +), solar, battery.",
              m.SiteMeasurement(ts=TS, site=SITE, grid_current={p: _reading(v) for p, v in
@@ -75,6 +84,15 @@ ENTRIES: list[TopicDoc] = [
                            phases={m.Phase.C: m.PhasePolarity(polarity=m.Polarity.NORMAL, normal=5,
                                                               recent=[m.Polarity.NORMAL] * 5)},
                            notes=["load garage-ev: L1 steps the grid on phase C, configured A: set its legs {L1: C}"])),
+    TopicDoc(T.grid_limit_set(SITE), m.GridLimitSet, "grid operator's control box, EMS → allocator", False,
+             "The grid operator's signal: the whole limit in force now (replaces the last; no limits: none). Each "
+             "one is also a heartbeat of the source (see docs/allocator.md, \"Grid-operator limits\").",
+             m.GridLimitSet(controllable_cap_w=4200.0, valid_until=TS + timedelta(hours=2), source="steuerbox")),
+    TopicDoc(T.grid_limit(SITE), m.GridLimitState, "allocator", True,
+             "The grid-operator limit the allocator applies: where it comes from, until when, which loads it holds.",
+             m.GridLimitState(ts=TS, site=SITE, in_force=True, origin=m.GridLimitOrigin.SIGNAL, source="steuerbox",
+                              controllable_cap_w=4200.0, valid_until=TS + timedelta(hours=2), heard=TS,
+                              binding=[LOAD], why="set by steuerbox")),
     TopicDoc(T.errors(SITE), m.ErrorReport, "any service", False,
              "A payload or event a service rejected, and why; it echoes the request's ``transaction``, if any.",
              m.ErrorReport(ts=TS, service="allocator", topic=T.load_settings_set(SITE, LOAD), error="validation",

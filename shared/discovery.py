@@ -171,6 +171,11 @@ class Discovery:
                 **common, "name": "Meter data stale", "unique_id": f"{node}-stale", "state_topic": decision,
                 "value_template": lookup("stale") + "{{ 'ON' if v.x is sameas true else 'OFF' }}",
                 "device_class": "problem", "entity_category": "diagnostic"}),
+            (self._config_topic("binary_sensor", node, "grid_operator_limit"), {
+                **common, "name": "Grid operator limit", "unique_id": f"{node}-grid-operator-limit",
+                "state_topic": self.topics.grid_limit(site),
+                "value_template": lookup("in_force") + "{{ 'ON' if v.x is sameas true else 'OFF' }}",
+                "json_attributes_topic": self.topics.grid_limit(site), "entity_category": "diagnostic"}),
             (self._config_topic("sensor", node, "last_error"), {
                 **common, "name": "Last error", "unique_id": f"{node}-last-error",
                 "state_topic": self.topics.errors(site), "value_template": text("error"),

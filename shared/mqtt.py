@@ -36,6 +36,7 @@ import os
 import random
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,9 @@ import aiomqtt
 import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ValidationError
 
+from .availability import OFFLINE as OFFLINE
+from .availability import ONLINE as ONLINE
+from .availability import InstanceAvailability, instance_id
 from .filters import FilterTable
 from .inbox import Inbox
 from .metrics import service_registry
@@ -56,8 +60,6 @@ from .topics import TopicError, TopicRef, Topics
 
 log = logging.getLogger("ampmq.mqtt")
 
-ONLINE = "online"
-OFFLINE = "offline"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -307,8 +309,37 @@ class Runtime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.log = logging.getLogger(f"ampmq.{service}")
         self.identifier = client_identifier(service)
+        #: This instance's part in the service's availability (several instances may run: see the module).
+        topics = self.topics
+        self.availability = InstanceAvailability(
+            self.availability_topic, topics.service_instance(service, instance_id(self.identifier)),
+            topics.service_instances_filter(service), topics.service_roll_call(service), self._publish_retained,
+            self._publish_call, time.monotonic, self.log)
+        self._declare_availability_routes()
 
     # -- declaring ---------------------------------------------------------------------------------
+    def _declare_availability_routes(self) -> None:
+        availability = self.availability
+
+        async def on_service(msg: RawIncoming) -> None:
+            await availability.on_service(msg.payload, msg.retain)
+
+        async def on_instance(msg: RawIncoming) -> None:
+            availability.on_instance(msg.topic, msg.payload)
+
+        async def on_roll_call(msg: RawIncoming) -> None:
+            await availability.on_roll_call()
+
+        self.raw_route(self.availability_topic, latest=True)(on_service)
+        self.raw_route(availability.instances_filter, latest=True)(on_instance)
+        self.raw_route(availability.roll_call_topic)(on_roll_call)
+
+    async def _publish_retained(self, topic: str, payload: str) -> bool:
+        return await self.publish(topic, payload, retain=True)
+
+    async def _publish_call(self, topic: str, payload: str) -> bool:
+        return await self.publish(topic, payload)
+
     def route(
         self, topic_filter: str, model: type[M], *, qos: int = 1, latest: bool = False
     ) -> Callable[[Callable[[Incoming[M]], Awaitable[None]]], Any]:
@@ -494,7 +525,7 @@ class Runtime:
         self.stats.connects += 1
         # Not aiomqtt's publish: it waits up to its timeout for the PUBACK even when the connection dies
         # first, and a broker restarted at that moment held the reconnection back by ten seconds.
-        await self.publish(self.availability_topic, ONLINE, retain=True)
+        await self.availability.announce()
         self.log.info("connected to %s as %s", self.broker.url, self.service)
         for hook in self._on_connect:
             self.spawn(hook())
@@ -514,9 +545,14 @@ class Runtime:
             task.cancel()
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
-        """Announce ``offline`` and wait (at most 2 s) until the broker has it: the process may end next."""
+        """Say goodbye — the instance's entry cleared, the service ``offline`` unless another instance is online —
+        and wait (at most 3 s) until the broker has it: the process may end next."""
+
+        async def acknowledged(topic: str, payload: str) -> None:
+            await client.publish(topic, payload, qos=1, retain=True)
+
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-            await asyncio.wait_for(client.publish(self.availability_topic, OFFLINE, qos=1, retain=True), 2)
+            await asyncio.wait_for(self.availability.goodbye(acknowledged), 3)
 
     def _receive(self, message: aiomqtt.Message) -> None:
         """A message, as the connection reads it: into the inbox at once, handled in order by _handle_inbox."""

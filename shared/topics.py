@@ -11,6 +11,8 @@ The tree (``ampmq`` is the configurable root, ``<site>`` a site id)::
     ampmq/<site>/settings/set/<field>               command   one field, raw value -> allocator
     ampmq/<site>/decision                           retained  SiteDecision         allocator
     ampmq/<site>/calibration                        retained  Calibration          allocator
+    ampmq/<site>/grid-limit                         retained  GridLimitState       allocator
+    ampmq/<site>/grid-limit/set                     command   GridLimitSet         -> allocator
     ampmq/<site>/errors                             event     ErrorReport          any service
     ampmq/<site>/prices                             retained  PriceForecast        a tariff bridge
     ampmq/<site>/pv-forecast                        retained  PvForecast           a solar forecast bridge
@@ -62,6 +64,7 @@ class Kind(StrEnum):
     SETTINGS = "settings"
     DECISION = "decision"
     CALIBRATION = "calibration"
+    GRID_LIMIT = "grid-limit"
     ERRORS = "errors"
     LOAD = "load"
     CHARGER = "charger"
@@ -91,6 +94,8 @@ class Leaf(StrEnum):
     SESSION_LAST = "session/last"
     PLAN = "plan"
     PLAN_SET = "plan/set"
+    INSTANCES = "instances"
+    ROLL_CALL = "roll-call"
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -169,14 +174,26 @@ class Topics:
             if len(parts) < 4:
                 raise TopicError(f"{topic!r}: {kind} topics are {kind}/<id>/<leaf>")
             return TopicRef(self.root, site, kind, check_id(parts[2]), "/".join(parts[3:]))
-        if kind in (Kind.MEASUREMENT, Kind.SETTINGS, Kind.DECISION, Kind.ERRORS, Kind.CALIBRATION, Kind.PRICES,
-                    Kind.PV_FORECAST):
+        if kind in (Kind.MEASUREMENT, Kind.SETTINGS, Kind.DECISION, Kind.ERRORS, Kind.CALIBRATION, Kind.GRID_LIMIT,
+                    Kind.PRICES, Kind.PV_FORECAST):
             return TopicRef(self.root, site, kind, None, "/".join(parts[2:]))
         raise TopicError(f"{topic!r}: unknown kind {kind!r}")
 
     # -- services ----------------------------------------------------------------------------------
     def service_availability(self, service: str) -> str:
         return f"{self.root}/{SERVICES_SEGMENT}/{check_id(service, 'service')}/{Leaf.AVAILABILITY}"
+
+    def service_instance(self, service: str, instance: str) -> str:
+        """One running instance of a service (retained ``online``; cleared when it stops cleanly)."""
+        return (f"{self.root}/{SERVICES_SEGMENT}/{check_id(service, 'service')}/{Leaf.INSTANCES}/"
+                f"{check_id(instance, 'instance')}")
+
+    def service_instances_filter(self, service: str) -> str:
+        return f"{self.root}/{SERVICES_SEGMENT}/{check_id(service, 'service')}/{Leaf.INSTANCES}/+"
+
+    def service_roll_call(self, service: str) -> str:
+        """Not retained: every running instance of the service answers by saying its instance topic again."""
+        return f"{self.root}/{SERVICES_SEGMENT}/{check_id(service, 'service')}/{Leaf.ROLL_CALL}"
 
     def service_errors(self, service: str) -> str:
         """Where a service reports an error that belongs to no site."""
@@ -216,6 +233,14 @@ class Topics:
     def pv_forecast(self, site: str) -> str:
         """The expected solar production (``+`` for every site)."""
         return self.build(site, Kind.PV_FORECAST)
+
+    def grid_limit(self, site: str) -> str:
+        """The grid-operator limit in force (``+`` for every site)."""
+        return self.build(site, Kind.GRID_LIMIT)
+
+    def grid_limit_set(self, site: str) -> str:
+        """The grid operator's signal (``+`` for every site)."""
+        return self.build(site, Kind.GRID_LIMIT, None, Leaf.SET)
 
     # -- loads -------------------------------------------------------------------------------------
     def load(self, site: str, load: str, leaf: Leaf) -> str:

@@ -9,6 +9,8 @@ it judges the age of what it hears.
         home/garage: {priority: 1, mode: standard}
       load_stale_after: 30.0      # a load state older than this (s) makes the load unavailable
       future_tolerance: 5.0       # a reading or state stamped further ahead of our clock is not trusted (s)
+      grid_limits:                # the grid operator's signal per site (see grid_limit.py)
+        home: {required: true, signal_timeout: 900.0, fallback: {controllable_cap_w: 4200.0}}
 
 Only the sites named here (in ``sites`` or ``serve_only``) are served. Defaults apply only while no retained
 settings exist for the site or load, and a ``/set`` wins over them, except for the installation's limits
@@ -26,6 +28,7 @@ from shared.config import SectionModel
 from shared.models import LoadSettings, LoadSettingsSet, SiteSettings, SiteSettingsSet
 from shared.topics import check_id
 
+from .grid_limit import GridLimitConfig
 from .settings_store import SettingsRejected, check_time_zones
 
 #: A ``<site>/<load>`` key of the ``loads`` section.
@@ -68,6 +71,8 @@ class AllocatorConfig(SectionModel):
     #: Departure plans (docs/plans.md) are worked out again at least this often (s) as the fuse headroom and
     #: the delivered energy move; new prices, a new plan or a new SOC replan at the next decision.
     plan_interval: Annotated[float, Field(ge=1.0, le=3600.0)] = 60.0
+    #: Site id -> how the grid operator's signal reaches it and what applies when it goes silent.
+    grid_limits: dict[SiteId, GridLimitConfig] = Field(default_factory=dict)
 
     @field_validator("sites")
     @classmethod
@@ -92,6 +97,9 @@ class AllocatorConfig(SectionModel):
                 LoadSettings.model_validate({**fields, "site": site, "load": load})
             except ValidationError as exc:
                 raise ValueError(f"load {key!r}: {_first_errors(exc)}") from None
+        for site in self.grid_limits:
+            if not self.configured(site):
+                raise ValueError(f"grid_limits names site {site!r}, which is not configured (sites, serve_only)")
         return self
 
     def configured(self, site: str) -> bool:

@@ -33,6 +33,9 @@ def setpoint(site: str, decision: LoadDecision, settings: SiteSettings, now: dat
         active_since=decision.memory.active_since,
         paused_since=decision.memory.paused_since,
         short_since=decision.memory.short_since,
+        lowered_from=decision.memory.lowered_from,
+        raised_from=decision.memory.raised_from,
+        changed_at=decision.memory.changed_at,
     )
 
 

@@ -16,6 +16,9 @@ What it hears is judged, not believed:
   reported once per change.
 * The installation's limits (:mod:`.limits`) come from the config: a ``/set`` that would raise one is
   rejected, retained settings that would are clamped and reported.
+* The grid operator's signal (``<site>/grid-limit/set``, or a relay contact, :mod:`.grid_limit`) is stamped
+  with the allocator's clock when it arrives; the core decides what is in force (expiry, silence) and the
+  service publishes it, retained, on ``<site>/grid-limit``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from shared.discovery import Discovery
 from shared.models import (
     Calibration,
     ErrorReport,
+    GridLimitSet,
+    GridLimitState,
     LoadPlan,
     LoadSettings,
     LoadSettingsSet,
@@ -60,6 +65,7 @@ from .config import AllocatorConfig
 from .core import allocate
 from .discovery import DiscoveryAnnouncer
 from .freshness import judge_measurement, judge_state
+from .grid_limit import GridLimitConfig, from_command, from_relay, restored
 from .limits import breaches, clamped
 from .loop import DecisionLoop
 from .metrics import AllocatorMetrics
@@ -307,6 +313,25 @@ class AllocatorService:
             if site is not None:
                 site.take_calibration(msg.payload)
 
+        @rt.route(topics.grid_limit_set("+"), GridLimitSet)
+        async def on_grid_limit_set(msg: Incoming[GridLimitSet]) -> None:
+            if msg.ref is None or msg.ref.site is None:
+                raise ValueError("topic names no site")
+            site = await self._served(msg.ref.site, msg.topic)
+            if site is not None and site.take_grid_signal(from_command(msg.payload, self._now())):
+                self.loop.urgent(site.site)  # a limit is a cut: decided at once
+
+        @rt.route(topics.grid_limit("+"), GridLimitState, qos=0, latest=True)
+        async def on_own_grid_limit(msg: Incoming[GridLimitState]) -> None:
+            site = self.registry.served(_site_of(msg.ref, msg.payload.site))
+            signal = restored(msg.payload)
+            if site is not None and signal is not None and site.grid_signal is None:
+                site.take_grid_signal(signal)  # after a restart: the limit holds until the source speaks
+
+        for site_id, grid_config in self.section.grid_limits.items():
+            if grid_config.relay is not None and self.section.serves(site_id):
+                self._relay_route(site_id, grid_config)
+
         @rt.raw_route(rt.availability_topic)
         async def on_own_availability(msg: RawIncoming) -> None:
             # Our own "online", published after every subscription was made, comes back after every
@@ -353,6 +378,23 @@ class AllocatorService:
                     self.discovery.remove_load(ref.site, ref.id)
                 await self.runtime.publish(topics.setpoint(ref.site, ref.id), None, retain=True)
                 self.loop.changed(ref.site)
+
+    def _relay_route(self, site_id: str, grid_config: GridLimitConfig) -> None:
+        """A relay contact (any MQTT topic with on/off payloads) as the grid operator's signal for one site."""
+        relay = grid_config.relay
+        assert relay is not None
+
+        @self.runtime.raw_route(relay.topic, latest=True)
+        async def on_grid_relay(msg: RawIncoming) -> None:
+            site = self.registry.site(site_id)
+            try:
+                signal = from_relay(relay, msg.payload, self._now())
+            except ValueError as exc:
+                await self.runtime.report_error(self.topics.grid_limit_set(site_id), "bad_relay_state",
+                                                f"grid-limit relay {msg.topic}: {exc}")
+                return
+            if site.take_grid_signal(signal):
+                self.loop.urgent(site_id)
 
     # -- settings --------------------------------------------------------------------------------
     async def republish_settings(self) -> None:
@@ -551,6 +593,11 @@ class AllocatorService:
             await self.runtime.flush()
         if gate.passes(topic := self.topics.decision(site_id), decision_content(allocation), mono, refresh):
             await self.runtime.publish(topic, site_decision(allocation, now), retain=True)
+        limit = allocation.grid_limit
+        if limit is not None:
+            content = limit.model_dump_json(exclude={"ts", "heard"})
+            if gate.passes(topic := self.topics.grid_limit(site_id), content, mono, refresh):
+                await self.runtime.publish(topic, limit, retain=True)
         self.metrics.decided(site_id, allocation, time.perf_counter() - started)
 
     # -- calibration -------------------------------------------------------------------------------

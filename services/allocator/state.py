@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from shared.models import (
     Calibration,
+    GridLimitSignal,
     LoadInput,
     LoadMemory,
     LoadPlan,
@@ -33,6 +34,7 @@ from shared.models import (
 
 from .calibration import remapped
 from .config import AllocatorConfig
+from .grid_limit import GridLimitConfig, decision_input
 from .planner import active_slot
 from .schedules import ActiveModes, active_modes, load_in_force, site_in_force
 
@@ -134,6 +136,9 @@ class SiteState:
     prices: PriceForecast | None = None
     pv_forecast: PvForecast | None = None
     replan: bool = False
+    #: The grid operator's last signal (heard on our clock), and the site's policy for it from the config.
+    grid_signal: GridLimitSignal | None = None
+    grid_config: GridLimitConfig | None = None
 
     # -- inputs ------------------------------------------------------------------------------------
     def load(self, load: str) -> LoadEntry:
@@ -167,6 +172,9 @@ class SiteState:
             active_since=setpoint.active_since,
             paused_since=setpoint.paused_since,
             short_since=setpoint.short_since,
+            lowered_from=setpoint.lowered_from,
+            raised_from=setpoint.raised_from,
+            changed_at=setpoint.changed_at,
             mode=setpoint.mode,
         )
         entry.memory_ts = setpoint.ts
@@ -196,6 +204,13 @@ class SiteState:
             surplus_ema=dict(decision.surplus_ema),
         )
         self.memory_ts = decision.ts
+        return True
+
+    def take_grid_signal(self, signal: GridLimitSignal) -> bool:
+        """Take the grid operator's signal if heard after the one held (a restored one may be older)."""
+        if self.grid_signal is not None and signal.heard < self.grid_signal.heard:
+            return False
+        self.grid_signal = signal
         return True
 
     def take_calibration(self, calibration: Calibration) -> bool:
@@ -247,6 +262,7 @@ class SiteState:
             measurement=self.measurement,
             loads=loads,
             memory=self.memory,
+            grid_limit=decision_input(self.grid_config, self.grid_signal),
         )
 
 
@@ -266,6 +282,7 @@ class Registry:
         if state is None:
             defaults = self.config.site_defaults(site)
             state = self.sites[site] = SiteState(site, defaults, installation=defaults)
+            state.grid_config = self.config.grid_limits.get(site)
         return state
 
     def served(self, site: str) -> SiteState | None:

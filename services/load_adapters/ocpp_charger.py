@@ -731,6 +731,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             min_current=c.min_current,
             max_current=c.max_current,
             draw=draw,
+            fallback_current=c.baseline_current,
             power=max(0.0, meter.power) if meter is not None and meter.power is not None else None,
             energy=max(0.0, meter.energy_wh) if meter is not None and meter.energy_wh is not None else None,
             soc=meter.soc if meter is not None else None,

@@ -23,12 +23,23 @@ from typing import Any
 from shared.broker import BrokerStartError, Mosquitto, embedded_broker, free_port
 from shared.clock import ScaledClock
 from shared.config import AmpmqConfig
-from shared.models import LoadPlan, LoadState, Mode, Setpoint, SiteDecision, SiteSettings, Timers
+from shared.models import (
+    GridLimitSet,
+    LoadPlan,
+    LoadState,
+    Mode,
+    Reason,
+    Setpoint,
+    SiteDecision,
+    SiteSettings,
+    Timers,
+)
 from shared.mqtt import Incoming, RawIncoming, Runtime
 from shared.services import SERVICES, run_services
 from shared.topics import Leaf, Topics
 
 from .charge_point import ChargerDevice
+from .grid_operator import run_control_box
 from .recorder import Recorder
 from .scenario import Scenario
 from .shelly import BoilerPlug, Pro3em
@@ -58,6 +69,8 @@ class LiveView:
     settings: SiteSettings | None = None
     #: Load id -> its departure plan as the allocator last published it.
     plans: dict[str, LoadPlan] = field(default_factory=dict)
+    #: The setpoints the grid operator's limit held back (reason grid_operator_limit), as published.
+    dimmed: list[Setpoint] = field(default_factory=list)
     real_started: float = field(default_factory=time.monotonic)
 
     @property
@@ -138,6 +151,10 @@ async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | 
         tasks.append(asyncio.ensure_future(publish_tariff_and_plans(
             runtime, topics, scenario, lambda: view.services.get("allocator") == "online",
             lambda load: load in view.plans)))
+        signals: list[GridLimitSet] = []
+        if scenario.grid_operator is not None:
+            tasks.append(asyncio.ensure_future(run_control_box(scenario.grid_operator, runtime, topics, scenario.site,
+                                                               clock, scenario.start.tzinfo, signals)))
         try:
             await _physics(site, clock, duration, view, meter, plug, observe, refresh, stop)
         finally:
@@ -164,6 +181,9 @@ async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | 
                              for load, p in view.plans.items()}
         if plug is not None:
             kpis["boiler_switches"] = plug.switches
+        if scenario.grid_operator is not None:
+            kpis["grid_operator"] = {"signals": len(signals), "dimmed_setpoints": len(view.dimmed),
+                                     "dimmed_loads": sorted({sp.load for sp in view.dimmed})}
         return RunResult(kpis, view)
 
 
@@ -264,6 +284,8 @@ def _observe(runtime: Runtime, topics: Topics, site: str, view: LiveView) -> Non
     async def on_setpoint(msg: Incoming[Setpoint]) -> None:
         if msg.payload.site == site and not msg.retain:
             view.recorder.setpoint(msg.payload)
+            if msg.payload.reason is Reason.GRID_OPERATOR_LIMIT:
+                view.dimmed.append(msg.payload)
 
     @runtime.route(topics.load_filter(Leaf.STATE), LoadState)
     async def on_state(msg: Incoming[LoadState]) -> None:

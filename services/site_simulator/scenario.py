@@ -205,6 +205,30 @@ class PlanSpec(Strict):
         return self
 
 
+class DimmingWindow(Strict):
+    """Local times (HH:MM) the grid operator limits the site, and what it limits."""
+
+    start: time
+    end: time
+    controllable_cap_w: Watts | None = 4200.0
+    import_limit_w: Watts | None = None
+
+
+class GridOperatorSpec(Strict):
+    """The grid operator's control box (see ``grid_operator.py``)."""
+
+    #: Simulated seconds between two signals (each is also the box's heartbeat).
+    heartbeat: Seconds = Field(default=60.0, gt=0)
+    required: bool = True
+    #: The allocator falls back after this much silence (s).
+    signal_timeout: Seconds = Field(default=300.0, gt=0)
+    #: What the allocator applies while the box is silent (W per controllable load).
+    fallback_cap_w: Watts = 4200.0
+    windows: list[DimmingWindow] = Field(default_factory=list)
+    #: Local (start, end) spans in which the box sends nothing.
+    silent: list[tuple[time, time]] = Field(default_factory=list)
+
+
 class TimingSpec(Strict):
     """How often the simulated devices report (simulated seconds)."""
 
@@ -235,6 +259,8 @@ class Scenario(Strict):
     #: A price forecast and departure plans published at the start (docs/plans.md).
     prices: PricesSpec | None = None
     plans: list[PlanSpec] = Field(default_factory=list)
+    #: The grid operator's control box and its dimming windows (see ``grid_operator.py``).
+    grid_operator: GridOperatorSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -15,6 +15,7 @@ from typing import Any
 from shared.config import AmpmqConfig
 from shared.topics import slugify
 
+from .grid_operator import allocator_policy
 from .scenario import Scenario
 
 #: Timers of the whole suite, in simulated seconds. At a high speed one hiccup of the event loop is many
@@ -166,6 +167,8 @@ def build(base: AmpmqConfig, scenario: Scenario, ports: Ports) -> Wiring:
                                                          "priority": scenario.boiler.priority}
     # A load state counts for three of the adapters' state intervals (they re-send an unchanged one each interval).
     allocator = {"sites": {site: settings}, "loads": load_settings, "load_stale_after": LOAD_STALE_AFTER}
+    if scenario.grid_operator is not None:
+        allocator["grid_limits"] = {site: allocator_policy(scenario.grid_operator)}
 
     config = base.model_copy(update={
         "mqtt_url": ports.broker_url, "ocpp_gateway": gateway, "meter_bridge": meter_bridge,

@@ -33,6 +33,14 @@ from .charger import (
     TransactionState,
 )
 from .errors import ErrorReport
+from .grid_limit import (
+    GridLimitInput,
+    GridLimitOrigin,
+    GridLimitSet,
+    GridLimitSignal,
+    GridLimitState,
+    GridLimitValues,
+)
 from .load import DEFAULT_LEGS, LoadKind, LoadState, LoadStatus
 from .measurement import (
     CurrentReading,
@@ -77,6 +85,12 @@ __all__ = [
     "Contract",
     "CurrentReading",
     "ErrorReport",
+    "GridLimitInput",
+    "GridLimitOrigin",
+    "GridLimitSet",
+    "GridLimitSignal",
+    "GridLimitState",
+    "GridLimitValues",
     "InverterLimits",
     "Leg",
     "LoadAmps",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import AwareDatetime, Field
 
 from .base import Amps, Contract, LoadAmps, Phase, PositiveWatts, Text, TopicId
+from .grid_limit import GridLimitInput, GridLimitState
 from .load import LoadState
 from .measurement import SiteMeasurement
 from .setpoint import Reason
@@ -28,6 +29,12 @@ class LoadMemory(Contract):
     short_since: AwareDatetime | None = None
     #: The mode the last decision applied (a user's mode change overrides the anti-flicker timers).
     mode: Mode | None = None
+    #: Break before make: since ``changed_at`` the load's allocation has been as high as ``lowered_from``
+    #: (it may still draw that much until it is measured at its lower allocation or ``follow_time`` passed)
+    #: and as low as ``raised_from`` (a load that reports no draw is assumed to draw that little until then).
+    lowered_from: LoadAmps | None = None
+    raised_from: LoadAmps | None = None
+    changed_at: AwareDatetime | None = None
 
 
 class SiteMemory(Contract):
@@ -57,6 +64,8 @@ class Snapshot(Contract):
     measurement: SiteMeasurement | None = None
     loads: list[LoadInput] = Field(default_factory=list, max_length=100_000)
     memory: SiteMemory = Field(default_factory=SiteMemory)
+    #: The grid operator's last signal and the site's policy for it (None: no grid-operator input).
+    grid_limit: GridLimitInput | None = None
 
 
 class LoadDecision(Contract):
@@ -89,6 +98,8 @@ class Allocation(Contract):
     stale: bool = False
     message: Text = ""
     memory: SiteMemory = Field(default_factory=SiteMemory)
+    #: The grid-operator limit in force (None: the snapshot had no grid-operator input).
+    grid_limit: GridLimitState | None = None
 
     def decision(self, load: str) -> LoadDecision:
         for d in self.decisions:

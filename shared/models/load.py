@@ -46,8 +46,11 @@ class LoadState(Message):
     rated_power: PositiveWatts | None = None
     #: Allowed per-leg current steps of a stepped load, ascending.
     steps: list[LoadAmps] = Field(default_factory=list, max_length=16)
-    #: What the load draws now, per site phase.
+    #: What the load draws now, per site phase (a phase missing: not measured there).
     draw: dict[Phase, LoadAmps] = Field(default_factory=dict)
+    #: Per leg, what the load may draw on its own when nobody controls it (an OCPP charger's baseline
+    #: profile current); the allocator reserves it for a faulted or unavailable load. None: nothing known.
+    fallback_current: LoadAmps | None = None
     power: PositiveWatts | None = None
     energy: WattHours | None = None
     status: LoadStatus = LoadStatus.ACTIVE

@@ -34,6 +34,9 @@ class Reason(StrEnum):
     RAMP = "ramp"
     MUST_RUN = "must_run"
     PLANNED_CHARGING = "planned_charging"  # in a slot of its departure plan (docs/plans.md)
+    #: Break before make: an increase waits until the loads lowered on its phases follow their lower setpoints.
+    AWAITING_FOLLOW = "awaiting_follow"
+    GRID_OPERATOR_LIMIT = "grid_operator_limit"  # a grid operator's limit (§14a EnWG and the like)
 
 
 class Setpoint(Message):
@@ -59,6 +62,11 @@ class Setpoint(Message):
     paused_since: AwareDatetime | None = None
     #: Since when a running load's surplus has been short of its minimum (min_run/grace memory).
     short_since: AwareDatetime | None = None
+    #: Break-before-make memory (see ``LoadMemory``): the allocation it was lowered from / raised from since
+    #: ``changed_at``, until it follows.
+    lowered_from: LoadAmps | None = None
+    raised_from: LoadAmps | None = None
+    changed_at: AwareDatetime | None = None
 
 
 class SiteDecision(Message):

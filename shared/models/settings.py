@@ -119,6 +119,19 @@ class Timers(Contract):
     surplus_smoothing: Annotated[float, Strict(), Field(gt=0.0, le=1.0)] = 0.5
     #: Changes of a surplus budget smaller than this (A) are ignored.
     surplus_dead_band: LoadAmps = 0.5
+    #: Break before make: how long a lowered load may take to follow its lower setpoint (EVs take 2-30 s).
+    #: Until its measured draw shows it followed, or this time has passed, it is budgeted at the current it
+    #: was lowered from, so no other load's increase counts on the current it has not yet given up.
+    follow_time: Seconds = 30.0
+    #: A load state older than this (by its ``ts``) claims no draw: its real current stays in the house load.
+    #: Adapters republish their state every 10 s (``state_interval``): three missed states.
+    load_stale_after: Seconds = 30.0
+    #: A load is believed to draw at most its allocation (or the one it was lowered from, until it follows)
+    #: plus this much per leg (A); a claim above it stays in the house load.
+    draw_tolerance: LoadAmps = 1.0
+    #: A reading or load state stamped more than this ahead of the decision's clock is from the future:
+    #: not fresh.
+    future_tolerance: Seconds = 5.0
 
 
 class SiteSettings(Message):

@@ -31,6 +31,7 @@ from shared.models import (
     Timers,
 )
 from shared.models.allocation import LoadInput, SiteMemory, Snapshot
+from shared.models.grid_limit import GridLimitInput
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SITE = "home"
@@ -108,8 +109,12 @@ def mem(
     paused: float | None = None,
     short: float | None = None,
     mode: Mode | None = None,
+    lowered: float | None = None,
+    raised: float | None = None,
+    changed: float | None = None,
 ) -> LoadMemory:
-    """What the previous decision left: times are seconds before NOW."""
+    """What the previous decision left: times are seconds before NOW. ``lowered``/``raised``: the allocation
+    it was lowered/raised from ``changed`` seconds ago (break before make)."""
     return LoadMemory(
         current=current,
         on=current > 0,
@@ -117,6 +122,9 @@ def mem(
         paused_since=ago(paused),
         short_since=ago(short),
         mode=mode,
+        lowered_from=lowered,
+        raised_from=raised,
+        changed_at=ago(changed),
     )
 
 
@@ -126,7 +134,7 @@ def load(
     on: str = "ABC",
     lo: float = 6.0,
     hi: float = 16.0,
-    draw: float | dict[str, float] = 0.0,
+    draw: float | dict[str, float] | None = 0.0,
     mode: Mode | None = None,
     prio: int = 5,
     status: LoadStatus = LoadStatus.ACTIVE,
@@ -138,19 +146,25 @@ def load(
     steps: tuple[float, ...] = (),
     set_lo: float | None = None,
     set_hi: float | None = None,
+    age: float = 0.0,
+    fallback: float | None = None,
 ) -> LoadInput:
     """``on``: the site phases of L1, L2, L3 in use ("B" = a 1-phase load with L1 on B, "BCA" = rotated).
-    ``draw``: per-leg amps now on each of its phases, or a per-phase dict."""
+    ``draw``: per-leg amps now on each of its phases (measured, 0 A by default), a per-phase dict, or None: it
+    reports no draw. ``age``: seconds its state is old (negative: from the future). ``fallback``: per-leg
+    current it draws on its own when uncontrolled."""
     legs = {LEGS[i]: Phase(p) for i, p in enumerate(on)}
     if isinstance(draw, dict):
         draws = {Phase(p): float(a) for p, a in draw.items()}
+    elif draw is None:
+        draws = {}
     else:
-        draws = {Phase(p): float(draw) for p in on} if draw else {}
+        draws = {Phase(p): float(draw) for p in on}
     state = LoadState(
         site=SITE,
         load=name,
         kind=kind,
-        ts=NOW,
+        ts=NOW - timedelta(seconds=age),
         legs=legs,
         phases_in_use=list(legs),
         min_current=lo,
@@ -158,6 +172,7 @@ def load(
         rated_power=rated,
         steps=list(steps),
         draw=draws,
+        fallback_current=fallback,
         status=status,
         must_run=must_run,
         circuit=circuit,
@@ -206,9 +221,12 @@ class Scenario:
     available: dict[str, float | None] = field(default_factory=dict)
     memory: SiteMemory = field(default_factory=SiteMemory)
     now: datetime = NOW
+    #: The grid operator's signal and policy (see ``test_grid_limit.operator``).
+    grid_limit: GridLimitInput | None = None
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(settings=self.site, measurement=self.measurement, loads=self.loads, memory=self.memory)
+        return Snapshot(settings=self.site, measurement=self.measurement, loads=self.loads, memory=self.memory,
+                        grid_limit=self.grid_limit)
 
 
 def battery(

@@ -65,12 +65,20 @@ def memories(draw: st.DrawFn) -> LoadMemory:
     if state == "paused":
         return LoadMemory(current=0.0, on=False, paused_since=ago(draw(seconds_ago)), mode=mode)
     current = draw(st.sampled_from([6.0, 10.0, 16.0]) | small)
+    lowered = raised = changed = None
+    if draw(st.integers(0, 2)) == 2:  # changed a while ago: lowered from more, or raised from less
+        changed = ago(draw(st.sampled_from([1.0, 10.0, 29.0, 60.0])))
+        lowered = draw(st.none() | st.floats(min_value=current, max_value=current + 20.0))
+        raised = draw(st.none() | st.floats(min_value=0.0, max_value=current))
     return LoadMemory(
         current=current,
         on=current > 0,
         active_since=ago(draw(seconds_ago)),
         short_since=ago(draw(seconds_ago)),
         mode=mode,
+        lowered_from=lowered,
+        raised_from=raised,
+        changed_at=changed,
     )
 
 
@@ -98,7 +106,7 @@ def loads(draw: st.DrawFn, name: str, circuits: list[str], site_phases: list[Pha
         site=SITE,
         load=name,
         kind=kind,
-        ts=NOW,
+        ts=NOW - timedelta(seconds=draw(st.sampled_from([0.0, 0.0, 0.0, 5.0, 40.0, -60.0]))),
         legs=legs,
         phases_in_use=in_use,
         min_current=lo,
@@ -106,6 +114,7 @@ def loads(draw: st.DrawFn, name: str, circuits: list[str], site_phases: list[Pha
         rated_power=rated,
         steps=steps,
         draw={p: draw(small) for p in draw(st.sets(st.sampled_from(list(Phase)), max_size=3))},
+        fallback_current=draw(st.none() | st.sampled_from([6.0, 10.0]) | small),
         status=draw(st.sampled_from([LoadStatus.ACTIVE] * 8 + list(LoadStatus))),
         must_run=draw(st.integers(0, 4)) == 4,
         circuit=draw(st.none() | st.sampled_from([*circuits, "elsewhere"])) if circuits else None,
@@ -202,6 +211,108 @@ def _counted(item: LoadInput) -> bool:
     return item.state.status not in (LoadStatus.FAULTED, LoadStatus.UNAVAILABLE)
 
 
+def _state_fresh(item: LoadInput, t: Timers, now: datetime) -> bool:
+    age = (now - item.state.ts).total_seconds()
+    return -t.future_tolerance <= age <= t.load_stale_after
+
+
+def _weights(item: LoadInput) -> dict[Phase, int]:
+    out: dict[Phase, int] = {}
+    for p in item.state.site_phases():
+        out[p] = out.get(p, 0) + 1
+    return out
+
+
+def _followed(item: LoadInput, t: Timers, now: datetime) -> float:
+    """Per leg: the previous allocation, or the one it was lowered from until it is measured following."""
+    mem = item.memory
+    changed = mem.changed_at
+    if mem.lowered_from is None or changed is None or mem.lowered_from <= mem.current:
+        return mem.current
+    if (now - changed).total_seconds() >= t.follow_time:
+        return mem.current
+    draw_ = item.state.draw
+    followed = _state_fresh(item, t, now) and item.state.ts > changed and all(
+        p in draw_ and draw_[p] <= k * (mem.current + t.draw_tolerance) + TOL for p, k in _weights(item).items()
+    )
+    return mem.current if followed else mem.lowered_from
+
+
+def _reserved(item: LoadInput, t: Timers, now: datetime, voltage: float) -> float:
+    """What the load counts at (per leg) where another goes up: :func:`_followed`, or what it claims to draw
+    where that is more."""
+    if not _counted(item):
+        return 0.0
+    followed = _followed(item, t, now)
+    claim = _claim(item, t, now, voltage)
+    for p, k in _weights(item).items():
+        if p in claim:
+            followed = max(followed, claim[p] / k)
+    return followed
+
+
+def _undecided(mem: LoadMemory) -> bool:
+    """No decision was made for the load yet: no mode, nothing allocated, never paused, never changed."""
+    return mem.mode is None and mem.current == 0 and not mem.on and mem.paused_since is None and not mem.changed_at
+
+
+def _maximum(item: LoadInput, voltage: float) -> float:
+    """The load's per-leg maximum as the core sees it (settings and steps applied)."""
+    state, ls = item.state, item.settings
+    if state.kind is LoadKind.ONOFF:
+        legs = len(state.phases_in_use)
+        return state.rated_power / (voltage * legs) if state.rated_power else state.max_current
+    hi = max(state.steps) if state.kind is LoadKind.STEPPED and state.max_current <= 0 else state.max_current
+    if ls is not None and ls.max_current is not None:
+        hi = min(hi, ls.max_current)
+    if state.kind is LoadKind.STEPPED:
+        lo = max(state.min_current, ls.min_current if ls is not None and ls.min_current is not None else 0.0)
+        fitting = [x for x in state.steps if x > 1e-9 and lo - 1e-9 <= x <= hi + 1e-9]
+        hi = max(fitting) if fitting else hi
+    return max(hi, 0.0)
+
+
+def _claim(item: LoadInput, t: Timers, now: datetime, voltage: float) -> dict[Phase, float]:
+    """What of the load's draw the house load may leave out: fresh, at most its allocation + tolerance (a
+    load never decided: its maximum + tolerance)."""
+    if not _counted(item) or not _state_fresh(item, t, now):
+        return {}
+    top = _followed(item, t, now)
+    if _undecided(item.memory):
+        top = max(top, _maximum(item, voltage))
+    out = {}
+    for p, k in _weights(item).items():
+        d = item.state.draw.get(p)
+        out[p] = k * item.memory.current if d is None else min(d, k * (top + t.draw_tolerance))
+    return out
+
+
+def _unsure(item: LoadInput, t: Timers, now: datetime) -> float:
+    """Per leg: what a load reporting no draw may not draw yet after a recent increase."""
+    mem = item.memory
+    if not _counted(item) or not _state_fresh(item, t, now) or mem.raised_from is None or mem.changed_at is None:
+        return 0.0
+    if (now - mem.changed_at).total_seconds() >= t.follow_time:
+        return 0.0
+    if all(p in item.state.draw for p in _weights(item)):
+        return 0.0
+    return max(0.0, mem.current - mem.raised_from)
+
+
+def _fallback(item: LoadInput, t: Timers, now: datetime) -> dict[Phase, float]:
+    """What a faulted or unavailable load may draw on its own beyond its (fresh) draw."""
+    fb = item.state.fallback_current
+    if _counted(item) or not fb:
+        return {}
+    fresh = _state_fresh(item, t, now)
+    out = {}
+    for p, k in _weights(item).items():
+        extra = k * fb - (item.state.draw.get(p, 0.0) if fresh else 0.0)
+        if extra > 0:
+            out[p] = extra
+    return out
+
+
 def _per_phase(item: LoadInput, current: float) -> dict[Phase, float]:
     out: dict[Phase, float] = {}
     for p in item.state.site_phases():
@@ -264,8 +375,9 @@ def check_timers(snapshot: Snapshot, allocation: Allocation, now: datetime) -> N
             assert d.current <= max(start + t.ramp_step, lo) + TOL, f"{d.load} ramped {start} -> {d.current}"
 
 
-def check(snapshot: Snapshot, allocation: Allocation) -> None:
+def check(snapshot: Snapshot, allocation: Allocation, now: datetime = NOW) -> None:
     s = snapshot.settings
+    t = s.timers
     m = snapshot.measurement
     limit = s.fuse_limit - s.margin
     by_id = {item.state.load: item for item in snapshot.loads}
@@ -294,18 +406,40 @@ def check(snapshot: Snapshot, allocation: Allocation) -> None:
     if m is not None:
         for p in s.phases:
             r = m.grid_current.get(p)
-            if r is not None and (NOW - r.ts).total_seconds() <= s.timers.stale_after:
+            if r is not None and -t.future_tolerance <= (now - r.ts).total_seconds() <= t.stale_after:
                 fresh[p] = r.value
+    claims = [_claim(i, t, now, s.voltage) for i in snapshot.loads]
+    reserve = dict.fromkeys(Phase, 0.0)
+    for i in snapshot.loads:
+        for p, a in _fallback(i, t, now).items():
+            reserve[p] += a
     house = {}
     for p, value in fresh.items():
-        house[p] = value - sum(
-            i.state.draw.get(p, 0.0) for i in snapshot.loads if _counted(i) and p in i.state.site_phases()
-        )
+        # The fallback of faulted/unavailable loads counts as house load here.
+        house[p] = value - sum(c.get(p, 0.0) for c in claims) + reserve[p]
     for p in s.phases:
         if p not in house:
             assert alloc[p] == 0.0, f"allocated {alloc[p]} A on phase {p} whose grid current is unknown"
             continue
         assert house[p] + alloc[p] <= max(limit, house[p]) + TOL, f"phase {p}: {house[p]} + {alloc[p]} > {limit}"
+    # Break before make: a load that goes above its previous allocation fits with every other load counted at
+    # max(new, reserved) (itself at its new amount).
+    guarded = dict.fromkeys(Phase, 0.0)
+    own: list[tuple[LoadInput, float, float]] = []
+    for i in snapshot.loads:
+        r = _reserved(i, t, now, s.voltage)
+        new = currents[i.state.load]
+        extra = _unsure(i, t, now)
+        for p, k in _weights(i).items():
+            guarded[p] += k * (max(new, r) + extra)
+        if new > i.memory.current + TOL:
+            own.append((i, new, r))
+    for i, new, r in own:
+        for p, k in _weights(i).items():
+            if p in house:
+                others = guarded[p] - k * (max(new, r) + _unsure(i, t, now))
+                why = f"{i.state.load} on {p}: counts on current not given up"
+                assert house[p] + others + k * new <= limit + TOL, why
     stale = len(house) < len(s.phases)
     if s.max_import_power is not None and not stale:
         cap = (s.max_import_power - s.power_buffer) / s.voltage
@@ -332,12 +466,14 @@ def check(snapshot: Snapshot, allocation: Allocation) -> None:
             if not _counted(item):
                 for p, a in item.state.draw.items():
                     used[p] += a
+                for p, a in _fallback(item, t, now).items():
+                    used[p] += a
             for p, a in _per_phase(item, currents[item.state.load]).items():
                 used[p] += a
         climit = c.limit - s.margin
         for p in s.phases:
             uncounted = sum(
-                i.state.draw.get(p, 0.0)
+                i.state.draw.get(p, 0.0) + _fallback(i, t, now).get(p, 0.0)
                 for i in snapshot.loads
                 if not _counted(i) and c.id in _chain(i.state.circuit, snapshot)
             )

@@ -8,10 +8,12 @@ import pytest
 
 from services.allocator.core import allocate
 from services.allocator.core.explain import table
+from services.allocator.publisher import setpoint
+from services.allocator.state import SiteState
 from shared.models import Mode, Phase, Reason, Timers
 from shared.models.allocation import Allocation, SiteMemory, Snapshot
 
-from .kit import NOW, battery, ev, grid, mem, site
+from .kit import NOW, SITE, battery, ev, grid, grid1, mem, site
 
 TIMERS = Timers(min_run=60.0, min_pause=120.0, grace=300.0, ramp_step=4.0, surplus_smoothing=1.0, surplus_dead_band=0.0)
 
@@ -116,7 +118,8 @@ def test_stale_data_keeps_the_smoothed_surplus_and_holds_nothing() -> None:
 
 
 def test_pools_house_and_headroom_are_reported_per_phase() -> None:
-    snap = Snapshot(settings=site(), measurement=grid(12, 6, -3), loads=[ev("ev", on="B", draw={"B": 4})])
+    car = ev("ev", on="B", draw={"B": 4}, memory=mem(4, active=500))
+    snap = Snapshot(settings=site(), measurement=grid(12, 6, -3), loads=[car])
     allocation = allocate(snap, NOW)
     assert allocation.house == {Phase.A: 12.0, Phase.B: 2.0, Phase.C: -3.0}
     assert allocation.pools["physical"] == {Phase.A: 12.0, Phase.B: 22.0, Phase.C: 27.0}
@@ -138,3 +141,44 @@ def test_a_naive_now_is_rejected() -> None:
     snap = Snapshot(settings=site(), measurement=grid(0, 0, 0), loads=[ev("ev")])
     with pytest.raises(ValueError, match="timezone"):
         allocate(snap, NOW.replace(tzinfo=None))
+
+
+def test_a_reading_from_the_future_is_stale_and_says_so() -> None:
+    snap = Snapshot(settings=site(), measurement=grid(0, 0, 0, age=-3600), loads=[ev("ev", memory=mem(16, active=9))])
+    allocation = allocate(snap, NOW)
+    assert allocation.stale and allocation.decision("ev").current == 0.0
+    assert "grid current on phase A is stamped 3600 s in the future" in allocation.decision("ev").message
+
+
+def test_a_lowering_is_remembered_until_it_is_measured_followed() -> None:
+    """Break before make across decisions: the memory carries the 16 A the car was lowered from."""
+    loads = [ev("a", on="A", prio=1, draw=16, memory=mem(16, active=500)), ev("b", on="A", prio=2)]
+    snap = Snapshot(settings=site(phases="A"), measurement=grid1(24), loads=loads)
+    first = allocate(snap, NOW)
+    a, b = first.decision("a"), first.decision("b")
+    assert (a.current, b.current, b.reason) == (10.0, 0.0, Reason.AWAITING_FOLLOW)
+    assert (a.memory.lowered_from, a.memory.changed_at) == (16.0, NOW)
+    assert "break before make" in b.message and "phase A" in b.message
+    # 3 s later the car still draws 16 A: the memory stays, b still waits.
+    later = NOW + timedelta(seconds=3)
+    second = allocate(_next(snap, first).model_copy(update={"measurement": grid1(24, age=-3)}), later)
+    assert second.decision("a").memory.lowered_from == 16.0 and second.decision("a").memory.changed_at == NOW
+    assert second.decision("b").current == 0.0
+    # 6 s later the car is measured at 10 A (a state stamped after the lowering): b starts, the memory clears.
+    followed = _next(snap, second)
+    state = followed.loads[0].state.model_copy(update={"ts": NOW + timedelta(seconds=6), "draw": {Phase.A: 10.0}})
+    followed.loads[0] = followed.loads[0].model_copy(update={"state": state})
+    third = allocate(followed.model_copy(update={"measurement": grid1(18, age=-6)}), NOW + timedelta(seconds=6))
+    assert third.decision("b").current == 6.0
+    assert third.decision("a").memory.lowered_from is None and third.decision("a").memory.changed_at is None
+
+
+def test_the_follow_memory_round_trips_through_the_retained_setpoint() -> None:
+    """The service reads memory back from the setpoint it published: the break-before-make fields too."""
+    loads = [ev("a", on="A", prio=1, draw=16, memory=mem(16, active=500)), ev("b", on="A", prio=2)]
+    allocation = allocate(Snapshot(settings=site(phases="A"), measurement=grid1(24), loads=loads), NOW)
+    decision = allocation.decision("a")
+    state = SiteState(site=SITE, settings=site(phases="A"))
+    assert state.take_setpoint(setpoint(SITE, decision, site(phases="A"), NOW))
+    assert state.loads["a"].memory == decision.memory
+    assert decision.memory.lowered_from == 16.0

@@ -88,7 +88,7 @@ async def test_a_paused_load_does_not_restart_before_min_pause(
 ) -> None:
     min_pause = 1.5
     config = make_config(sites={site_id: {"timers": {**FAST_TIMERS, "min_pause": min_pause}}})
-    await watch.publish(topics.load_state(site_id, "car"), evse(site_id, "car", draw=16.0), retain=True)
+    await publish_car(watch, topics, site_id, 5.0 + 16.0, draw=16.0)  # charging before the allocator starts
     house = {"A": 5.0}
     async with running(config):
         feeder = asyncio.create_task(_hold_measurement(watch, topics, site_id, lambda: house["A"], lambda: 16.0))

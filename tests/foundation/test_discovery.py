@@ -17,6 +17,7 @@ import yaml
 
 from shared.discovery import Discovery
 from shared.models import (
+    GridLimitState,
     LoadKind,
     LoadPlan,
     LoadSettings,
@@ -338,3 +339,11 @@ def test_a_charger_shows_its_departure_plan() -> None:
     short = on_track.model_copy(update={"feasible": False, "expected_finish": None}).model_dump_json()
     assert strict(plan["value_template"], short) == "cannot be reached"
     assert strict(finish["value_template"], short) == "None"
+
+
+def test_the_grid_operator_limit_shows_when_it_is_in_force() -> None:
+    config = dict(D.site_entities("home"))["homeassistant/binary_sensor/ampmq-home/grid_operator_limit/config"]
+    assert config["state_topic"] == Topics().grid_limit("home")
+    on = GridLimitState(site="home", in_force=True, controllable_cap_w=4200.0, why="set by steuerbox")
+    assert strict(config["value_template"], on.model_dump_json()) == "ON"
+    assert strict(config["value_template"], GridLimitState(site="home").model_dump_json()) == "OFF"

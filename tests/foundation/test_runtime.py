@@ -311,7 +311,7 @@ async def test_the_aiomqtt_and_paho_internals_the_runtime_uses_still_hold(mqtt_u
                 break
             await asyncio.sleep(0.02)
         assert got == [str(i).encode() for i in range(20)]  # through aiomqtt's queue hook, in order
-        assert runtime.stats.received - received == 20
+        assert runtime.stats.received - received >= 20  # (and its own availability echoes)
         assert await runtime.publish(f"boundary/{site_id}/out", "x")  # paho's publish, not waiting for a PUBACK
 
 

@@ -133,6 +133,7 @@ async def test_watts_only_charger_gets_watts_for_the_phases_in_use(mqtt_url: str
         state = await probe.expect(T.load_state(site_id, "carport"),
                                    where=lambda m: m.json()["phases_in_use"] == ["L1"])
         assert state.model(LoadState).draw == {Phase.A: 7.5, Phase.B: 0.1, Phase.C: 0.0}
+        assert state.model(LoadState).fallback_current == 6.0  # its baseline: reserved while it is offline
         await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=10.0))
         live = await cp.wait_call("SetChargingProfile", where=live16)
         assert live["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"] == [

@@ -1,21 +1,37 @@
 """The allocator core: ``allocate(snapshot, now) -> Allocation``, a pure function of a site snapshot.
 
 No I/O, no clock reads, no globals: the same snapshot and ``now`` give the same allocation. Modules:
-:mod:`.views` (loads flattened), :mod:`.ordering`, :mod:`.pools` (house load, freshness, physical / surplus /
-excess pools; battery: :mod:`.battery`), :mod:`.budget` (hard limits: fuse per phase, max import, circuits, imbalance),
+:mod:`.views` (loads flattened), :mod:`.ordering`, :mod:`.follow` (claims that age, break before make),
+:mod:`.pools` (house load, freshness, physical / surplus / excess pools; battery: :mod:`.battery`),
+:mod:`.budget` (hard limits: fuse per phase, max import, circuits, imbalance),
 :mod:`.strategies` (modes and the four strategies), :mod:`.stability` (smoothing and anti-flicker timers),
 :mod:`.safety` (final fit into the hard limits), :mod:`.explain` (reasons, sentences, table),
-:mod:`.output` (fast construction of the output models), :mod:`.allocate` (the steps in order). The only
+:mod:`.output` (fast construction of the output models), :mod:`.external_limit` (grid-operator limits),
+:mod:`.allocate` (the steps in order). The only
 module-level state is immutable constants and a memo of a pure function (:func:`.views.work_out_wiring`).
 
 Decisions on points the issue leaves open:
 
 * **Safety invariant.** Per phase ``house + Σ allocations ≤ fuse_limit − margin`` and per circuit
-  ``Σ member allocations (+ draw of members not counted on) ≤ circuit.limit − margin``, where
-  ``house = grid − Σ draw`` of the loads that get a setpoint, each on the phases it uses now (a draw reported
-  on another phase stays house load). Faulted/unavailable loads are not counted on: their draw stays in the
-  house load (and on their circuits) and they get 0. Off, disabled and idle loads get a setpoint of 0, so
-  their draw is taken out of the house load like any other.
+  ``Σ member allocations (+ draw and fallback of members not counted on) ≤ circuit.limit − margin``, where
+  ``house = grid − Σ claim + Σ fallback reserve``. A load's *claim* (:mod:`.follow`) is its reported draw on
+  the phases it uses now (a draw reported on another phase stays house load), counted only while its state
+  is fresh (``timers.load_stale_after``, at most ``future_tolerance`` ahead) and only up to its allocation —
+  or the one it was lowered from, until it follows — plus ``draw_tolerance`` per leg (a load not decided on
+  yet, its memory empty: up to its maximum); a phase it reports no draw on counts as its allocation.
+  Faulted/unavailable loads are not counted on: they get 0, their draw stays in the house load (and on their
+  circuits), and what they may draw on their own beyond it (``LoadState.fallback_current``, an OCPP
+  charger's baseline) is reserved. Off, disabled and idle loads get a setpoint of 0; their draw is taken out
+  of the house load only while they follow their lowering.
+* **Break before make.** A decision never counts on current it has just taken away: a load goes above its
+  previous allocation only where it fits with every other load counted at ``max(new allocation,
+  reserved)``, ``reserved`` being the largest of its previous allocation, its claimed draw, and the one it
+  was lowered from until its fresh draw, stamped after the lowering, is at most its new allocation +
+  ``draw_tolerance`` or ``timers.follow_time`` has passed (:class:`LoadMemory` ``lowered_from``,
+  ``raised_from``, ``changed_at``). An increase that does not fit waits (reason awaiting_follow); a load may
+  always keep its previous allocation, and decreases are never delayed. With the loads following within
+  ``follow_time``, the *measured* current stays within the fuse except for the house's own steps, cut within
+  one decision (tests/allocator_core/test_closed_loop_safety.py).
 * **Inverter limits** never add to the fuse budget (the fuse is at the grid connection; the invariant is
   measured there). They cap the battery's contribution to the surplus pool instead: ``max_power`` and
   ``max_power_per_phase`` times the phases, less the inverter's present output.
@@ -37,8 +53,8 @@ Decisions on points the issue leaves open:
   ``timers.stale_after``): loads whose mode may take grid power for their minimum (Standard, Continuous,
   Solar Priority, must-run) get their minimum when every phase they use has a fresh reading and it fits there
   (and no max-import or imbalance limit depends on an unknown phase); everyone else 0; reason stale_data.
-  Timers do not hold anything on stale data, and a load within its minimum pause stays paused. Readings
-  from the future count as fresh.
+  Timers do not hold anything on stale data, and a load within its minimum pause stays paused. A reading
+  stamped more than ``timers.future_tolerance`` ahead of ``now`` is from the future: not fresh.
 * **Battery** (:mod:`.battery`): SOC unknown on a battery site → battery first (Solar Only gets nothing,
   Solar Priority its minimum, no excess). Above target (latched from ``target_soc`` until it falls below
   ``target_soc − hysteresis``, never below ``min_soc``) the surplus is export + the battery's charge + what
@@ -56,6 +72,10 @@ Decisions on points the issue leaves open:
   min_run and grace.
 * Circuits are applied as limits during the allocation itself (same ordering), so budget a circuit cannot
   use goes to the next load; a load naming a circuit the site does not define is limited by the main fuse only.
+* **Grid-operator limits** (:mod:`.external_limit`, §14a EnWG): the snapshot's ``grid_limit`` (the last signal, a
+  silence policy with a fallback) gives a site import limit (lowering the import room like ``max_import_power``)
+  and per-load caps (W → A per leg; a load whose minimum is above its cap pauses), above every mode and
+  priority; a load they hold back gets reason ``grid_operator_limit``. Expiry and silence are judged at ``now``.
 * The imbalance limit bounds ``max − min`` of ``house + allocations`` over the site's phases; an allocation
   never widens a spread beyond it (a house that is already beyond it is not the allocator's to fix).
 """

@@ -19,11 +19,14 @@ from shared.models.settings import Mode, SiteSettings
 
 from .budget import Budget
 from .explain import final_reason, sentence
+from .external_limit import OperatorLimit, cap_loads, decision_reason, limit_in_force, lower_import, relabel
+from .external_limit import state as limit_state
+from .follow import NOT_COUNTED, judge
 from .ordering import in_order
 from .output import construct
 from .pools import Pools, clamp, compute_pools, report
 from .restart import hold_back_restarts
-from .safety import refit
+from .safety import grant, guarded_room, refit
 from .stability import after_allocation, before_allocation, fresh_memory, next_memory
 from .strategies import EXCESS, GRID, SOLAR, SOLAR_PRIORITY, STRATEGIES, room_for
 from .views import EPS, LoadView, build_views
@@ -44,11 +47,46 @@ def pool_of(load: LoadView, settings: SiteSettings) -> str:
     return EXCESS
 
 
-def _stale_minimums(loads: list[LoadView], budget: Budget, pools: Pools, settings: SiteSettings) -> None:
+def _guard(allowed: list[LoadView], views: list[LoadView], settings: SiteSettings, pools: Pools) -> Budget | None:
+    """The break-before-make budget, when a load may go up while another goes down or is still following."""
+    if not any(load.target > load.memory.current + EPS for load in allowed):
+        return None
+    if not any(view.pending or view.unsure > EPS or view.reserved > view.target + EPS for view in views):
+        return None
+    return Budget.start(settings, pools, views, guard=True)
+
+
+def _final_fit(allowed: list[LoadView], views: list[LoadView], settings: SiteSettings, pools: Pools) -> Budget:
+    """The safety refit, guarded (:mod:`.safety`) when a decrease may be counted on by an increase.
+
+    Without a planned decrease the refit runs unguarded; if it still cuts a load below its reservation while
+    it lets another go up, it runs again with the guard (the common decision pays for one refit)."""
+    guard = _guard(allowed, views, settings, pools)
+    if guard is not None:
+        final = Budget.start(settings, pools, views)
+        refit(allowed, final, guard)
+        return final
+    saved = [(load.hold, load.reason, load.subject, load.room) for load in allowed]
+    final = Budget.start(settings, pools, views)
+    refit(allowed, final)
+    if any(load.amount + EPS < load.reserved for load in allowed) and any(
+        load.amount > load.memory.current + EPS for load in allowed
+    ):
+        for load, (hold, reason, subject, room) in zip(allowed, saved, strict=True):
+            load.hold, load.reason, load.subject, load.room = hold, reason, subject, room
+        final = Budget.start(settings, pools, views)
+        refit(allowed, final, Budget.start(settings, pools, views, guard=True))
+    return final
+
+
+def _stale_minimums(
+    loads: list[LoadView], budget: Budget, guard: Budget | None, pools: Pools, settings: SiteSettings,
+    operator_import: bool = False,
+) -> None:
     """Unknown data: a safe minimum only where it is known to fit (all its phases measured, no limit unknown)."""
     known = pools.known
     all_known = len(known) == len(pools.phases)
-    unknown_limits = settings.max_import_power is not None or (
+    unknown_limits = settings.max_import_power is not None or operator_import or (
         settings.imbalance_limit is not None and len(pools.phases) > 1 and not all_known
     )
     for load in loads:
@@ -58,13 +96,12 @@ def _stale_minimums(loads: list[LoadView], budget: Budget, pools: Pools, setting
             continue
         if any(p not in known for p, _ in load.weights):
             continue
-        room = budget.hard_room(load)[0]
+        room = guarded_room(load, budget, guard)[0]
         if room + EPS >= load.floor:
-            budget.take(load, load.floor)
-            load.amount = load.floor
+            grant(load, budget, guard, load.floor)
 
 
-_GONE = frozenset({LoadStatus.FAULTED, LoadStatus.UNAVAILABLE})
+_GONE = NOT_COUNTED
 _RESTING = frozenset({LoadStatus.IDLE, LoadStatus.FINISHING})
 
 
@@ -82,12 +119,13 @@ def _idle_reason(load: LoadView) -> Reason | None:
     return None
 
 
-def _decision(view: LoadView, pools: Pools, final: Budget, now: datetime) -> LoadDecision:
+def _decision(view: LoadView, pools: Pools, final: Budget, now: datetime, limit: OperatorLimit) -> LoadDecision:
     """One load's decision: amount, reason, sentence, ``available`` for idle loads, memory for the next one."""
     idle_reason = _idle_reason(view)
     if idle_reason is None:
         amount = view.amount
         reason = Reason.STALE_DATA if pools.stale else final_reason(view, amount)
+        reason = decision_reason(limit, view, reason, amount)
         memory = next_memory(view, amount, now)
     else:
         amount = 0.0
@@ -97,7 +135,10 @@ def _decision(view: LoadView, pools: Pools, final: Budget, now: datetime) -> Loa
             room = room_for(view, final, pools)[0]
             view.available = view.quantize(room) if room + EPS >= view.floor else 0.0
         stopped = idle_reason in (Reason.DISABLED, Reason.OFF)
-        memory = next_memory(view, 0.0, now) if stopped else fresh_memory(view)
+        if stopped:
+            memory = next_memory(view, 0.0, now)
+        else:  # a lowering to 0 is remembered (break before make), but not for a faulted or unavailable load
+            memory = fresh_memory(view, None if view.status in NOT_COUNTED else now)
     return construct(
         LoadDecision,
         {
@@ -120,22 +161,31 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
         raise ValueError("allocate: now must be timezone-aware")
     settings = snapshot.settings
     views = build_views(settings, snapshot.loads)
+    judge(views, settings.timers, now)
     pools = compute_pools(settings, snapshot.measurement, views, snapshot.memory, now)
+    limit = limit_in_force(snapshot.grid_limit, now)  # the grid operator's, above every mode and priority
+    cap_loads(limit, views, settings.voltage)
+    lower_import(limit, pools, settings)
     for view in views:
         view.pool = pool_of(view, settings)
-    competing = in_order([v for v in views if v.wants_power])
+    competing = in_order([v for v in views if v.wants_power and v.index not in limit.paused])
     if pools.stale:
         final = Budget.start(settings, pools, views)
-        _stale_minimums(before_allocation(competing, now, settings.timers), final, pools, settings)
+        allowed = before_allocation(competing, now, settings.timers)
+        for load in allowed:
+            load.target = load.floor
+        guard = _guard(allowed, views, settings, pools)
+        operator_import = limit.in_force and limit.values.import_limit_w is not None
+        _stale_minimums(allowed, final, guard, pools, settings, operator_import)
     else:
         budget = Budget.start(settings, pools, views)
         allowed = hold_back_restarts(before_allocation(competing, now, settings.timers), budget)
         STRATEGIES[settings.strategy](allowed, budget, pools)
         after_allocation(allowed, now, settings.timers, settings.allow_grid_charging)
-        final = Budget.start(settings, pools, views)
-        refit(allowed, final)
+        final = _final_fit(allowed, views, settings, pools)
+        relabel(limit, allowed)
 
-    decisions = [_decision(view, pools, final, now) for view in views]
+    decisions = [_decision(view, pools, final, now, limit) for view in views]
     running = sum(1 for d in decisions if d.on)
     competing_count = len(competing)
     if pools.stale:
@@ -145,6 +195,12 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
         message = f"{running} running, {paused} paused, {len(views) - competing_count} not competing"
     if pools.battery_note:
         message = f"{message}; {pools.battery_note}"
+    grid_limit = None
+    if snapshot.grid_limit is not None:
+        binding = [d.load for d in decisions if d.reason is Reason.GRID_OPERATOR_LIMIT]
+        grid_limit = limit_state(limit, settings.site, now, binding)
+        if limit.in_force:
+            message = f"{message}; grid operator limit in force ({limit.why})"
     return construct(
         Allocation,
         {
@@ -165,5 +221,6 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
                     "surplus_ema": {p: clamp(v) for p, v in pools.surplus_ema.items()},
                 },
             ),
+            "grid_limit": grid_limit,
         },
     )

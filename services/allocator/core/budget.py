@@ -8,12 +8,12 @@ binds first (for the reason and the sentence).
 from __future__ import annotations
 
 from shared.models.base import Phase
-from shared.models.load import LoadStatus
 from shared.models.setpoint import Reason
 from shared.models.settings import SiteSettings
 
+from .follow import NOT_COUNTED, fallback_reserve
 from .pools import Pools
-from .views import LoadView
+from .views import EPS, LoadView
 
 INF = float("inf")
 FUSE, IMPORT, CIRCUIT, IMBALANCE = Reason.FUSE_LIMIT, Reason.IMPORT_LIMIT, Reason.CIRCUIT_LIMIT, Reason.IMBALANCE_LIMIT
@@ -42,7 +42,9 @@ class Budget:
     excess_left: float
 
     @classmethod
-    def start(cls, settings: SiteSettings, pools: Pools, views: list[LoadView]) -> Budget:
+    def start(cls, settings: SiteSettings, pools: Pools, views: list[LoadView], guard: bool = False) -> Budget:
+        """The budget before any allocation. ``guard``: break before make (:mod:`.follow`) — every load's
+        ``reserved`` current is taken up front, and :meth:`take_above` charges only what goes beyond it."""
         budget = cls()
         budget.phase_left = dict(pools.physical)
         budget.import_left = pools.import_room
@@ -50,18 +52,43 @@ class Budget:
         budget.circuit_left = {c.id: dict.fromkeys(pools.phases, c.limit - margin) for c in settings.circuits}
         if budget.circuit_left:
             for view in views:
-                if view.circuits and view.status in (LoadStatus.FAULTED, LoadStatus.UNAVAILABLE):
-                    # Not counted on: what it draws now stays on its circuits.
+                if view.circuits and view.status in NOT_COUNTED:
+                    # Not counted on: what it draws now, and what it may draw on its own, stays on its circuits.
+                    extra = fallback_reserve(view)
                     for c in view.circuits:
                         left = budget.circuit_left[c]
                         for p, amps in view.draw.items():
+                            if p in left:
+                                left[p] -= amps
+                        for p, amps in extra.items():
                             if p in left:
                                 left[p] -= amps
         budget.level = dict(pools.house)
         budget.imbalance = settings.imbalance_limit if len(pools.phases) > 1 else None
         budget.surplus_left = pools.surplus
         budget.excess_left = pools.excess
+        if guard:
+            for view in views:
+                held = view.reserved + view.unsure
+                if held > EPS:
+                    budget._reserve(view, held)
         return budget
+
+    def _reserve(self, load: LoadView, amps: float) -> None:
+        """Take ``amps`` per leg for the load on the phases the budget knows (a stale phase gets nothing anyway)."""
+        phase_left = self.phase_left
+        level = self.level
+        for p, k in load.weights:
+            if p in phase_left:
+                phase_left[p] -= k * amps
+                level[p] += k * amps
+        if self.import_left is not None:
+            self.import_left -= load.legs * amps
+        for c in load.circuits:
+            left = self.circuit_left[c]
+            for p, k in load.weights:
+                if p in left:
+                    left[p] -= k * amps
 
     def copy(self) -> Budget:
         other = Budget()
@@ -133,3 +160,11 @@ class Budget:
                 left[p] -= k * delta
         self.surplus_left -= legs_delta
         self.excess_left -= legs_delta
+
+    def take_above(self, load: LoadView, delta: float) -> None:
+        """Give the load ``delta`` more per leg on a guarded budget: its cost is max(amount, reserved)."""
+        reserved = load.reserved
+        before = load.amount if load.amount > reserved else reserved
+        after = load.amount + delta
+        if after > before:
+            self.take(load, after - before)

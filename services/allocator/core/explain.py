@@ -11,7 +11,9 @@ from .restart import RESTART_MARGIN
 from .views import EPS, LoadView
 
 #: The reasons that name a limit (a fuse phase, a circuit, the import power, the imbalance) holding a load back.
-_LIMITS = (Reason.FUSE_LIMIT, Reason.CIRCUIT_LIMIT, Reason.IMPORT_LIMIT, Reason.IMBALANCE_LIMIT)
+_LIMITS = (
+    Reason.FUSE_LIMIT, Reason.CIRCUIT_LIMIT, Reason.IMPORT_LIMIT, Reason.IMBALANCE_LIMIT, Reason.GRID_OPERATOR_LIMIT
+)
 
 
 def _a(value: float) -> str:
@@ -49,6 +51,8 @@ def _limit_words(load: LoadView) -> str:
         return "the maximum import power"
     if reason is Reason.IMBALANCE_LIMIT:
         return f"the phase imbalance limit ({s})"
+    if reason is Reason.GRID_OPERATOR_LIMIT:
+        return f"the grid operator's limit ({s})"
     return "the limits"
 
 
@@ -61,6 +65,8 @@ def sentence(load: LoadView, reason: Reason, amount: float, stale_why: str = "")
         return f"gets its maximum {got}{legs}" if amount + EPS >= load.maximum else f"gets {got}{legs}"
     if reason is Reason.MUST_RUN:
         return f"must run: gets {got}{legs} whatever its mode"
+    if reason is Reason.GRID_OPERATOR_LIMIT and amount <= EPS and room + EPS < load.floor:
+        return f"paused: {_limit_words(load)} allows {_a(room)}, below its {_a(load.floor)} minimum"
     if reason in _LIMITS:
         if amount <= EPS:
             return f"paused: {_limit_words(load)} leaves no room"
@@ -89,6 +95,13 @@ def sentence(load: LoadView, reason: Reason, amount: float, stale_why: str = "")
         return f"keeps its {got} minimum from the grid during the grace time after the surplus dropped"
     if reason is Reason.MIN_PAUSE:
         return "stays paused until its minimum pause time is over"
+    if reason is Reason.AWAITING_FOLLOW:
+        where = load.subject or "its phases"
+        what = f"stays at {got}{legs}" if amount > EPS else "waits to start"
+        return (
+            f"{what} until the loads lowered on {where} follow their lower setpoints "
+            f"(break before make: no increase counts on current not yet given up)"
+        )
     if reason is Reason.RAMP:
         return f"ramping up: {got}{legs} now, more at the next decision"
     if reason is Reason.STALE_DATA:
@@ -129,6 +142,15 @@ def table(allocation: Allocation) -> str:
     for name, pool in allocation.pools.items():
         lines.append(row(name, pool))
     lines.append(row("headroom", allocation.headroom))
+    limit = allocation.grid_limit
+    if limit is not None and limit.in_force:
+        parts = [f"import <= {limit.import_limit_w:.0f} W" if limit.import_limit_w is not None else "",
+                 f"each load <= {limit.controllable_cap_w:.0f} W" if limit.controllable_cap_w is not None else "",
+                 ", ".join(f"{k} <= {v:.0f} W" for k, v in sorted(limit.load_cap_w.items()))]
+        until = f" until {limit.valid_until.isoformat()}" if limit.valid_until is not None else ""
+        lines.append("")
+        lines.append(f"GRID OPERATOR LIMIT ({limit.origin.value}, {limit.source}): "
+                     f"{'; '.join(p for p in parts if p)}{until}")
     if allocation.stale or allocation.message:
         lines.append("")
         lines.append(("STALE: " if allocation.stale else "") + allocation.message)

@@ -4,8 +4,10 @@ All figures are amps. Per-phase figures are per site phase; the solar pools are 
 phases (a meter nets export on one phase against import on another), held as "leg-amps": a load drawing
 ``I`` A on ``k`` legs takes ``k * I`` from them, so a 1-phase load is budgeted on its one phase only.
 
-Sign conventions: grid current import positive, battery power discharge positive. With ``draw`` the loads'
-own draw on the phases they use now, ``house = grid - draw`` per phase; ``-house`` summed over the phases
+Sign conventions: grid current import positive, battery power discharge positive. With ``draw`` what the loads'
+claims count on the phases they use now (:mod:`.follow`: fresh states only, at most what each load may be
+drawing), ``house = grid - draw`` per phase, plus what faulted or unavailable loads may draw on their own
+beyond their draw (their ``fallback_current``); ``-house`` summed over the phases
 (times the voltage) is what the site would export if the loads drew nothing. That figure still contains
 the battery, which :mod:`.battery` accounts for:
 
@@ -22,21 +24,20 @@ from datetime import datetime, timedelta
 
 from shared.models.allocation import SiteMemory
 from shared.models.base import Phase
-from shared.models.load import LoadStatus
 from shared.models.measurement import Reading, SiteMeasurement
 from shared.models.settings import SiteSettings
 
 from .battery import BatteryState, battery_state
+from .follow import fallback_reserve
 from .stability import smooth_surplus
 from .views import LoadView
-
-NOT_COUNTED = frozenset({LoadStatus.FAULTED, LoadStatus.UNAVAILABLE})
 
 
 @dataclass(slots=True)
 class Pools:
     phases: tuple[Phase, ...]
-    #: The house's own consumption per known phase (negative: export).
+    #: The house's own consumption per known phase (negative: export), with what faulted or unavailable loads
+    #: may draw on their own (their fallback) beyond their draw.
     house: dict[Phase, float]
     #: Phases with a fresh grid reading.
     known: frozenset[Phase]
@@ -66,8 +67,9 @@ class Pools:
     saturated_charge: float | None = None
 
 
-def _fresh(reading: Reading | None, cutoff: datetime) -> bool:
-    return reading is not None and reading.ts >= cutoff
+def _fresh(reading: Reading | None, cutoff: datetime, ahead: datetime) -> bool:
+    """Not older than the cutoff and not from the future (stamped beyond ``now + future_tolerance``)."""
+    return reading is not None and cutoff <= reading.ts <= ahead
 
 
 def compute_pools(
@@ -81,6 +83,7 @@ def compute_pools(
     limit = settings.fuse_limit - settings.margin
     stale_after = settings.timers.stale_after
     cutoff = now - timedelta(seconds=stale_after)
+    ahead = now + timedelta(seconds=settings.timers.future_tolerance)
     voltage = settings.voltage if settings.voltage > 0 else 230.0
     grid: dict[Phase, float] = {}
     problems: list[str] = []
@@ -94,18 +97,25 @@ def compute_pools(
             elif r.ts < cutoff:
                 age = (now - r.ts).total_seconds()
                 problems.append(f"grid current on phase {p.value} is {age:.0f} s old")
+            elif r.ts > ahead:
+                early = (r.ts - now).total_seconds()
+                problems.append(f"grid current on phase {p.value} is stamped {early:.0f} s in the future")
             else:
                 grid[p] = r.value
     drawn = dict.fromkeys(phases, 0.0)
+    reserve: dict[Phase, float] = {}
     for view in views:
-        if view.status in NOT_COUNTED:
-            continue  # not counted on: its draw stays in the house load
-        weights = view.weight_map
-        for p, amps in view.draw.items():
-            # Only on the phases its setpoint covers: a draw elsewhere is not the allocator's to give away.
-            if p in weights and p in drawn:
+        # Only on the phases its setpoint covers (a draw elsewhere is not the allocator's to give away), only
+        # what the claim counts (:mod:`.follow`); faulted and unavailable loads claim nothing.
+        for p, amps in view.claim.items():
+            if p in drawn:
                 drawn[p] += amps
-    house = {p: grid[p] - drawn[p] for p in phases if p in grid}
+        if view.fallback > 0.0:
+            for p, amps in fallback_reserve(view).items():
+                if p in drawn:
+                    reserve[p] = reserve.get(p, 0.0) + amps
+    # What faulted or unavailable loads may still draw on their own counts as house load too.
+    house = {p: grid[p] - drawn[p] + reserve.get(p, 0.0) for p in phases if p in grid}
     physical = {p: limit - h for p, h in house.items()}
     stale = bool(problems)
     import_room: float | None = None
@@ -115,11 +125,11 @@ def compute_pools(
     # Battery (see :mod:`.battery`).
     battery_soc = battery_w = solar_w = None
     if measurement is not None:
-        if _fresh(measurement.battery_soc, cutoff) and measurement.battery_soc is not None:
+        if _fresh(measurement.battery_soc, cutoff, ahead) and measurement.battery_soc is not None:
             battery_soc = measurement.battery_soc.value
-        if _fresh(measurement.battery_power, cutoff) and measurement.battery_power is not None:
+        if _fresh(measurement.battery_power, cutoff, ahead) and measurement.battery_power is not None:
             battery_w = measurement.battery_power.value
-        if _fresh(measurement.solar_power, cutoff) and measurement.solar_power is not None:
+        if _fresh(measurement.solar_power, cutoff, ahead) and measurement.solar_power is not None:
             solar_w = measurement.solar_power.value
     has_battery = settings.battery is not None or (
         measurement is not None and (measurement.battery_soc is not None or measurement.battery_power is not None)

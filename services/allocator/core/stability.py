@@ -35,6 +35,7 @@ from shared.models.load import LoadKind
 from shared.models.setpoint import Reason
 from shared.models.settings import Timers
 
+from .follow import remember
 from .output import construct
 from .views import EPS, LoadView
 
@@ -143,6 +144,7 @@ def next_memory(load: LoadView, amount: float, now: datetime) -> LoadMemory:
         active_since, paused_since = None, mem.paused_since
     short_since = load.short_since if on else None
     mode = load.mode
+    lowered_from, raised_from, changed_at = remember(load, amount, now)
     if (
         mem.current == amount
         and mem.on is on
@@ -150,6 +152,9 @@ def next_memory(load: LoadView, amount: float, now: datetime) -> LoadMemory:
         and mem.paused_since == paused_since
         and mem.short_since == short_since
         and mem.mode is mode
+        and mem.lowered_from == lowered_from
+        and mem.raised_from == raised_from
+        and mem.changed_at == changed_at
     ):
         return mem  # unchanged (models are immutable: sharing is safe)
     return construct(
@@ -161,13 +166,19 @@ def next_memory(load: LoadView, amount: float, now: datetime) -> LoadMemory:
             "paused_since": paused_since,
             "short_since": short_since,
             "mode": mode,
+            "lowered_from": lowered_from,
+            "raised_from": raised_from,
+            "changed_at": changed_at,
         },
     )
 
 
-def fresh_memory(load: LoadView) -> LoadMemory:
-    """Memory of a load that is not competing (idle, faulted, unavailable): the timers start over."""
+def fresh_memory(load: LoadView, now: datetime | None = None) -> LoadMemory:
+    """Memory of a load that is not competing (idle, faulted, unavailable): the timers start over.
+
+    ``now`` given (an idle or finishing load): a lowering to 0 is remembered for break before make."""
     mem = load.memory
+    lowered_from, raised_from, changed_at = remember(load, 0.0, now) if now is not None else (None, None, None)
     if (
         mem.current == 0.0
         and not mem.on
@@ -175,6 +186,9 @@ def fresh_memory(load: LoadView) -> LoadMemory:
         and mem.paused_since is None
         and mem.short_since is None
         and mem.mode is load.mode
+        and mem.lowered_from == lowered_from
+        and mem.raised_from == raised_from
+        and mem.changed_at == changed_at
     ):
         return mem
     return construct(
@@ -186,5 +200,8 @@ def fresh_memory(load: LoadView) -> LoadMemory:
             "paused_since": None,
             "short_since": None,
             "mode": load.mode,
+            "lowered_from": lowered_from,
+            "raised_from": raised_from,
+            "changed_at": changed_at,
         },
     )

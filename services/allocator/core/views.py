@@ -6,7 +6,7 @@ rules and the safety refit work on these views (plain slotted objects, no pydant
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
@@ -55,10 +55,23 @@ class LoadView:
     #: The load's circuit and its ancestors, innermost first (only circuits the site defines).
     circuits: tuple[str, ...]
     memory: LoadMemory
-    #: What the load draws now, per site phase.
+    #: What the load draws now, per site phase (as reported; see :mod:`.follow` for what of it counts).
     draw: dict[Phase, float]
+    #: When the load's state was stamped.
+    ts: datetime
+    #: Per leg, what it may draw on its own when uncontrolled (0: nothing known).
+    fallback: float = 0.0
     #: Set when the load cannot run at all (phase outside the site, empty current range): the sentence.
     unfit: str | None = None
+    #: Claims and break before make (:mod:`.follow`): its state is fresh; a lowering not followed yet;
+    #: no change within the follow time; per-leg current reserved until it follows; draw counted per phase.
+    fresh: bool = True
+    pending: bool = False
+    settled: bool = True
+    reserved: float = 0.0
+    #: Per leg: an unmeasured load's allocation it may not draw yet (raised recently), reserved in the guard.
+    unsure: float = 0.0
+    claim: dict[Phase, float] = field(default_factory=dict)
     amount: float = 0.0
     reason: Reason = Reason.OK
     #: What the binding limit was: (subject, value) for the sentence.
@@ -226,6 +239,8 @@ def build_views(settings: SiteSettings, loads: list[LoadInput]) -> list[LoadView
                 chain,
                 item.memory,
                 state.draw,
+                state.ts,
+                state.fallback_current or 0.0,
                 unfit,
             )
         )
