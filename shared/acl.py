@@ -110,7 +110,8 @@ def permissions(config: AmpmqConfig | None = None) -> dict[str, Grant]:
     g.write |= {_own(t, "allocator")}
     for site in sites:
         g.write |= {t.load(site, "+", Leaf.SETPOINT), t.load(site, "+", Leaf.SETTINGS), t.site_settings(site),
-                    t.decision(site), t.calibration(site), t.errors(site), t.grid_limit(site)}
+                    t.decision(site), t.calibration(site), t.errors(site), t.grid_limit(site),
+                    t.load(site, "+", Leaf.PLAN)}
     if section.home_assistant:
         g.write.add(f"{section.discovery_prefix}/#")
     g.read.add(_own(t, "allocator"))
@@ -122,7 +123,7 @@ def permissions(config: AmpmqConfig | None = None) -> dict[str, Grant]:
     for site in sites:
         g.write |= {t.site_settings_set(site), t.site_settings_set_field(site, "+"),
                     t.load(site, "+", Leaf.SETTINGS_SET), t.load_settings_set_field(site, "+", "+"),
-                    t.grid_limit_set(site)}
+                    t.grid_limit_set(site), t.load(site, "+", Leaf.PLAN_SET), t.prices(site), t.pv_forecast(site)}
 
     # ocpp-gateway: reads commands; writes what chargers say, on the sites its chargers belong to
     gateway = gateway_for(config, SYSTEM_CLOCK)

@@ -98,6 +98,16 @@ ENTRIES: list[TopicDoc] = [
              m.ErrorReport(ts=TS, service="allocator", topic=T.load_settings_set(SITE, LOAD), error="validation",
                            message="priority: Input should be a valid integer",
                            payload='{"priority": "2", "transaction": "42"}', transaction="42")),
+    TopicDoc(T.prices(SITE), m.PriceForecast, "a tariff bridge (Tibber, Nordpool, aWATTar via HA or Node-RED)",
+             True, "Import price per slot, for departure plans ([plans.md](plans.md)).",
+             m.PriceForecast(ts=TS, site=SITE, slots=[
+                 m.PriceSlot(start=TS + timedelta(hours=h), end=TS + timedelta(hours=h + 1), price=p)
+                 for h, p in ((10, 0.31), (11, 0.12), (12, 0.09))])),
+    TopicDoc(T.pv_forecast(SITE), m.PvForecast, "a solar forecast bridge (optional)", True,
+             "Expected solar production per slot (mean W); counted free in departure plans.",
+             m.PvForecast(ts=TS, site=SITE, slots=[
+                 m.PvSlot(start=TS + timedelta(hours=h), end=TS + timedelta(hours=h + 1), power=p)
+                 for h, p in ((10, 2500.0), (11, 1800.0))])),
     TopicDoc(T.load_state(SITE, LOAD), m.LoadState, "load-adapters", True,
              "What a controllable load is and does now.", EXAMPLE_LOAD),
     TopicDoc(T.load_availability(SITE, LOAD), None, "load-adapters", True, "Availability of one load.", "online"),
@@ -111,6 +121,20 @@ ENTRIES: list[TopicDoc] = [
              m.LoadSettings(ts=TS, site=SITE, load=LOAD, mode=m.Mode.SOLAR_PRIORITY, priority=1)),
     TopicDoc(T.load_settings_set(SITE, LOAD), m.LoadSettingsSet, "anyone → allocator", False,
              "Change one load's settings: only the fields given.", m.LoadSettingsSet(mode=m.Mode.EXCESS)),
+    TopicDoc(T.plan_set(SITE, LOAD), m.PlanSet, "anyone → allocator", False,
+             "Set the load's departure plan: a target SOC (with the battery's capacity) or energy, and a deadline;"
+             " `null` clears it.",
+             m.PlanSet(target_soc=80.0, capacity_wh=60000.0, deadline=TS + timedelta(hours=19), transaction="42")),
+    TopicDoc(T.plan(SITE, LOAD), m.LoadPlan, "allocator", True,
+             "The load's departure plan: the slots it charges in, the expected cost and finish, whether the target"
+             " can be reached.",
+             m.LoadPlan(ts=TS, site=SITE, load=LOAD, target_soc=80.0, capacity_wh=60000.0,
+                        deadline=TS + timedelta(hours=19), energy_needed_wh=13800.0, current=10.0,
+                        house_estimate=14.0, slots=[m.PlannedSlot(start=TS + timedelta(hours=14),
+                                                                  end=TS + timedelta(hours=16), current=10.0,
+                                                                  energy_wh=13800.0, price=0.09)],
+                        expected_cost=1.242, currency="EUR", expected_finish=TS + timedelta(hours=16),
+                        message="13.8 kWh in 1 slot(s) at 10.0 A, about 1.24 EUR, done by 04:00 UTC")),
     TopicDoc(T.session_event(SITE, LOAD), m.SessionSummary, "load-adapters", False,
              "A charging session of the load ended (its transaction ended, or the car was unplugged).",
              EXAMPLE_SESSION),

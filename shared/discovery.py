@@ -195,6 +195,7 @@ class Discovery:
         setpoint, state = self.topics.setpoint(site, load), self.topics.load_state(site, load)
         online = self.topics.load_availability(site, load)
         last = self.topics.session_last(site, load)
+        plan = self.topics.plan(site, load)
         common = {"device": device, **self._availability(online)}
         config = {**common, "entity_category": "config", "state_topic": settings, "command_topic": set_topic}
 
@@ -260,5 +261,14 @@ class Discovery:
                        suggested_display_precision=0, icon="mdi:solar-power"),
                 sensor("last_session_ended", "Last session ended", last, "ended",
                        value_template=text("ended"), device_class="timestamp"),
+                # the departure plan (retained on plan, docs/plans.md): its slots and sentence as attributes
+                sensor("plan", "Departure plan", plan, "deadline",
+                       value_template=lookup("feasible") + "{{ 'on track' if v.x is sameas true else "
+                                                           "('cannot be reached' if v.x is sameas false else none) }}",
+                       json_attributes_topic=plan, icon="mdi:calendar-clock"),
+                sensor("plan_finish", "Plan finish", plan, "expected_finish",
+                       value_template=text("expected_finish"), device_class="timestamp"),
+                sensor("plan_cost", "Plan cost", plan, "expected_cost", value_template=number("expected_cost", 2),
+                       suggested_display_precision=2, icon="mdi:cash"),
             ]
         return out

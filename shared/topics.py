@@ -14,12 +14,16 @@ The tree (``ampmq`` is the configurable root, ``<site>`` a site id)::
     ampmq/<site>/grid-limit                         retained  GridLimitState       allocator
     ampmq/<site>/grid-limit/set                     command   GridLimitSet         -> allocator
     ampmq/<site>/errors                             event     ErrorReport          any service
+    ampmq/<site>/prices                             retained  PriceForecast        a tariff bridge
+    ampmq/<site>/pv-forecast                        retained  PvForecast           a solar forecast bridge
     ampmq/<site>/load/<load>/state                  retained  LoadState            load_adapters
     ampmq/<site>/load/<load>/availability           retained  online|offline       load_adapters
     ampmq/<site>/load/<load>/setpoint               retained  Setpoint             allocator
     ampmq/<site>/load/<load>/settings               retained  LoadSettings         allocator
     ampmq/<site>/load/<load>/settings/set           command   LoadSettingsSet      -> allocator
     ampmq/<site>/load/<load>/settings/set/<field>   command   one field, raw value -> allocator
+    ampmq/<site>/load/<load>/plan                   retained  LoadPlan             allocator
+    ampmq/<site>/load/<load>/plan/set               command   PlanSet or null      -> allocator
     ampmq/<site>/load/<load>/session/event          event     SessionSummary       load_adapters
     ampmq/<site>/load/<load>/session/last           retained  SessionSummary       load_adapters
     ampmq/<site>/charger/<cp>/availability          retained  online|offline       ocpp_gateway
@@ -64,6 +68,8 @@ class Kind(StrEnum):
     ERRORS = "errors"
     LOAD = "load"
     CHARGER = "charger"
+    PRICES = "prices"
+    PV_FORECAST = "pv-forecast"
 
 
 class Leaf(StrEnum):
@@ -86,6 +92,8 @@ class Leaf(StrEnum):
     CONNECTOR = "connector"
     SESSION_EVENT = "session/event"
     SESSION_LAST = "session/last"
+    PLAN = "plan"
+    PLAN_SET = "plan/set"
     INSTANCES = "instances"
     ROLL_CALL = "roll-call"
 
@@ -166,7 +174,8 @@ class Topics:
             if len(parts) < 4:
                 raise TopicError(f"{topic!r}: {kind} topics are {kind}/<id>/<leaf>")
             return TopicRef(self.root, site, kind, check_id(parts[2]), "/".join(parts[3:]))
-        if kind in (Kind.MEASUREMENT, Kind.SETTINGS, Kind.DECISION, Kind.ERRORS, Kind.CALIBRATION, Kind.GRID_LIMIT):
+        if kind in (Kind.MEASUREMENT, Kind.SETTINGS, Kind.DECISION, Kind.ERRORS, Kind.CALIBRATION, Kind.GRID_LIMIT,
+                    Kind.PRICES, Kind.PV_FORECAST):
             return TopicRef(self.root, site, kind, None, "/".join(parts[2:]))
         raise TopicError(f"{topic!r}: unknown kind {kind!r}")
 
@@ -217,6 +226,14 @@ class Topics:
         """Detected phase mapping and polarity (``+`` for every site)."""
         return self.build(site, Kind.CALIBRATION)
 
+    def prices(self, site: str) -> str:
+        """The import price forecast (``+`` for every site)."""
+        return self.build(site, Kind.PRICES)
+
+    def pv_forecast(self, site: str) -> str:
+        """The expected solar production (``+`` for every site)."""
+        return self.build(site, Kind.PV_FORECAST)
+
     def grid_limit(self, site: str) -> str:
         """The grid-operator limit in force (``+`` for every site)."""
         return self.build(site, Kind.GRID_LIMIT)
@@ -247,6 +264,14 @@ class Topics:
     def load_settings_set_field(self, site: str, load: str, field: str) -> str:
         """``.../load/<load>/settings/set/<field>``: set one field with a bare value."""
         return f"{self.load_settings_set(site, load)}/{field}"
+
+    def plan(self, site: str, load: str) -> str:
+        """The load's departure plan as the allocator works it out (retained)."""
+        return self.load(site, load, Leaf.PLAN)
+
+    def plan_set(self, site: str, load: str) -> str:
+        """Set (or, with ``null``, clear) the load's departure plan."""
+        return self.load(site, load, Leaf.PLAN_SET)
 
     def session_event(self, site: str, load: str) -> str:
         """A charging session of the load ended (not retained)."""

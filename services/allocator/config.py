@@ -68,6 +68,9 @@ class AllocatorConfig(SectionModel):
     #: Shortest time (s) between two reports of the same problem from the same origin (a future timestamp,
     #: an unserved site): the first goes out at once, the repeats are not a flood.
     report_interval: Annotated[float, Field(ge=0.0, le=86_400.0)] = 300.0
+    #: Departure plans (docs/plans.md) are worked out again at least this often (s) as the fuse headroom and
+    #: the delivered energy move; new prices, a new plan or a new SOC replan at the next decision.
+    plan_interval: Annotated[float, Field(ge=1.0, le=3600.0)] = 60.0
     #: Site id -> how the grid operator's signal reaches it and what applies when it goes silent.
     grid_limits: dict[SiteId, GridLimitConfig] = Field(default_factory=dict)
 

@@ -40,9 +40,13 @@ from shared.models import (
     ErrorReport,
     GridLimitSet,
     GridLimitState,
+    LoadPlan,
     LoadSettings,
     LoadSettingsSet,
     LoadState,
+    PlanSet,
+    PriceForecast,
+    PvForecast,
     Setpoint,
     SiteDecision,
     SiteMeasurement,
@@ -51,6 +55,7 @@ from shared.models import (
     Timers,
 )
 from shared.mqtt import ONLINE, Incoming, RawIncoming, Runtime
+from shared.payload import check_bounds
 from shared.topics import Leaf, TopicRef, Topics
 
 from .announce import Announcements, is_defaults
@@ -64,6 +69,8 @@ from .grid_limit import GridLimitConfig, from_command, from_relay, restored
 from .limits import breaches, clamped
 from .loop import DecisionLoop
 from .metrics import AllocatorMetrics
+from .plans import content as plan_content
+from .plans import explained, requested, soc_moved, worked_out
 from .publisher import setpoint, site_decision
 from .reports import ReportThrottle
 from .settings_store import SettingsRejected, describe, merge_load, merge_site
@@ -156,6 +163,8 @@ class AllocatorService:
             if site is None:
                 return
             entry = self.registry.load(site.site, _load_of(msg.ref, msg.payload.load))
+            if entry.plan is not None and soc_moved(entry.planned_soc, msg.payload.soc):
+                site.replan = True  # the energy a plan still needs changed
             entry.state, entry.untrusted = judge_state(msg.payload, self._now(), self.section.future_tolerance)
             entry.seen = True
             if entry.untrusted is not None:
@@ -243,6 +252,44 @@ class AllocatorService:
             command = await self._field_command(LoadSettingsSet, msg.topic.rsplit("/", 1)[1], msg)
             if command is not None:
                 await self.set_load(ref.site, ref.id, command)
+
+        @rt.route(topics.prices("+"), PriceForecast, latest=True)
+        async def on_prices(msg: Incoming[PriceForecast]) -> None:
+            site = self.registry.served(_site_of(msg.ref, msg.payload.site))
+            if site is not None:
+                site.prices, site.replan = msg.payload, True
+                self.loop.changed(site.site)
+
+        @rt.route(topics.pv_forecast("+"), PvForecast, latest=True)
+        async def on_pv_forecast(msg: Incoming[PvForecast]) -> None:
+            site = self.registry.served(_site_of(msg.ref, msg.payload.site))
+            if site is not None:
+                site.pv_forecast, site.replan = msg.payload, True
+                self.loop.changed(site.site)
+
+        @rt.raw_route(topics.load_filter(Leaf.PLAN_SET))
+        async def on_plan_set(msg: RawIncoming) -> None:
+            ref = topics.parse(msg.topic)
+            if ref.site is None or ref.id is None:
+                return
+            check_bounds(msg.payload)
+            text = msg.payload.strip()
+            try:
+                command = None if text in (b"", b"null") else PlanSet.model_validate_json(text)
+            except ValidationError as exc:
+                await self.runtime.report_error(msg.topic, "validation", describe(exc), msg.payload)
+                return
+            await self.set_plan(ref.site, ref.id, command)
+
+        @rt.route(topics.load_filter(Leaf.PLAN), LoadPlan, qos=0, latest=True)
+        async def on_own_plan(msg: Incoming[LoadPlan]) -> None:
+            site = self.registry.served(_site_of(msg.ref, msg.payload.site))
+            if site is None:
+                return
+            self.registry.load(site.site, _load_of(msg.ref, msg.payload.load))  # (with its configured settings)
+            if site.take_plan(msg.payload):
+                site.replan = True
+                self.loop.changed(site.site)
 
         # Our own output, read back: at QoS 0, as nothing is lost while the connection holds, and after a
         # reconnect the retained copies come again. Saves an acknowledgement per message (three a decision).
@@ -397,6 +444,46 @@ class AllocatorService:
         await self.runtime.publish(self.topics.load_settings(site_id, load), settings, retain=True)
         self.loop.changed(site_id)
 
+    async def set_plan(self, site_id: str, load: str, command: PlanSet | None) -> None:
+        """Set a load's departure plan (``None`` clears it): worked out and published at the next decision."""
+        site = await self._served(site_id, self.topics.plan_set(site_id, load))
+        if site is None:
+            return
+        known = site.loads.get(load)
+        if not self.section.load_configured(site_id, load) and (known is None or not known.seen):
+            await self.runtime.report_error(
+                self.topics.plan_set(site_id, load), "unknown_load",
+                f"site {site_id} has no load {load!r}: it is not configured and no adapter has published its "
+                "state; no plan was set")
+            return
+        entry = self.registry.load(site_id, load)
+        if command is None:
+            entry.plan = entry.planned_at = None
+            self.runtime.log.info("load %s/%s plan cleared", site_id, load)
+            await self.runtime.publish(self.topics.plan(site_id, load), None, retain=True)
+        else:
+            stamp = self._stamp(entry.plan.ts if entry.plan is not None else None)
+            entry.plan, entry.planned_at = requested(site_id, load, command, entry.state, stamp), None
+            self.runtime.log.info("load %s/%s plan set: %s", site_id, load, command.model_dump(exclude_unset=True))
+        site.replan = True
+        self.loop.changed(site_id)
+
+    async def _replan(self, site: SiteState, now: datetime) -> None:
+        """Work each plan out again when an input changed (prices, solar forecast, SOC, a new plan) or
+        ``plan_interval`` passed (headroom and delivered energy move); publish it when what it says changed."""
+        forced, site.replan = site.replan, False
+        for load, entry in list(site.loads.items()):
+            if entry.plan is None:
+                continue
+            if not forced and entry.planned_at is not None and \
+                    (now - entry.planned_at).total_seconds() < self.section.plan_interval:
+                continue
+            before = entry.plan
+            entry.plan, entry.planned_at = worked_out(site, load, before, now), now
+            entry.planned_soc = entry.state.soc if entry.state is not None else None
+            if plan_content(entry.plan) != plan_content(before):
+                await self.runtime.publish(self.topics.plan(site.site, load), entry.plan, retain=True)
+
     def _field_target(self, topic: str) -> tuple[str, str]:
         ref = self.topics.parse(topic)
         if ref.site is None:
@@ -473,6 +560,7 @@ class AllocatorService:
         now = self._now()
         liveness = Liveness(now=now, stale_after=self.section.load_stale_after, service_gone=self._load_service_gone)
         await self._report_unavailable(site, liveness)
+        await self._replan(site, now)
         try:
             snapshot = site.snapshot(now, liveness)
             allocation = allocate(snapshot, now)
@@ -492,7 +580,10 @@ class AllocatorService:
             self._gate_connection = self.runtime.stats.connects
         settings = snapshot.settings
         sent = False
+        planned = site.planned(now)
         for d in allocation.decisions:
+            if d.load in planned:
+                d = explained(d, planned[d.load], now)
             topic = self.topics.setpoint(site_id, d.load)
             if gate.passes(topic, setpoint_content(d, settings.voltage), mono, refresh):
                 sent |= await self.runtime.publish(topic, setpoint(site_id, d, settings, now), retain=True)

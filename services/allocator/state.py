@@ -17,9 +17,13 @@ from shared.models import (
     GridLimitSignal,
     LoadInput,
     LoadMemory,
+    LoadPlan,
     LoadSettings,
     LoadState,
     LoadStatus,
+    Mode,
+    PriceForecast,
+    PvForecast,
     Setpoint,
     SiteDecision,
     SiteMeasurement,
@@ -31,7 +35,8 @@ from shared.models import (
 from .calibration import remapped
 from .config import AllocatorConfig
 from .grid_limit import GridLimitConfig, decision_input
-from .schedules import active_modes, load_in_force, site_in_force
+from .planner import active_slot
+from .schedules import ActiveModes, active_modes, load_in_force, site_in_force
 
 
 def _newer(incoming: datetime, held: datetime | None) -> bool:
@@ -72,6 +77,12 @@ class LoadEntry:
     seen: bool = False
     #: Why the latest state is not trusted (stamped in the future), None when it is.
     untrusted: str | None = None
+    #: The load's departure plan (set over ``plan/set``, read back from its retained ``plan``), and when it
+    #: was last worked out (None: due).
+    plan: LoadPlan | None = None
+    planned_at: datetime | None = None
+    #: The SOC the plan was last worked out with.
+    planned_soc: float | None = None
 
     def unavailable_because(self, liveness: Liveness | None) -> Unavailable | None:
         """Why the load counts as unavailable although its state does not say so; None when it does not."""
@@ -121,6 +132,10 @@ class SiteState:
     installation: SiteSettings = field(default_factory=lambda: SiteSettings(site="unset"))
     #: Load id -> the code of the unavailability last reported for it.
     reported_unavailable: dict[str, str] = field(default_factory=dict)
+    #: The import price and solar forecasts for departure plans, and whether an input of the plans changed.
+    prices: PriceForecast | None = None
+    pv_forecast: PvForecast | None = None
+    replan: bool = False
     #: The grid operator's last signal (heard on our clock), and the site's policy for it from the config.
     grid_signal: GridLimitSignal | None = None
     grid_config: GridLimitConfig | None = None
@@ -164,6 +179,19 @@ class SiteState:
         )
         entry.memory_ts = setpoint.ts
         return True
+
+    def take_plan(self, plan: LoadPlan) -> bool:
+        """Read a load's plan back from its retained topic (after a restart, or another instance's), if newer."""
+        entry = self.load(plan.load)
+        if entry.plan is not None and plan.ts <= entry.plan.ts:
+            return False
+        entry.plan, entry.planned_at = plan, None
+        return True
+
+    def planned(self, now: datetime) -> dict[str, LoadPlan]:
+        """Load id -> its plan, for the loads ``now`` falls in a planned slot of."""
+        return {load: entry.plan for load, entry in self.loads.items()
+                if entry.plan is not None and active_slot(entry.plan, now) is not None}
 
     def take_decision(self, decision: SiteDecision) -> bool:
         """Read the site memory (battery latch, smoothed surplus) back from a retained site decision."""
@@ -213,6 +241,10 @@ class SiteState:
         """Everything the next decision depends on, with the schedules in force at ``now`` applied; loads
         judged by ``liveness`` (their age and their adapter service) when given."""
         modes = active_modes(self.settings.schedules, now)
+        planned = self.planned(now)
+        if planned:
+            # in a planned slot the load charges as Standard, whatever its mode or a schedule says
+            modes = ActiveModes(modes.site, {**modes.loads, **dict.fromkeys(planned, Mode.STANDARD)})
         loads = []
         for load_id in sorted(self.loads):
             entry = self.loads[load_id]

@@ -96,6 +96,8 @@ def render(view: LiveView, stopping: bool = False) -> Group:
     services = Text("services: " + "  ".join(
         f"{name} {'●' if status == 'online' else '○'}" for name, status in sorted(view.services.items())))
     parts: list[object] = [head, progress, phases, site, loads, services]
+    for load, plan in sorted(view.plans.items()):
+        parts.insert(-1, Text(f"plan {load}: {plan.message}", style="cyan" if plan.feasible else "bold red"))
     for line in view.missing:
         parts.append(Text(f"! {line}", style="bold yellow"))
     parts.append(Text(STOPPING if stopping else "Ctrl-C: stop and write the report so far",

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from shared.models import Mode, Reason, Setpoint
+from shared.models import Mode, PriceForecast, Reason, Setpoint
 
 from .scenario import Scenario
 from .site import Site, SiteState
+from .tariff import price_at, price_forecast
 
 #: A load counts as running above this current (A per phase) or power (W).
 RUNNING_AMPS = 1.0
@@ -49,6 +50,8 @@ class LoadTally:
     starts: int = 0
     running: bool = False
     peak_current: float = 0.0
+    #: What the load's energy cost at the scenario's price curve (its ``prices``), in its currency.
+    cost: float = 0.0
 
 
 @dataclass(slots=True)
@@ -68,6 +71,10 @@ class Recorder:
     _high: dict[str, float] = field(default_factory=dict)
     _last: SiteState | None = None
     _limit: float = 0.0
+    _prices: PriceForecast | None = None
+
+    def __post_init__(self) -> None:
+        self._prices = price_forecast(self.scenario)
 
     def step(self, state: SiteState, dt: float) -> None:
         """Integrate one physics step."""
@@ -80,9 +87,12 @@ class Recorder:
         e["house"] += sum(state.house.values()) * h
         e["battery_discharge"] += max(0.0, state.battery_power) * h
         e["battery_charge"] += max(0.0, -state.battery_power) * h
+        price = price_at(self._prices, self.start + timedelta(seconds=state.t)) if self._prices else None
         for load, watts in state.loads.items():
             tally = self.loads.setdefault(load, LoadTally())
             tally.energy_wh += watts * h
+            if price is not None:
+                tally.cost += watts * h / 1000.0 * price
             amps = state.load_current.get(load, 0.0)
             tally.peak_current = max(tally.peak_current, amps)
             running = amps >= RUNNING_AMPS
@@ -149,6 +159,8 @@ class Recorder:
             if load in self.solar_only:
                 entry["grid_kwh"] = round(tally.grid_wh / 1000, 3)
                 entry["grid_share"] = round(tally.grid_wh / tally.energy_wh, 4) if tally.energy_wh > 0 else 0.0
+            if self._prices is not None:
+                entry["cost"] = round(tally.cost, 3)
             entry["setpoint_cycles"] = sum(1 for ev in self.setpoints if ev.load == load and ev.running)
             entry["flicker_violations"] = flicker_violations(self.setpoints, load, min_run, min_pause)
             load_kpis[load] = entry

@@ -23,7 +23,17 @@ from typing import Any
 from shared.broker import BrokerStartError, Mosquitto, embedded_broker, free_port
 from shared.clock import ScaledClock
 from shared.config import AmpmqConfig
-from shared.models import GridLimitSet, LoadState, Mode, Reason, Setpoint, SiteDecision, SiteSettings, Timers
+from shared.models import (
+    GridLimitSet,
+    LoadPlan,
+    LoadState,
+    Mode,
+    Reason,
+    Setpoint,
+    SiteDecision,
+    SiteSettings,
+    Timers,
+)
 from shared.mqtt import Incoming, RawIncoming, Runtime
 from shared.services import SERVICES, run_services
 from shared.topics import Leaf, Topics
@@ -35,6 +45,7 @@ from .scenario import Scenario
 from .shelly import BoilerPlug, Pro3em
 from .site import Site
 from .sunspec import SunSpecServer
+from .tariff import publish_tariff_and_plans
 from .wiring import Ports, Wiring, build
 
 log = logging.getLogger("ampmq.site-simulator")
@@ -56,6 +67,8 @@ class LiveView:
     load_states: dict[str, LoadState] = field(default_factory=dict)
     decision: SiteDecision | None = None
     settings: SiteSettings | None = None
+    #: Load id -> its departure plan as the allocator last published it.
+    plans: dict[str, LoadPlan] = field(default_factory=dict)
     #: The setpoints the grid operator's limit held back (reason grid_operator_limit), as published.
     dimmed: list[Setpoint] = field(default_factory=list)
     real_started: float = field(default_factory=time.monotonic)
@@ -135,6 +148,9 @@ async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | 
         services.add_done_callback(lambda task: _services_ended(task, view))
         tasks.append(services)
         tasks += [asyncio.ensure_future(d.run()) for d in devices.values()]
+        tasks.append(asyncio.ensure_future(publish_tariff_and_plans(
+            runtime, topics, scenario, lambda: view.services.get("allocator") == "online",
+            lambda load: load in view.plans)))
         signals: list[GridLimitSet] = []
         if scenario.grid_operator is not None:
             tasks.append(asyncio.ensure_future(run_control_box(scenario.grid_operator, runtime, topics, scenario.site,
@@ -158,6 +174,11 @@ async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | 
         kpis["ocpp"] = {cid: {"version": d.spec.ocpp, "connects": d.connects, "messages_sent": d.messages_sent,
                               "profiles_received": d.profiles_received} for cid, d in devices.items()}
         kpis["meter_messages"] = meter.published
+        if view.plans:
+            kpis["plans"] = {load: {"feasible": p.feasible, "expected_cost": p.expected_cost,
+                                    "currency": p.currency, "message": p.message,
+                                    "slots": [[s.start.isoformat(), s.end.isoformat(), s.price] for s in p.slots]}
+                             for load, p in view.plans.items()}
         if plug is not None:
             kpis["boiler_switches"] = plug.switches
         if scenario.grid_operator is not None:
@@ -270,6 +291,11 @@ def _observe(runtime: Runtime, topics: Topics, site: str, view: LiveView) -> Non
     async def on_state(msg: Incoming[LoadState]) -> None:
         if msg.payload.site == site:
             view.load_states[msg.payload.load] = msg.payload
+
+    @runtime.route(topics.load_filter(Leaf.PLAN), LoadPlan)
+    async def on_plan(msg: Incoming[LoadPlan]) -> None:
+        if msg.payload.site == site:
+            view.plans[msg.payload.load] = msg.payload
 
     @runtime.route(topics.decision(site), SiteDecision)
     async def on_decision(msg: Incoming[SiteDecision]) -> None:

@@ -178,6 +178,33 @@ class CircuitSpec(Strict):
     curve: Literal["B", "C", "gG"] = "B"
 
 
+class PricesSpec(Strict):
+    """A price curve published retained on ``<site>/prices`` at the start, as a tariff bridge would: one price
+    per ``slot`` seconds from ``start`` (local time on the scenario's first day, or the next day when it is
+    before the scenario's start)."""
+
+    start: time
+    slot: Seconds = Field(default=3600.0, gt=0)
+    currency: str = Field(default="EUR", min_length=1, max_length=8)
+    values: list[float] = Field(min_length=1, max_length=500)
+
+
+class PlanSpec(Strict):
+    """A departure plan set on a charger's load at the start (``plan/set``): a target SOC (of the charger's
+    car; its capacity is the car's) or energy, by the next ``deadline`` (local time) after the start."""
+
+    load: Id
+    target_soc: float | None = Field(default=None, ge=0, le=100)
+    target_energy_wh: Watts | None = None
+    deadline: time
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PlanSpec:
+        if (self.target_soc is None) == (self.target_energy_wh is None):
+            raise ValueError("a plan needs exactly one of target_soc and target_energy_wh")
+        return self
+
+
 class DimmingWindow(Strict):
     """Local times (HH:MM) the grid operator limits the site, and what it limits."""
 
@@ -229,6 +256,9 @@ class Scenario(Strict):
     timing: TimingSpec = Field(default_factory=TimingSpec)
     #: Allocator settings (a SiteSettingsSet) on top of what the scenario implies.
     allocator: dict[str, object] = Field(default_factory=dict)
+    #: A price forecast and departure plans published at the start (docs/plans.md).
+    prices: PricesSpec | None = None
+    plans: list[PlanSpec] = Field(default_factory=list)
     #: The grid operator's control box and its dimming windows (see ``grid_operator.py``).
     grid_operator: GridOperatorSpec | None = None
 
@@ -251,6 +281,13 @@ class Scenario(Strict):
         for a in self.household.appliances:
             if a.phase not in self.grid.phases:
                 raise ValueError(f"appliance {a.name} on phase {a.phase}, which the site does not have")
+        chargers = {c.id: c for c in self.chargers}
+        for plan in self.plans:
+            charger = chargers.get(plan.load)
+            if charger is None:
+                raise ValueError(f"plan for {plan.load}, which is not a charger of the scenario")
+            if plan.target_soc is not None and charger.ev is None:
+                raise ValueError(f"plan for {plan.load} sets target_soc but the charger has no ev (its capacity)")
         return self
 
     @property
@@ -276,4 +313,3 @@ def load_scenario(path: str | Path) -> Scenario:
     except ValidationError as exc:
         lines = [f"{'.'.join(str(p) for p in e['loc']) or 'scenario'}: {e['msg']}" for e in exc.errors()]
         raise ScenarioError(f"scenario {file}:\n  " + "\n  ".join(lines)) from exc
-

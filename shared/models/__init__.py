@@ -50,6 +50,7 @@ from .measurement import (
     SiteMeasurement,
     VoltageReading,
 )
+from .plan import LoadPlan, PlannedSlot, PlanSet, PriceForecast, PriceSlot, PvForecast, PvSlot
 from .session import SessionSummary
 from .setpoint import Reason, Setpoint, SiteDecision
 from .settings import (
@@ -98,6 +99,7 @@ __all__ = [
     "LoadInput",
     "LoadKind",
     "LoadMemory",
+    "LoadPlan",
     "LoadSettings",
     "LoadSettingsSet",
     "LoadState",
@@ -113,10 +115,16 @@ __all__ = [
     "PercentReading",
     "Phase",
     "PhasePolarity",
+    "PlanSet",
+    "PlannedSlot",
     "Polarity",
     "PositiveWatts",
     "PowerReading",
+    "PriceForecast",
+    "PriceSlot",
     "Priority",
+    "PvForecast",
+    "PvSlot",
     "Reading",
     "Reason",
     "SampledValue",

@@ -33,6 +33,7 @@ class Reason(StrEnum):
     GRACE = "grace"
     RAMP = "ramp"
     MUST_RUN = "must_run"
+    PLANNED_CHARGING = "planned_charging"  # in a slot of its departure plan (docs/plans.md)
     #: Break before make: an increase waits until the loads lowered on its phases follow their lower setpoints.
     AWAITING_FOLLOW = "awaiting_follow"
     GRID_OPERATOR_LIMIT = "grid_operator_limit"  # a grid operator's limit (§14a EnWG and the like)

@@ -19,6 +19,7 @@ from shared.discovery import Discovery
 from shared.models import (
     GridLimitState,
     LoadKind,
+    LoadPlan,
     LoadSettings,
     LoadSettingsSet,
     LoadState,
@@ -318,6 +319,26 @@ def test_a_charger_shows_its_last_finished_session() -> None:
     assert strict(energy["value_template"], payload) == "14.23"
     assert strict(solar["value_template"], payload) == "63.4"
     assert strict(ended["value_template"], payload) == "2026-12-06T18:00:00Z"
+
+
+def test_a_charger_shows_its_departure_plan() -> None:
+    """Issue 18: whether the plan is on track, when it expects to finish and what it expects to cost, from the
+    retained ``plan``; its slots and sentence as attributes."""
+    entities = dict(D.load_entities("home", "ev", "", LoadKind.EVSE))
+    plan = entities["homeassistant/sensor/ampmq-home-ev/plan/config"]
+    finish = entities["homeassistant/sensor/ampmq-home-ev/plan_finish/config"]
+    cost = entities["homeassistant/sensor/ampmq-home-ev/plan_cost/config"]
+    assert plan["state_topic"] == plan["json_attributes_topic"] == Topics().plan("home", "ev")
+    deadline = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    on_track = LoadPlan(site="home", load="ev", target_soc=80.0, capacity_wh=60_000.0, deadline=deadline,
+                        expected_finish=datetime(2026, 12, 7, 3, 20, tzinfo=UTC), expected_cost=4.514)
+    payload = on_track.model_dump_json()
+    assert strict(plan["value_template"], payload) == "on track"
+    assert strict(finish["value_template"], payload) == "2026-12-07T03:20:00Z"
+    assert strict(cost["value_template"], payload) == "4.51"
+    short = on_track.model_copy(update={"feasible": False, "expected_finish": None}).model_dump_json()
+    assert strict(plan["value_template"], short) == "cannot be reached"
+    assert strict(finish["value_template"], short) == "None"
 
 
 def test_the_grid_operator_limit_shows_when_it_is_in_force() -> None:

@@ -11,6 +11,7 @@ from services.site_simulator.recorder import Recorder
 from services.site_simulator.runner import LiveView
 from services.site_simulator.scenario import load_scenario
 from services.site_simulator.site import Site
+from shared.models import LoadPlan
 
 MIDDAY = Path(__file__).with_name("midday.yaml")
 
@@ -45,3 +46,16 @@ def test_the_dashboard_of_a_site_exporting_at_noon_says_export() -> None:
     console.print(render(view, stopping=True))
     assert STOPPING[:40] in console.export_text()
     assert " export=" in line(view)
+
+
+def test_the_dashboard_shows_a_departure_plan_and_says_when_it_falls_short() -> None:
+    scenario = load_scenario(MIDDAY)
+    site = Site(scenario)
+    view = LiveView(scenario, site, Recorder(scenario, set(), scenario.start), {}, scenario.duration,
+                    scenario.speed, [])
+    view.plans["carport"] = LoadPlan(site="home", load="carport", target_soc=80.0, capacity_wh=58_000.0,
+                                     deadline=scenario.end, feasible=False,
+                                     message="80 % by 13:30 +02:00 cannot be reached: 4.1 kWh short")
+    console = Console(width=160, record=True)
+    console.print(render(view))
+    assert "plan carport: 80 % by 13:30 +02:00 cannot be reached: 4.1 kWh short" in console.export_text()
