@@ -18,6 +18,7 @@ What the configs promise Home Assistant:
   decision says the reading is ``stale`` (a silent meter's last reading stays retained). Numbers are rounded
   in the template and carry a display precision.
 * Energy sensors are in kWh, ``state_class: total_increasing``: HA's Energy dashboard takes them as they are.
+  The site's (grid import, grid export, solar) come from the meters' own registers in the measurement.
 """
 
 from __future__ import annotations
@@ -159,6 +160,10 @@ class Discovery:
                               f"grid_current.{phase.value}.value", **amps(f"grid_current.{phase.value}.value")))
             out.append(sensor(f"headroom_{key}", f"Headroom {phase.value}", decision, f"headroom.{phase.value}",
                               **amps(f"headroom.{phase.value}")))
+        def kwh(path: str) -> dict[str, Any]:
+            return {"value_template": number(path, 3, per=1000), "unit_of_measurement": "kWh",
+                    "device_class": "energy", "state_class": "total_increasing", "suggested_display_precision": 2}
+
         out += [
             sensor("grid_power", "Grid power", measurement, "grid_power.value", **watts("grid_power.value")),
             sensor("solar_power", "Solar power", measurement, "solar_power.value", **watts("solar_power.value")),
@@ -167,6 +172,12 @@ class Discovery:
             sensor("battery_soc", "Battery", measurement, "battery_soc.value",
                    value_template=number("battery_soc.value", 0), unit_of_measurement="%", device_class="battery",
                    state_class="measurement", suggested_display_precision=0),
+            # the meters' own registers, for the Energy dashboard (docs/home-assistant.md)
+            sensor("grid_import_energy", "Grid import energy", measurement, "grid_import_energy.value",
+                   **kwh("grid_import_energy.value")),
+            sensor("grid_export_energy", "Grid export energy", measurement, "grid_export_energy.value",
+                   **kwh("grid_export_energy.value")),
+            sensor("solar_energy", "Solar energy", measurement, "solar_energy.value", **kwh("solar_energy.value")),
             (self._config_topic("binary_sensor", node, "stale"), {
                 **common, "name": "Meter data stale", "unique_id": f"{node}-stale", "state_topic": decision,
                 "value_template": lookup("stale") + "{{ 'ON' if v.x is sameas true else 'OFF' }}",

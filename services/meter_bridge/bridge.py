@@ -69,9 +69,12 @@ class SourceChannel:
             self.rejected += 1
             await self.reject(origin, "implausible", f"source {self.source.id}: {exc}", _describe(sample))
             return
+        normalized.updates, notices = self.gate.screen_energy(normalized.updates)
         self.accepted += 1
         self.site.state.apply(self.source.id, normalized, clock.now(), now)
         await self.site.publisher.request()
+        for notice in notices:
+            await self.reject(origin, notice.code, f"source {self.source.id}: {notice.message}", _describe(sample))
         if normalized.unsplit is not None and not self.unsplit_reported:
             self.unsplit_reported = True
             await self.reject(origin, "split_unknown", normalized.unsplit, _describe(sample))

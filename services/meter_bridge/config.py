@@ -24,10 +24,14 @@ from shared.config import SectionModel
 from shared.models.base import Phase
 
 #: The fields of a :class:`~shared.models.measurement.SiteMeasurement` a source can feed.
-FieldName = Literal["grid_current", "voltage", "grid_power", "solar_power", "battery_soc", "battery_power"]
+FieldName = Literal["grid_current", "voltage", "grid_power", "solar_power", "battery_soc", "battery_power",
+                    "grid_import_energy", "grid_export_energy", "solar_energy"]
 ALL_FIELDS: tuple[FieldName, ...] = (
     "grid_current", "voltage", "grid_power", "solar_power", "battery_soc", "battery_power",
+    "grid_import_energy", "grid_export_energy", "solar_energy",
 )
+#: The fields that are a device's lifetime energy register (Wh): they never go backwards.
+ENERGY_FIELDS: tuple[FieldName, ...] = ("grid_import_energy", "grid_export_energy", "solar_energy")
 #: What a source measures: the grid connection, a solar inverter or a battery.
 Role = Literal["grid", "solar", "battery"]
 #: How a grid power total is spread over the phases when a source gives no per-phase values.
@@ -90,18 +94,25 @@ class JsonValue(SectionModel):
     topic: Annotated[str, Field(min_length=1, max_length=512)]
     #: Dotted path into the JSON payload (``ENERGY.Power``, ``phases.0.current``); null: the payload is the number.
     path: str | None = None
-    unit: Literal["A", "W", "kW", "V", "%"]
+    unit: Literal["A", "W", "kW", "V", "%", "Wh", "kWh"]
     #: Multiplied in after the unit (use -1 for a device that signs the other way).
     scale: float = 1.0
     #: The device phase (1-3) of a per-phase value; null for a total.
     phase: DevicePhase | None = None
-    #: Power that is not the source role's own (a grid meter's topic that also gives solar power).
-    quantity: Literal["solar_power", "battery_power"] | None = None
+    #: Power that is not the source role's own (a grid meter's topic that also gives solar power); for an
+    #: energy register (Wh/kWh): null is the role's forward register (grid import, solar production),
+    #: ``export_energy`` the grid export register, ``solar_energy`` a solar register beside the role.
+    quantity: Literal["solar_power", "battery_power", "export_energy", "solar_energy"] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> JsonValue:
-        if self.quantity is not None and self.unit not in ("W", "kW"):
+        energy = self.unit in ("Wh", "kWh")
+        if self.quantity in ("solar_power", "battery_power") and self.unit not in ("W", "kW"):
             raise ValueError(f"quantity {self.quantity} needs a power unit (W or kW), not {self.unit}")
+        if self.quantity in ("export_energy", "solar_energy") and not energy:
+            raise ValueError(f"quantity {self.quantity} needs an energy unit (Wh or kWh), not {self.unit}")
+        if energy and self.phase is not None:
+            raise ValueError("an energy register (Wh/kWh) is a total: it has no phase")
         if self.unit == "%" and self.phase is not None:
             raise ValueError("a % value (battery SOC) has no phase")
         if self.unit == "A" and self.phase is None:

@@ -19,6 +19,10 @@ Rules (``docs/meters.md`` says the same for users):
 * Grid power is the device's total, else the sum of the per-phase powers, else Σ current x voltage (derived).
 * A solar or battery source's generic power (total, else sum of phases) feeds ``solar_power`` /
   ``battery_power``; battery power is published discharge positive (``battery_sign`` per source).
+* Energy comes only from the device's own registers, never from integrating power: a grid source's
+  forward register is ``grid_import_energy`` and its reverse register ``grid_export_energy`` (``invert``
+  swaps them, as it flips the power); a solar source's forward register (reverse with ``invert``) is
+  ``solar_energy``. A battery's registers are not published.
 """
 
 from __future__ import annotations
@@ -142,6 +146,19 @@ def normalize(
         add("solar_power", role_power)
     elif source.role == "battery" and role_power is not None:
         add("battery_power", _battery(source, role_power))
+
+    forward, reverse = sample.energy_forward, sample.energy_reverse
+    if source.invert:
+        forward, reverse = reverse, forward
+    if source.role == "grid":
+        if forward is not None:
+            add("grid_import_energy", forward)
+        if reverse is not None:
+            add("grid_export_energy", reverse)
+    elif source.role == "solar" and forward is not None:
+        add("solar_energy", forward)
+    if sample.solar_energy is not None:
+        add("solar_energy", sample.solar_energy)
 
     if sample.solar_power is not None:
         add("solar_power", sample.solar_power)

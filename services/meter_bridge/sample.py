@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+_SCALARS = ("total_power", "solar_power", "battery_power", "battery_soc", "energy_forward", "energy_reverse",
+            "solar_energy")
+
 
 @dataclass(slots=True)
 class Sample:
@@ -24,13 +27,19 @@ class Sample:
     solar_power: float | None = None
     battery_power: float | None = None
     battery_soc: float | None = None
+    #: The device's lifetime energy registers (Wh): ``energy_forward`` counts in the direction its power
+    #: is positive (a grid meter's import, an inverter's production), ``energy_reverse`` the other way (a
+    #: grid meter's export). ``solar_energy`` is a production register beside the role (like ``solar_power``).
+    energy_forward: float | None = None
+    energy_reverse: float | None = None
+    solar_energy: float | None = None
     #: True when the device spreads one reading over several messages and this one holds only part of
     #: it: no total is then derived from its phases (a sum of one phase is not the grid power).
     partial: bool = False
 
     def is_empty(self) -> bool:
         return not (self.current or self.power or self.voltage) and all(
-            v is None for v in (self.total_power, self.solar_power, self.battery_power, self.battery_soc)
+            getattr(self, name) is None for name in _SCALARS
         )
 
     def values(self) -> list[tuple[str, float]]:
@@ -38,7 +47,7 @@ class Sample:
         out: list[tuple[str, float]] = []
         for name, per_phase in (("current", self.current), ("power", self.power), ("voltage", self.voltage)):
             out += [(f"{name}[L{p}]", v) for p, v in sorted(per_phase.items())]
-        for name in ("total_power", "solar_power", "battery_power", "battery_soc"):
+        for name in _SCALARS:
             value = getattr(self, name)
             if value is not None:
                 out.append((name, value))

@@ -6,7 +6,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared.models.base import Phase
-from shared.models.measurement import CurrentReading, PercentReading, PowerReading, SiteMeasurement, VoltageReading
+from shared.models.measurement import (
+    CurrentReading,
+    EnergyReading,
+    PercentReading,
+    PowerReading,
+    SiteMeasurement,
+    VoltageReading,
+)
 
 from .config import SiteConfig
 from .normalizer import NO_GENERATION, FieldKey, Generation, Normalized
@@ -101,6 +108,10 @@ class SiteState:
             e = reading(FieldKey(name))  # type: ignore[arg-type]
             return None if e is None else PowerReading(value=e.value, ts=e.ts, source=e.source, derived=e.derived)
 
+        def energy(name: str) -> EnergyReading | None:
+            e = reading(FieldKey(name))  # type: ignore[arg-type]
+            return None if e is None else EnergyReading(value=e.value, ts=e.ts, source=e.source, derived=e.derived)
+
         notes = [note for source in sorted(self.notes) for note in self.notes[source]]
         grid_power = power("grid_power")
         solar_power = power("solar_power")
@@ -121,5 +132,8 @@ class SiteState:
                 value=soc.value, ts=soc.ts, source=soc.source, derived=soc.derived
             ),
             battery_power=power("battery_power"),
+            grid_import_energy=energy("grid_import_energy"),
+            grid_export_energy=energy("grid_export_energy"),
+            solar_energy=energy("solar_energy"),
             notes=notes,
         )

@@ -6,6 +6,11 @@
   value is rejected whole: nothing of it is applied, and the bridge reports it on the site's errors topic.
   A jump is a glitch only if it does not persist: a second reading that confirms the new level (within
   one step of the rejected value) is accepted, so a real load change is never locked out.
+* **Energy registers** (:meth:`PlausibilityGate.screen_energy`): a device's lifetime register only grows. A
+  value below the last accepted one is dropped (the rest of the reading still applies) and reported,
+  unless it is near zero (≤ ``RESET_NEAR_ZERO_WH``): the device reset its counter, which is accepted and
+  reported. A lower level that the next reading confirms (it counts on from there) is accepted as a reset
+  too (a replaced meter), so a register is never locked out for good.
 * **Staleness** (:class:`Freshness`): every field remembers when it arrived; once older than
   ``stale_after`` it is dropped from the measurement (never frozen), and the measurement is republished.
 """
@@ -15,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .config import Plausibility
+from .config import ENERGY_FIELDS, Plausibility
 from .normalizer import FieldKey, Update
 from .sample import Sample
 
@@ -32,6 +37,21 @@ CONSISTENCY_FACTOR = 2.0
 CONSISTENCY_SLACK_W = 500.0
 
 
+#: A register that falls to this or less (Wh) was reset by its device, not misread.
+RESET_NEAR_ZERO_WH = 100.0
+#: The largest register value a measurement holds (Wh): the contract's bound.
+MAX_ENERGY_WH = 1e12
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyNotice:
+    """What :meth:`PlausibilityGate.screen_energy` has to report: ``energy_backwards`` (the value was dropped)
+    or ``energy_reset`` (the value was accepted as the device's counter starting again)."""
+
+    code: str
+    message: str
+
+
 @dataclass(slots=True)
 class PlausibilityGate:
     """Checks one source's readings against the site's rules; remembers its last accepted values."""
@@ -39,6 +59,8 @@ class PlausibilityGate:
     rules: Plausibility
     _last: dict[FieldKey, float] = field(default_factory=dict)
     _pending_jump: dict[FieldKey, float] = field(default_factory=dict)
+    _energy: dict[FieldKey, float] = field(default_factory=dict)
+    _pending_energy: dict[FieldKey, float] = field(default_factory=dict)
 
     def check_sample(self, sample: Sample) -> None:
         bad = sample.non_finite()
@@ -105,6 +127,37 @@ class PlausibilityGate:
             self._pending_jump.pop(key, None)
         for update in updates:
             self._pending_jump.pop(update.key, None)
+
+    def screen_energy(self, updates: list[Update]) -> tuple[list[Update], list[EnergyNotice]]:
+        """``updates`` without the energy register values that went backwards or out of range, and what to
+        report about them (see the module docstring); remembers the accepted values."""
+        kept: list[Update] = []
+        notices: list[EnergyNotice] = []
+        for update in updates:
+            key, value = update.key, update.value
+            if key.field not in ENERGY_FIELDS:
+                kept.append(update)
+                continue
+            if not 0.0 <= value <= MAX_ENERGY_WH:
+                notices.append(EnergyNotice("implausible", f"{key}: {value:g} Wh is not an energy register value"))
+                continue
+            last = self._energy.get(key)
+            if last is not None and value < last:
+                pending = self._pending_energy.get(key)
+                fell = f"{key}: register went from {last:.0f} to {value:.0f} Wh"
+                if value <= RESET_NEAR_ZERO_WH:
+                    notices.append(EnergyNotice("energy_reset", f"{fell}: reset by the device, counting on from there"))
+                elif pending is not None and pending <= value:
+                    notices.append(EnergyNotice("energy_reset", f"{fell}, counting on from {pending:.0f} Wh: "
+                                                                "taken as a new register"))
+                else:
+                    self._pending_energy[key] = value
+                    notices.append(EnergyNotice("energy_backwards", f"{fell}: backwards, value dropped"))
+                    continue
+            self._pending_energy.pop(key, None)
+            self._energy[key] = value
+            kept.append(update)
+        return kept, notices
 
     def _step_for(self, key: FieldKey) -> float | None:
         if key.field == "grid_current":

@@ -1,7 +1,9 @@
 """Shelly devices of the simulated site, on MQTT as the real ones publish (Gen2 RPC shapes):
 
 * the grid meter, a **Shelly Pro 3EM**: ``<prefix>/status/em:0`` with ``a_current``, ``a_voltage``,
-  ``a_act_power`` ... ``total_act_power`` (currents unsigned, powers signed: import positive);
+  ``a_act_power`` ... ``total_act_power`` (currents unsigned, powers signed: import positive), and its
+  energy registers on ``<prefix>/status/emdata:0`` (``a_total_act_energy``, ``a_total_act_ret_energy`` ...
+  ``total_act``, ``total_act_ret``, Wh), counted by the meter from its own power as the device does;
 * the boiler's relay, a **Shelly Plus plug**: ``Switch.Set`` / ``Switch.GetStatus`` over ``<prefix>/rpc``,
   answers on ``<src>/rpc``, status on ``<prefix>/status/switch:0``; the tank temperature from its add-on
   on ``<prefix>/status/temperature:100`` (``tC``).
@@ -47,18 +49,52 @@ def pro3em_status(state: SiteState) -> dict[str, Any]:
     return status
 
 
+class EnergyRegisters:
+    """A Pro 3EM's energy counters: per phase, Wh imported (``act``) and returned (``act_ret``)."""
+
+    def __init__(self) -> None:
+        self.act = dict.fromkeys(_LETTERS.values(), 0.0)
+        self.act_ret = dict.fromkeys(_LETTERS.values(), 0.0)
+        self._t: float | None = None
+
+    def count(self, status: dict[str, Any], t: float) -> None:
+        """Add what each phase's power in ``status`` carried since the last count (at simulated time ``t``)."""
+        dt = 0.0 if self._t is None else max(0.0, t - self._t)
+        self._t = t
+        for letter in _LETTERS.values():
+            wh = status[f"{letter}_act_power"] * dt / 3600.0
+            if wh >= 0:
+                self.act[letter] += wh
+            else:
+                self.act_ret[letter] -= wh
+
+    def status(self) -> dict[str, Any]:
+        """The ``emdata:0`` status object, as the device's EMData component reports it."""
+        out: dict[str, Any] = {"id": 0}
+        for letter in _LETTERS.values():
+            out[f"{letter}_total_act_energy"] = round(self.act[letter], 2)
+            out[f"{letter}_total_act_ret_energy"] = round(self.act_ret[letter], 2)
+        out["total_act"] = round(sum(self.act.values()), 2)
+        out["total_act_ret"] = round(sum(self.act_ret.values()), 2)
+        return out
+
+
 class Pro3em:
-    """Publishes the grid meter's status."""
+    """Publishes the grid meter's status and its energy registers."""
 
     def __init__(self, runtime: Runtime, prefix: str) -> None:
         self.runtime = runtime
         self.prefix = prefix
         self.published = 0
+        self.registers = EnergyRegisters()
 
     async def publish(self, state: SiteState) -> None:
+        status = pro3em_status(state)
+        self.registers.count(status, state.t)
         # QoS 0, like the device: telemetry is worth nothing late, and the simulation never waits for it
-        if await self.runtime.publish(f"{self.prefix}/status/em:0", json.dumps(pro3em_status(state)), qos=0):
+        if await self.runtime.publish(f"{self.prefix}/status/em:0", json.dumps(status), qos=0):
             self.published += 1
+        await self.runtime.publish(f"{self.prefix}/status/emdata:0", json.dumps(self.registers.status()), qos=0)
 
     async def online(self) -> None:
         await self.runtime.publish(f"{self.prefix}/online", "true", retain=True)

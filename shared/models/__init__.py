@@ -44,6 +44,7 @@ from .grid_limit import (
 from .load import DEFAULT_LEGS, LoadKind, LoadState, LoadStatus
 from .measurement import (
     CurrentReading,
+    EnergyReading,
     PercentReading,
     PowerReading,
     Reading,
@@ -84,6 +85,7 @@ __all__ = [
     "ConnectorStatus",
     "Contract",
     "CurrentReading",
+    "EnergyReading",
     "ErrorReport",
     "GridLimitInput",
     "GridLimitOrigin",

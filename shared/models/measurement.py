@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, Field, Strict
 
-from .base import Amps, Contract, Message, Percent, Phase, TopicId, Volts, Watts
+from .base import Amps, Contract, Message, Percent, Phase, TopicId, Volts, WattHours, Watts
 
 
 class Reading(Contract):
@@ -35,6 +35,12 @@ class PercentReading(Reading):
     value: Percent
 
 
+class EnergyReading(Reading):
+    """A meter's own lifetime energy register (Wh): it only grows, except when the device resets it."""
+
+    value: WattHours
+
+
 class SiteMeasurement(Message):
     """What the grid connection, solar and battery do now. Currents per phase, import positive."""
 
@@ -48,5 +54,11 @@ class SiteMeasurement(Message):
     battery_soc: PercentReading | None = None
     #: Battery power, discharge positive.
     battery_power: PowerReading | None = None
+    #: Energy imported from the grid, the grid meter's own register (Wh; never an integral of power).
+    grid_import_energy: EnergyReading | None = None
+    #: Energy exported to the grid, the grid meter's own register (Wh).
+    grid_export_energy: EnergyReading | None = None
+    #: Energy produced by the solar inverter(s), the inverter's or solar meter's own register (Wh).
+    solar_energy: EnergyReading | None = None
     #: How the bridge filled gaps ("grid power split evenly over 3 phases", ...).
     notes: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)

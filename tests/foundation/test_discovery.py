@@ -31,7 +31,7 @@ from shared.models import (
     SiteSettings,
     SiteSettingsSet,
 )
-from shared.models.measurement import CurrentReading, PowerReading
+from shared.models.measurement import CurrentReading, EnergyReading, PowerReading
 from shared.topics import Topics
 
 D = Discovery(Topics())
@@ -157,6 +157,38 @@ def test_energy_sensors_feed_home_assistants_energy_dashboard() -> None:
             "energy", "total_increasing", "kWh")
         state = LoadState(site="home", load="x", kind=LoadKind.ONOFF, rated_power=2000.0, energy=12345.6)
         assert strict(energy["value_template"], state.model_dump_json()) == "12.346"  # Wh -> kWh
+
+
+SITE_ENERGY = {"grid_import_energy": "Grid import energy", "grid_export_energy": "Grid export energy",
+               "solar_energy": "Solar energy"}
+
+
+def test_the_sites_grid_and_solar_registers_feed_the_energy_dashboard_in_kwh() -> None:
+    """Issue 17: the site's grid import, grid export and solar energy are sensors the Energy dashboard takes
+    (kWh, ``total_increasing``), rendering the meters' Wh registers in kWh, ``None`` and unavailable when absent,
+    and unavailable while the allocator finds the measurement stale like every measurement sensor."""
+    entities = dict(D.site_entities("home"))
+    at = datetime.now(UTC)
+    reading = {"grid_import_energy": EnergyReading(ts=at, value=2126372.0, source="p1"),
+               "grid_export_energy": EnergyReading(ts=at, value=30000.4, source="p1"),
+               "solar_energy": EnergyReading(ts=at, value=157185.6, source="inverter")}
+    full = SiteMeasurement(site="home", **reading).model_dump_json()
+    shown = {"grid_import_energy": "2126.372", "grid_export_energy": "30.0", "solar_energy": "157.186"}
+    for object_id, name in SITE_ENERGY.items():
+        config = entities[f"homeassistant/sensor/ampmq-home/{object_id}/config"]
+        assert config["name"] == name
+        assert (config["device_class"], config["state_class"], config["unit_of_measurement"]) == (
+            "energy", "total_increasing", "kWh")
+        assert config["suggested_display_precision"] == 2
+        assert strict(config["value_template"], full) == shown[object_id]
+        own = [a for a in config["availability"] if a["topic"] == T.measurement("home")]
+        assert strict(own[0]["value_template"], full) == "online"
+        # a site whose meters have no such register (a Gen1 Shelly, no inverter): None and unavailable
+        without = SiteMeasurement(site="home", **{k: v for k, v in reading.items() if k != object_id})
+        assert strict(config["value_template"], without.model_dump_json()) == "None"
+        assert strict(own[0]["value_template"], without.model_dump_json()) == "offline"
+        stale = [a for a in config["availability"] if a["topic"] == T.decision("home")]
+        assert strict(stale[0]["value_template"], SiteDecision(site="home", stale=True).model_dump_json()) == "offline"
 
 
 def test_a_charger_shows_its_status_and_the_vehicles_soc() -> None:

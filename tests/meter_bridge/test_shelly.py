@@ -154,3 +154,75 @@ async def test_hostile_payloads_are_each_reported_and_none_is_applied(
                                                               "total_act_power": 1140.0}))
         later = await probe.expect(TOPICS.measurement(site_id), after=mark)
         assert currents(later)["A"] == 6.0
+
+
+def emdata(imported: float, returned: float) -> dict[str, object]:
+    """A Pro 3EM's ``emdata:0`` status (Shelly Gen2 EMData): per-phase registers and their totals, in Wh."""
+    return {"id": 0, "a_total_act_energy": imported / 2, "a_total_act_ret_energy": returned,
+            "b_total_act_energy": imported / 4, "b_total_act_ret_energy": 0.0,
+            "c_total_act_energy": imported / 4, "c_total_act_ret_energy": 0.0,
+            "total_act": imported, "total_act_ret": returned}
+
+
+async def test_gen2_emdata_registers_feed_grid_import_and_export_energy(
+    mqtt_url: str, probe: Probe, site_id: str
+) -> None:
+    """Issue 17: the Pro 3EM's own registers (``emdata:0``: ``total_act``, ``total_act_ret``) become the site's
+    grid import and export energy, from the status topic and from a NotifyStatus, beside em:0's power."""
+    await probe.subscribe(TOPICS.measurement(site_id))
+    prefix = f"shellypro3em-{site_id}"
+    sites = {site_id: {"sources": [{"id": "grid", "driver": "shelly", "prefix": prefix}]}}
+    async with running_bridge(mqtt_url, sites):
+        await probe.publish(f"{prefix}/status/em:0", payload(PRO3EM_STATUS))
+        await probe.publish(f"{prefix}/status/emdata:0", payload(emdata(1_234_567.8, 9_876.5)))
+        msg = await probe.expect(TOPICS.measurement(site_id), where=lambda m: measurement(m).grid_import_energy
+                                 is not None)
+        m = measurement(msg)
+        assert m.grid_import_energy is not None and m.grid_import_energy.value == 1_234_567.8
+        assert m.grid_import_energy.source == "grid" and not m.grid_import_energy.derived
+        assert m.grid_export_energy is not None and m.grid_export_energy.value == 9_876.5
+        assert m.solar_energy is None  # no inverter: production is not a grid meter's register
+        assert m.grid_power is not None and m.grid_power.value == 660.0  # em:0 still holds
+        notify = {"src": prefix, "dst": f"{prefix}/events", "method": "NotifyStatus",
+                  "params": {"ts": 1700000100.0, "emdata:0": emdata(1_234_600.0, 9_880.0)}}
+        await probe.publish(f"{prefix}/events/rpc", payload(notify))
+        later = await probe.expect(TOPICS.measurement(site_id), where=lambda m: (
+            (e := measurement(m).grid_import_energy) is not None and e.value == 1_234_600.0))
+        export = measurement(later).grid_export_energy
+        assert export is not None and export.value == 9_880.0
+
+
+async def test_a_register_going_backwards_is_dropped_and_reported_a_reset_to_zero_is_taken(
+    mqtt_url: str, probe: Probe, site_id: str
+) -> None:
+    """A lifetime register never decreases: a lower value is dropped (the reading's power still applies) and
+    reported; a fall to near zero is the device resetting its counters: taken, and reported."""
+    await probe.subscribe(TOPICS.measurement(site_id))
+    await probe.subscribe(TOPICS.errors(site_id))
+    prefix = f"shellypro3em-{site_id}"
+    sites = {site_id: {"sources": [{"id": "grid", "driver": "shelly", "prefix": prefix}]}}
+    async with running_bridge(mqtt_url, sites):
+        await probe.publish(f"{prefix}/status/emdata:0", payload(emdata(50_000.0, 2_000.0)))
+        await probe.expect(TOPICS.measurement(site_id), where=lambda m: measurement(m).grid_import_energy is not None)
+        mark = probe.mark()
+        notify = {"src": prefix, "dst": f"{prefix}/events", "method": "NotifyStatus",
+                  "params": {"em:0": {"id": 0, "a_current": 2.0, "a_act_power": 460.0},
+                             "emdata:0": emdata(40_000.0, 2_100.0)}}  # import fell by 10 kWh
+        await probe.publish(f"{prefix}/events/rpc", payload(notify))
+        err = (await probe.expect(TOPICS.errors(site_id), after=mark)).json()
+        assert err["error"] == "energy_backwards" and "grid_import_energy" in err["message"]
+        m = measurement(await probe.expect(TOPICS.measurement(site_id), after=mark))
+        assert m.grid_import_energy is not None and m.grid_import_energy.value == 50_000.0  # kept, not lowered
+        assert m.grid_export_energy is not None and m.grid_export_energy.value == 2_100.0  # the rest applied
+        assert currents(await probe.expect(TOPICS.measurement(site_id), after=mark)) == {"A": 2.0}
+        mark = probe.mark()
+        await probe.publish(f"{prefix}/status/emdata:0", payload(emdata(50_010.0, 2_100.0)))  # back on track
+        m = measurement(await probe.expect(TOPICS.measurement(site_id), after=mark, where=lambda r: (
+            (e := measurement(r).grid_import_energy) is not None and e.value == 50_010.0)))
+        mark = probe.mark()
+        await probe.publish(f"{prefix}/status/emdata:0", payload(emdata(3.5, 0.0)))  # EMData.ResetCounters
+        err = (await probe.expect(TOPICS.errors(site_id), after=mark)).json()
+        assert err["error"] == "energy_reset"
+        m = measurement(await probe.expect(TOPICS.measurement(site_id), after=mark, where=lambda r: (
+            (e := measurement(r).grid_import_energy) is not None and e.value == 3.5)))
+        assert m.grid_export_energy is not None and m.grid_export_energy.value == 0.0

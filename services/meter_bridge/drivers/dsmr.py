@@ -4,7 +4,9 @@ Telegrams are framed and parsed by the maintained ``dsmr_parser`` package with C
 telegram whose CRC does not match is reported and not applied. Per phase the driver uses the
 instantaneous current (31/51/71.7.0, unsigned), power imported (21/41/61.7.0) and exported
 (22/42/62.7.0) — their difference is the signed phase power that gives the current its sign — and
-voltage (32/52/72.7.0); the total is power delivered minus power received (1.7.0 - 2.7.0).
+voltage (32/52/72.7.0); the total is power delivered minus power received (1.7.0 - 2.7.0). Energy:
+delivered to the client (import) is 1.8.1 + 1.8.2, received from it (export) 2.8.1 + 2.8.2, in kWh; a meter
+with one register (1.8.0 / 2.8.0) gives that instead.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ _PHASES = [
     for n in (1, 2, 3)
 ]
 _KW_FIELDS = ("CURRENT_ELECTRICITY_USAGE", "CURRENT_ELECTRICITY_DELIVERY")
+#: (sample field, the tariff registers, the single total register) in dsmr_parser's telegram, kWh.
+_ENERGY = (
+    ("energy_forward", ("ELECTRICITY_USED_TARIFF_1", "ELECTRICITY_USED_TARIFF_2"), "ELECTRICITY_IMPORTED_TOTAL"),
+    ("energy_reverse", ("ELECTRICITY_DELIVERED_TARIFF_1", "ELECTRICITY_DELIVERED_TARIFF_2"),
+     "ELECTRICITY_EXPORTED_TOTAL"),
+)
 
 
 class TelegramError(DeviceDataError):
@@ -130,6 +138,11 @@ def telegram_sample(telegram: Any) -> Sample:
     usage, delivery = (_value(telegram, n) for n in _KW_FIELDS)
     if usage is not None or delivery is not None:
         sample.total_power = ((usage or 0.0) - (delivery or 0.0)) * 1000.0
+    for name, tariffs, total in _ENERGY:
+        registers = [v for t in tariffs if (v := _value(telegram, t)) is not None]
+        kwh = sum(registers) if registers else _value(telegram, total)
+        if kwh is not None:
+            setattr(sample, name, kwh * 1000.0)
     if sample.is_empty():
         raise TelegramError("telegram holds no power, current or voltage", "parse")
     return sample

@@ -2,7 +2,8 @@
 
 Fields used: ``active_power_w`` (total, import positive), ``active_power_l{1,2,3}_w``,
 ``active_current_l{1,2,3}_a`` and ``active_voltage_l{1,2,3}_v``. Older firmware reports current
-unsigned; it then takes the sign of the phase's power.
+unsigned; it then takes the sign of the phase's power. Energy: ``total_power_import_kwh`` and
+``total_power_export_kwh`` (the meter's registers, summed over tariffs).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def parse_data(data: Any) -> Sample:
             sample.current[phase] = amps
         if (volts := optional_number(data, f"active_voltage_l{phase}_v", "data")) is not None:
             sample.voltage[phase] = volts
+    for name, key in (("energy_forward", "total_power_import_kwh"), ("energy_reverse", "total_power_export_kwh")):
+        if (kwh := optional_number(data, key, "data")) is not None:
+            setattr(sample, name, kwh * 1000.0)
     if sample.is_empty():
-        raise DeviceDataError("/api/v1/data holds no power, current or voltage")
+        raise DeviceDataError("/api/v1/data holds no power, current, voltage or energy")
     return sample

@@ -6,7 +6,8 @@ SunSpec: the driver checks the ``SunS`` marker at ``base`` (40000 by default), w
 * **1** (common): manufacturer and model, logged once.
 * **101 / 102 / 103** (inverter, single / split / three phase, integer + scale factors): total AC power
   ``W`` feeds the source's role (``solar`` for a PV inverter); per-phase currents ``AphA..C`` and voltages
-  ``PhVphA..C`` are delivered as device phases 1..3 (used when the role is ``grid``).
+  ``PhVphA..C`` are delivered as device phases 1..3 (used when the role is ``grid``); the lifetime
+  production register ``WH`` (acc32, with ``WH_SF``) feeds ``solar_energy`` (0, "not accumulated", is left out).
 * **802** (battery base): ``SoC`` and ``W`` (read as discharge positive; set ``battery_sign:
   charge_positive`` for a device that signs the other way) — preferred when present.
 * **124** (basic storage): ``ChaState`` as the state of charge, when there is no model 802.
@@ -39,6 +40,9 @@ SUNSPEC_MARKER = (0x5375, 0x6E53)  # "SunS"
 END_OF_MODELS = 0xFFFF
 MAX_READ = 120
 INVERTER_MODELS = (101, 102, 103)
+#: Model 101-103 points read: up to W_SF (14), or up to WH_SF (25) when the model is that long.
+INVERTER_BLOCK = 14
+INVERTER_BLOCK_WITH_ENERGY = 25
 BATTERY_MODEL = 802
 STORAGE_MODEL = 124
 _INT16_NA = 0x8000
@@ -79,6 +83,9 @@ def decode_inverter(block: list[int], sample: Sample) -> None:
         if (volts := _scaled(_uint16(block[offset]), v_sf)) is not None:
             sample.voltage[phase] = volts
     sample.total_power = _scaled(_int16(block[12]), block[13])
+    if len(block) >= INVERTER_BLOCK_WITH_ENERGY:
+        wh = (block[22] << 16) | block[23]
+        sample.energy_forward = _scaled(wh or None, block[24])
 
 
 def decode_battery(block: list[int], sample: Sample) -> None:
@@ -180,8 +187,9 @@ class ModbusDriver(TaskDriver):
         sample = Sample()
         by_id = {m.id: m for m in self.models}
         for model in self.models:
-            if model.id in INVERTER_MODELS and model.length >= 14:
-                decode_inverter(await self._read(client, model.start, 14), sample)
+            if model.id in INVERTER_MODELS and model.length >= INVERTER_BLOCK:
+                count = INVERTER_BLOCK_WITH_ENERGY if model.length >= INVERTER_BLOCK_WITH_ENERGY else INVERTER_BLOCK
+                decode_inverter(await self._read(client, model.start, count), sample)
         if (battery := by_id.get(BATTERY_MODEL)) is not None and battery.length >= 62:
             decode_battery(await self._read(client, battery.start, 62), sample)
         elif (storage := by_id.get(STORAGE_MODEL)) is not None and storage.length >= 24:

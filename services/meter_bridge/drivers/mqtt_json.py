@@ -2,7 +2,8 @@
 
 This is how Home Assistant, Node-RED, zigbee2mqtt or a home-made ESP feed ampmq. The quantity follows
 from the unit: A -> current, W/kW -> power (the source role's, or ``quantity``), V -> voltage,
-% -> battery state of charge.
+% -> battery state of charge, Wh/kWh -> an energy register (the role's forward one: grid import or solar
+production; ``quantity: export_energy`` the grid export, ``solar_energy`` a solar register beside the role).
 """
 
 from __future__ import annotations
@@ -58,9 +59,13 @@ def extract(document: Any, path: str) -> Any:
 
 def _put(sample: Sample, spec: JsonValue, raw: float) -> None:
     value = raw * spec.scale
-    if spec.unit == "kW":
+    if spec.unit in ("kW", "kWh"):
         value *= 1000.0
-    if spec.unit == "%":
+    if spec.unit in ("Wh", "kWh"):
+        name = {"export_energy": "energy_reverse", "solar_energy": "solar_energy"}.get(spec.quantity or "",
+                                                                                      "energy_forward")
+        setattr(sample, name, value)
+    elif spec.unit == "%":
         sample.battery_soc = value
     elif spec.unit == "V":
         if spec.phase is None:

@@ -4,6 +4,8 @@ Gen2 (``prefix`` is the device's MQTT prefix, ``shellypro3em-<mac>`` by default)
 
 * ``<prefix>/status/em:0`` – the full three-phase status (``a_current``, ``a_voltage``, ``a_act_power``,
   ``b_...``, ``c_...``, ``total_act_power``); phases a/b/c are device phases 1/2/3.
+* ``<prefix>/status/emdata:0`` – the energy registers of ``em:0``: ``total_act`` (Wh imported, the sum of
+  the phases' ``*_total_act_energy``) and ``total_act_ret`` (Wh returned), each a lifetime counter.
 * ``<prefix>/status/em1:<n>`` – one channel of a Pro EM / Pro 3EM in monophase profile
   (``current``, ``voltage``, ``act_power``); channel n is device phase n+1.
 * ``<prefix>/events/rpc`` – ``NotifyStatus`` / ``NotifyFullStatus`` notifications carrying the same objects
@@ -64,11 +66,15 @@ class ShellyDriver(MqttDriver):
 
     def _component(self, name: str, status: Any) -> Sample | None:
         kind, _, index = name.partition(":")
-        if kind not in ("em", "em1"):
-            return None  # emdata, sys, wifi ...: nothing for the measurement
+        if kind not in ("em", "em1", "emdata"):
+            return None  # em1data (per channel), sys, wifi ...: nothing for the measurement
         if not isinstance(status, dict):
             raise DeviceDataError(f"{name}: status is not an object")
         sample = Sample()
+        if kind == "emdata":
+            sample.energy_forward = optional_number(status, "total_act", name)
+            sample.energy_reverse = optional_number(status, "total_act_ret", name)
+            return None if sample.is_empty() else sample
         if kind == "em":
             for letter, phase in _GEN2_PHASES.items():
                 _put(sample, phase, status, f"{letter}_current", f"{letter}_act_power", f"{letter}_voltage", name)
@@ -120,6 +126,7 @@ def _merge(samples: list[Sample]) -> Sample:
         merged.current.update(s.current)
         merged.power.update(s.power)
         merged.voltage.update(s.voltage)
-        if s.total_power is not None:
-            merged.total_power = s.total_power
+        for name in ("total_power", "energy_forward", "energy_reverse"):
+            if getattr(s, name) is not None:
+                setattr(merged, name, getattr(s, name))
     return merged

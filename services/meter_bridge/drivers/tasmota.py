@@ -5,7 +5,9 @@ ENERGY shape (a plug or an energy-monitoring module)::
     {"Time": "...", "ENERGY": {"Power": 120, "Voltage": 231, "Current": 0.52, ...}}
     {"Time": "...", "ENERGY": {"Power": [120, 80, 0], "Voltage": [231, 229, 230], "Current": [...]}}
 
-Scalars are device phase 1; arrays are phases 1..3. SML shape (a script reading a smart meter's optical
+Scalars are device phase 1; arrays are phases 1..3. ``ENERGY.Total`` (kWh, imported; an array is summed
+over its phases) and ``ENERGY.Export`` (kWh, exported, where the module measures it) are the device's
+registers. SML shape (a script reading a smart meter's optical
 port): ``{"Time": "...", "<meter>": {"Power_curr": -350, "Power_L1": ..., ...}}`` — the meter's name and the
 value names are those of the user's script, given in ``sml``.
 """
@@ -68,4 +70,10 @@ def _energy(energy: dict[str, Any]) -> Sample:
             target[index] = number(item, f"ENERGY.{key}[{index - 1}]")
     if len(sample.power) > 1:
         sample.total_power = sum(sample.power.values())
+    for key, name in (("Total", "energy_forward"), ("Export", "energy_reverse")):
+        value = energy.get(key)
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        setattr(sample, name, 1000.0 * sum(number(item, f"ENERGY.{key}") for item in values))
     return sample
