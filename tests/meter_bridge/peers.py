@@ -89,13 +89,16 @@ def u16(value: int) -> int:
     return value & 0xFFFF
 
 
-def sunspec_registers(inverter_w: int, inverter_w_sf: int, soc: int, battery_w: int) -> list[int]:
-    """SunS marker, model 1 (common), 103 (three-phase inverter), 802 (battery), end marker."""
+def sunspec_registers(inverter_w: int, inverter_w_sf: int, soc: int, battery_w: int, lifetime_wh: int = 0,
+                      wh_sf: int = 0) -> list[int]:
+    """SunS marker, model 1 (common), 103 (three-phase inverter), 802 (battery), end marker. ``lifetime_wh``
+    is the inverter's ``WH`` (acc32, two registers high word first; 0: not accumulated) with ``WH_SF``."""
     common = [1, 66] + [0] * 66
     inverter = [0] * 50
     inverter[1:5] = [100, 90, 80, u16(-1)]  # AphA..C in 0.1 A (A_SF = -1)
     inverter[8:12] = [2300, 2310, 2290, u16(-1)]  # PhVphA..C in 0.1 V (V_SF = -1)
     inverter[12:14] = [u16(inverter_w), u16(inverter_w_sf)]
+    inverter[22:25] = [lifetime_wh >> 16, lifetime_wh & 0xFFFF, u16(wh_sf)]
     battery = [0] * 62
     battery[9] = soc  # in 0.1 % (SoC_SF = -1)
     battery[54] = u16(-1)

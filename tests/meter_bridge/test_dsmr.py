@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
 from dsmr_parser.parsers import TelegramParser  # type: ignore[import-untyped]
 
 from shared.probe import Probe
@@ -65,6 +66,10 @@ async def test_valid_telegram_applied_bad_crc_reported_and_dropped(mqtt_url: str
             m = measurement(msg)
             assert m.grid_power is not None and m.grid_power.value == 917.0
             assert m.voltage[next(iter(m.voltage))].value == 230.0
+            # issue 17: import 1.8.1 + 1.8.2, export 2.8.1 + 2.8.2 (kWh -> Wh)
+            assert m.grid_import_energy is not None
+            assert m.grid_import_energy.value == pytest.approx((2126.372 + 2735.153) * 1000)
+            assert m.grid_export_energy is not None and m.grid_export_energy.value == pytest.approx(30_000.0)
             err = await probe.expect(TOPICS.errors(site_id), where=lambda e: e.json()["error"] == "crc")
             assert err.json()["topic"] == f"tcp://127.0.0.1:{port}" and "CRC" in err.json()["message"]
             assert all(currents(x)["A"] == 5.0 for x in probe.on(TOPICS.measurement(site_id)))

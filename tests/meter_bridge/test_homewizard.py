@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shared.probe import Probe
 
 from .conftest import TOPICS, currents, measurement, running_bridge
@@ -29,6 +31,9 @@ async def test_polled_p1_meter_feeds_the_measurement_and_follows_changes(
             assert currents(msg) == {"A": 10.0, "B": -2.0, "C": 1.0}
             m = measurement(msg)
             assert m.grid_power is not None and m.grid_power.value == 2070.0
+            # issue 17: the meter's registers, kWh -> Wh
+            assert m.grid_import_energy is not None and m.grid_import_energy.value == pytest.approx(1_234_500.0)
+            assert m.grid_export_energy is not None and m.grid_export_energy.value == pytest.approx(12_300.0)
             assert (await probe.expect(TOPICS.meter_availability(site_id, "p1"))).text == "online"
             peer.data["active_power_l1_w"] = -4600.0  # the meter's total follows its phases, as on the device
             peer.data["active_power_w"] = -4600.0 - 460.0 + 230.0

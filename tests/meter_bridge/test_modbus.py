@@ -22,8 +22,26 @@ async def test_sunspec_inverter_and_battery(mqtt_url: str, probe: Probe, site_id
             assert m.battery_soc is not None and m.battery_soc.value == 55.5
             assert m.battery_power is not None and m.battery_power.value == -1200.0  # charging
             assert m.grid_current == {}  # an inverter's output currents are not the grid's
+            assert m.solar_energy is None  # WH 0: "not accumulated", not a register at zero
             driver = bridge.sites[site_id].channels["hybrid"].driver
             assert [model.id for model in driver.models] == [1, 103, 802]  # type: ignore[union-attr]
+
+
+async def test_sunspec_inverter_lifetime_energy_is_the_sites_solar_energy(
+    mqtt_url: str, probe: Probe, site_id: str
+) -> None:
+    """Issue 17: model 103's ``WH`` (acc32, scaled by ``WH_SF``) is the site's solar energy; it counts on."""
+    await probe.subscribe(TOPICS.measurement(site_id))
+    registers = sunspec_registers(inverter_w=650, inverter_w_sf=1, soc=555, battery_w=0, lifetime_wh=15_718_500,
+                                  wh_sf=-1)  # 1 571 850.0 Wh, above 65535: both words count
+    async with modbus_server({40000: registers}) as port:
+        source = {"id": "inverter", "driver": "modbus", "host": "127.0.0.1", "port": port, "role": "solar",
+                  "poll_interval": 0.1}
+        async with running_bridge(mqtt_url, {site_id: {"sources": [source]}}):
+            m = measurement(await probe.expect(TOPICS.measurement(site_id)))
+            assert m.solar_energy is not None and m.solar_energy.value == 1_571_850.0
+            assert m.solar_energy.source == "inverter" and not m.solar_energy.derived
+            assert m.grid_import_energy is None and m.grid_export_energy is None
 
 
 async def test_plain_register_map_for_a_non_sunspec_meter(mqtt_url: str, probe: Probe, site_id: str) -> None:

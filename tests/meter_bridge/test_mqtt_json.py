@@ -81,3 +81,23 @@ async def test_a_jump_the_config_rules_out_is_rejected_until_it_holds(
         await probe.publish(f"home/{site_id}/l1", "82")  # the new level holds: a real change
         await probe.expect(TOPICS.measurement(site_id), after=mark, where=lambda m: currents(m) == {"A": 82.0})
         assert all(currents(m) != {"A": 80.0} for m in probe.on(TOPICS.measurement(site_id), after=mark))
+
+
+async def test_energy_registers_by_mapping(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """Issue 17: Wh/kWh values are energy registers: the role's forward one (grid import), ``export_energy``
+    and ``solar_energy`` by ``quantity``."""
+    await probe.subscribe(TOPICS.measurement(site_id))
+    source = {"id": "ha", "driver": "mqtt_json", "values": [
+        {"topic": f"home/{site_id}/meter", "path": "energy.import", "unit": "kWh"},
+        {"topic": f"home/{site_id}/meter", "path": "energy.export", "unit": "kWh", "quantity": "export_energy"},
+        {"topic": f"home/{site_id}/pv_total", "unit": "Wh", "quantity": "solar_energy"},
+    ]}
+    async with running_bridge(mqtt_url, {site_id: {"sources": [source]}}):
+        await probe.publish(f"home/{site_id}/meter", payload({"energy": {"import": 4321.5, "export": 12.25}}))
+        await probe.publish(f"home/{site_id}/pv_total", "987654")
+        msg = await probe.expect(TOPICS.measurement(site_id), where=lambda m: measurement(m).solar_energy is not None
+                                 and measurement(m).grid_import_energy is not None)
+        m = measurement(msg)
+        assert m.grid_import_energy is not None and m.grid_import_energy.value == 4_321_500.0
+        assert m.grid_export_energy is not None and m.grid_export_energy.value == 12_250.0
+        assert m.solar_energy is not None and m.solar_energy.value == 987_654.0

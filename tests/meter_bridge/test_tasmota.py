@@ -19,6 +19,24 @@ async def test_three_phase_energy_arrays(mqtt_url: str, probe: Probe, site_id: s
         assert currents(msg) == {"A": 5.0, "B": -2.0, "C": 0.0}
         m = measurement(msg)
         assert m.grid_power is not None and m.grid_power.value == 690.0
+        assert m.grid_import_energy is not None and m.grid_import_energy.value == 1_234_500.0  # Total, kWh
+        assert m.grid_export_energy is None  # no Export on this module
+
+
+async def test_energy_total_and_export_registers(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """Issue 17: ``ENERGY.Total`` (kWh imported) and ``ENERGY.Export`` (kWh exported, on modules that measure
+    it) are the grid energy registers."""
+    await probe.subscribe(TOPICS.measurement(site_id))
+    device = f"tasmota_{site_id}"
+    source = {"id": "grid", "driver": "tasmota", "device": device}
+    async with running_bridge(mqtt_url, {site_id: {"sources": [source]}}):
+        sensor = {"Time": "2026-01-01T12:00:00", "ENERGY": {
+            "TotalStartTime": "2025-01-01T00:00:00", "Total": 812.345, "Yesterday": 4.2, "Today": 1.1,
+            "Export": 97.5, "Power": -350, "Voltage": 231, "Current": 1.6}}
+        await probe.publish(f"tele/{device}/SENSOR", payload(sensor))
+        m = measurement(await probe.expect(TOPICS.measurement(site_id)))
+        assert m.grid_import_energy is not None and m.grid_import_energy.value == 812_345.0
+        assert m.grid_export_energy is not None and m.grid_export_energy.value == 97_500.0
 
 
 async def test_single_phase_plug_as_solar_source(mqtt_url: str, probe: Probe, site_id: str) -> None:

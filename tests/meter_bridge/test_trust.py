@@ -50,3 +50,32 @@ def test_freshness_reports_a_silent_source_once() -> None:
     assert fresh.gone_silent(10.5) == []
     assert fresh.gone_silent(11.2) == ["grid"]
     assert fresh.gone_silent(12.0) == []
+
+
+IMPORT = FieldKey("grid_import_energy")
+
+
+def test_energy_register_never_goes_backwards_unless_reset_or_confirmed() -> None:
+    """A lower register value is dropped (the other updates pass); a fall to near zero is a reset; a lower level
+    that the next reading counts on from is a new register (a replaced meter), so nothing is locked out."""
+    gate = PlausibilityGate(Plausibility())
+    power = Update(FieldKey("grid_power"), 500.0)
+    kept, notices = gate.screen_energy([Update(IMPORT, 10_000.0), power])
+    assert kept == [Update(IMPORT, 10_000.0), power] and notices == []
+    kept, notices = gate.screen_energy([Update(IMPORT, 9_000.0), power])
+    assert kept == [power] and [n.code for n in notices] == ["energy_backwards"]
+    kept, notices = gate.screen_energy([Update(IMPORT, 10_001.0)])  # the glitch is gone
+    assert kept == [Update(IMPORT, 10_001.0)] and notices == []
+    kept, notices = gate.screen_energy([Update(IMPORT, 2_000.0)])
+    assert kept == [] and [n.code for n in notices] == ["energy_backwards"]
+    kept, notices = gate.screen_energy([Update(IMPORT, 2_004.0)])  # counts on from the lower level
+    assert kept == [Update(IMPORT, 2_004.0)] and [n.code for n in notices] == ["energy_reset"]
+    kept, notices = gate.screen_energy([Update(IMPORT, 12.0)])  # the device reset its counters
+    assert kept == [Update(IMPORT, 12.0)] and [n.code for n in notices] == ["energy_reset"]
+    kept, notices = gate.screen_energy([Update(IMPORT, -1.0)])
+    assert kept == [] and [n.code for n in notices] == ["implausible"]
+
+
+def test_non_finite_energy_register_rejects_the_reading() -> None:
+    with pytest.raises(Implausible, match="non-finite"):
+        PlausibilityGate(Plausibility()).check_sample(Sample(energy_forward=math.inf))

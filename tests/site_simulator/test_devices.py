@@ -20,7 +20,7 @@ from services.ocpp_gateway.config import GatewayConfig
 from services.ocpp_gateway.gateway import Gateway
 from services.site_simulator.charge_point import ChargerDevice
 from services.site_simulator.scenario import ChargerSpec, EvSpec
-from services.site_simulator.shelly import pro3em_status
+from services.site_simulator.shelly import EnergyRegisters, pro3em_status
 from services.site_simulator.site import ChargerPlug, SiteState
 from services.site_simulator.sunspec import SunSpecServer
 from shared.clock import SYSTEM_CLOCK
@@ -45,6 +45,25 @@ def test_pro3em_status_reads_back_through_the_meter_bridge_driver() -> None:
     assert sample.current == {1: 12.5, 2: 3.0, 3: 0.4}  # unsigned on the wire, like the device
     assert sample.power[2] == pytest.approx(-3.0 * 229.5)  # the sign travels with the power
     assert sample.voltage[1] == 231.0
+
+
+def test_pro3em_energy_registers_count_import_and_export_and_read_back_through_the_driver() -> None:
+    """The simulated meter counts its own registers (EMData: per phase and total, Wh) from its power, as the
+    device does; the bridge's driver reads ``total_act`` / ``total_act_ret`` from them."""
+    registers = EnergyRegisters()
+    status = pro3em_status(state())
+    registers.count(status, 0.0)
+    registers.count(status, 3600.0)  # one hour at that power
+    emdata = registers.status()
+    assert emdata["a_total_act_energy"] == pytest.approx(12.5 * 231.0, abs=0.01)  # imported on A
+    assert emdata["b_total_act_ret_energy"] == pytest.approx(3.0 * 229.5, abs=0.01)  # exported on B
+    assert emdata["b_total_act_energy"] == 0.0
+    assert emdata["total_act"] == pytest.approx(12.5 * 231.0 + 0.4 * 230.0, abs=0.02)
+    assert emdata["total_act_ret"] == pytest.approx(3.0 * 229.5, abs=0.01)
+    driver = ShellyDriver(ShellySource(id="grid", driver="shelly", prefix="shellypro3em-x"))
+    sample = driver.parse("shellypro3em-x/status/emdata:0", json.dumps(emdata).encode())
+    assert sample is not None
+    assert (sample.energy_forward, sample.energy_reverse) == (emdata["total_act"], emdata["total_act_ret"])
 
 
 async def test_sunspec_battery_and_inverter_read_back_through_the_meter_bridge_driver() -> None:
