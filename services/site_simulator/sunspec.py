@@ -1,7 +1,8 @@
 """The battery and the PV inverter as SunSpec devices on a Modbus TCP server (pymodbus).
 
 Device 1 is the battery: models 1 (common) and 802 (battery: ``SoC``, ``W`` discharge positive). Device 2
-is the PV inverter: models 1 and 103 (three-phase inverter: ``AphA..C``, ``PhVphA..C``, ``W``). The
+is the PV inverter: models 1 and 103 (three-phase inverter: ``AphA..C``, ``PhVphA..C``, ``W``, and the lifetime
+production register ``WH``, counted by the inverter from its own power). The
 ``SunS`` marker sits at 40000, as the meter bridge's SunSpec driver expects. Registers are refreshed from
 the physics whenever they are read.
 """
@@ -49,7 +50,23 @@ def battery_registers(state: SiteState | None = None) -> list[int]:
     return [*_MARKER, *_common("SimBattery"), 802, 62, *block, 0xFFFF, 0]
 
 
-def inverter_registers(state: SiteState | None = None) -> list[int]:
+class ProductionCounter:
+    """The inverter's lifetime ``WH`` register: what it produced, counted from its power between readings."""
+
+    def __init__(self) -> None:
+        self.wh = 0.0
+        self._t: float | None = None
+
+    def count(self, state: SiteState) -> float:
+        if self._t is not None and state.t > self._t:
+            self.wh += max(0.0, state.solar) * (state.t - self._t) / 3600.0
+        self._t = state.t if self._t is None else max(self._t, state.t)
+        return self.wh
+
+
+def inverter_registers(state: SiteState | None = None, produced_wh: float = 0.0) -> list[int]:
+    """Model 103 of the inverter producing ``state.solar``; ``WH`` (acc32, ``WH_SF`` 0) holds ``produced_wh``
+    (0, before anything was produced, reads as "not accumulated")."""
     block = [0] * 50
     block[4] = u16(-2)  # A_SF: hundredths of an amp
     block[11] = u16(-1)  # V_SF
@@ -62,6 +79,8 @@ def inverter_registers(state: SiteState | None = None) -> list[int]:
                 block[1 + i] = u16(per_phase / volts * 100)
             block[8 + i] = u16(volts * 10)
         block[12] = u16(state.solar)
+        wh = int(produced_wh) & 0xFFFFFFFF
+        block[22:24] = [wh >> 16, wh & 0xFFFF]  # WH_SF (24) is 0: whole Wh
     return [*_MARKER, *_common("SimInverter"), 103, 50, *block, 0xFFFF, 0]
 
 
@@ -90,9 +109,14 @@ class SunSpecServer:
                                                                        datatype=DataType.REGISTERS)],
                                      action=_refresher(battery_registers, state)))
         if solar:
+            produced = ProductionCounter()
+
+            def inverter(now: SiteState | None) -> list[int]:
+                return inverter_registers(now, produced.count(now) if now is not None else 0.0)
+
             devices.append(SimDevice(id=SOLAR_UNIT, simdata=[SimData(BASE, values=inverter_registers(),
                                                                      datatype=DataType.REGISTERS)],
-                                     action=_refresher(inverter_registers, state)))
+                                     action=_refresher(inverter, state)))
         self.server = ModbusTcpServer(devices, address=(host, self.port))
         self._task: asyncio.Task[None] | None = None
 

@@ -14,15 +14,16 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from services.meter_bridge.config import ModbusSource, ShellySource
-from services.meter_bridge.drivers.modbus import ModbusDriver
+from services.meter_bridge.drivers.modbus import ModbusDriver, decode_inverter
 from services.meter_bridge.drivers.shelly import ShellyDriver
+from services.meter_bridge.sample import Sample
 from services.ocpp_gateway.config import GatewayConfig
 from services.ocpp_gateway.gateway import Gateway
 from services.site_simulator.charge_point import ChargerDevice
 from services.site_simulator.scenario import ChargerSpec, EvSpec
 from services.site_simulator.shelly import EnergyRegisters, pro3em_status
 from services.site_simulator.site import ChargerPlug, SiteState
-from services.site_simulator.sunspec import SunSpecServer
+from services.site_simulator.sunspec import ProductionCounter, SunSpecServer, inverter_registers
 from shared.clock import SYSTEM_CLOCK
 from shared.models import ConnectorMeter, Leg, OcppCommand, OcppResult
 from shared.mqtt import Runtime, serving
@@ -64,6 +65,20 @@ def test_pro3em_energy_registers_count_import_and_export_and_read_back_through_t
     sample = driver.parse("shellypro3em-x/status/emdata:0", json.dumps(emdata).encode())
     assert sample is not None
     assert (sample.energy_forward, sample.energy_reverse) == (emdata["total_act"], emdata["total_act_ret"])
+
+
+def test_sunspec_inverter_counts_its_production_in_wh_and_the_driver_reads_it() -> None:
+    """The simulated inverter's model 103 ``WH`` register grows with what it produced (the site's solar energy)."""
+    counter = ProductionCounter()
+    counter.count(state())
+    later = SiteState(at=NOW, t=1800.0, solar=5430.0)
+    assert counter.count(later) == pytest.approx(5430.0 / 2)  # half an hour at 5430 W
+    registers = inverter_registers(later, 100_000.0)
+    start = 2 + 2 + 66 + 2  # marker, common model 1 with its header, model 103's [id, length] header
+    assert registers[start - 2] == 103
+    sample = Sample()
+    decode_inverter(registers[start:start + 25], sample)
+    assert sample.energy_forward == 100_000.0  # above 65535: both words
 
 
 async def test_sunspec_battery_and_inverter_read_back_through_the_meter_bridge_driver() -> None:
