@@ -234,6 +234,9 @@ class SiteConfig(SectionModel):
     sources: list[SourceConfig] = Field(min_length=1)
     #: Seconds without a new reading after which a field is dropped from the measurement.
     stale_after: PositiveSeconds = 10.0
+    #: The same for the energy registers: devices may report them far less often than power (a Pro 3EM
+    #: sends ``emdata`` as its own status), and an older register is still a true count, only a little behind.
+    energy_stale_after: PositiveSeconds = 300.0
     nominal_voltage: float = Field(default=230.0, gt=50, le=480)
     #: The phases of the site's grid connection.
     phases: list[Phase] = Field(default_factory=lambda: [Phase.A, Phase.B, Phase.C], min_length=1, max_length=3)

@@ -15,7 +15,7 @@ from shared.models.measurement import (
     VoltageReading,
 )
 
-from .config import SiteConfig
+from .config import ENERGY_FIELDS, SiteConfig
 from .normalizer import NO_GENERATION, FieldKey, Generation, Normalized
 from .sample import Sample
 
@@ -82,8 +82,11 @@ class SiteState:
             self.notes.pop(source, None)
 
     def expire(self, now: float) -> list[FieldKey]:
-        """Drop every field older than ``stale_after``; return what was dropped."""
-        dropped = [k for k, e in self.entries.items() if now - e.arrived > self.config.stale_after]
+        """Drop every field older than ``stale_after`` (an energy register: ``energy_stale_after``); return
+        what was dropped."""
+        config = self.config
+        dropped = [k for k, e in self.entries.items()
+                   if now - e.arrived > (config.energy_stale_after if k.field in ENERGY_FIELDS else config.stale_after)]
         for key in dropped:
             del self.entries[key]
         live_sources = {e.source for e in self.entries.values()}

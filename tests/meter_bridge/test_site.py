@@ -57,6 +57,20 @@ def test_stale_fields_are_dropped_with_their_notes_and_derived_solar() -> None:
     assert m.grid_current == {} and m.grid_power is None and m.solar_power is None and m.notes == []
 
 
+def test_energy_registers_outlive_the_power_readings_until_energy_stale_after() -> None:
+    """A meter may report its registers far less often than power (a Pro 3EM's emdata): between two reports the site's
+    energy stays published, and goes only after ``energy_stale_after`` (300 s by default)."""
+    state = site_state()
+    apply(state, Sample(total_power=500.0, energy_forward=42_000.0, energy_reverse=1_000.0), 0.0)
+    assert state.expire(60.0) != []  # the power went stale ...
+    m = state.measurement(T0)
+    assert m.grid_power is None
+    assert m.grid_import_energy is not None and m.grid_import_energy.value == 42_000.0  # ... the registers not
+    assert m.grid_export_energy is not None and m.grid_export_energy.value == 1_000.0
+    assert {str(k) for k in state.expire(301.0)} == {"grid_import_energy", "grid_export_energy"}
+    assert state.measurement(T0).grid_import_energy is None
+
+
 def test_an_export_without_known_generation_clears_the_split_currents_at_once() -> None:
     state = site_state()
     apply(state, Sample(total_power=2300.0), 0.0)
