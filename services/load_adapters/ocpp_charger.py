@@ -152,6 +152,21 @@ class OcppChargerConfig(LoadConfig):
     reset_cooldown: PositiveSeconds = 1800.0
     #: The whole charger's limit per leg, installed as ChargePointMaxProfile on connector 0 by this load.
     charger_max_current: float | None = Field(default=None, gt=0.0, le=1000.0)
+    #: 1p/3p switching: ``ocpp`` for a charger that switches its phases by the live profile's ``numberPhases``
+    #: (2.0.1 chargers that report ``ACPhaseSwitchingSupported``; 1.6 chargers that honour it — many ignore
+    #: it, leave those at ``none``). The load's state then says it can switch and the allocator decides its
+    #: phases (``LoadSettings.phases``); on one phase it uses ``one_phase_leg``.
+    phase_switching: Literal["none", "ocpp"] = "none"
+    one_phase_leg: Leg = Leg.L1
+    #: 2.0.1 only: the charger can choose the phase a 1-phase schedule uses (``ACPhaseSwitchingSupported``):
+    #: 1-phase periods carry ``phaseToUse`` = ``one_phase_leg``.
+    phase_to_use: bool = False
+
+    @model_validator(mode="after")
+    def _switching(self) -> OcppChargerConfig:
+        if self.phase_switching != "none" and (len(self.phases) < 2 or self.one_phase_leg not in self.phases):
+            raise ValueError("phase_switching needs more than one phase and one_phase_leg among them")
+        return self
 
     @model_validator(mode="after")
     def _levels(self) -> OcppChargerConfig:
@@ -598,6 +613,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
                                  "elapsed": self._elapsed()}
         if c.stack_level_zero_only:
             extra.update(stack_level=0, then_current=c.baseline_current)
+        if c.phase_to_use and wanted.number_phases == 1 and self.version is OcppVersion.V201:
+            extra.update(phase_to_use=int(c.one_phase_leg.value[1]))
         return self._spec(wanted.current, wanted.number_phases, **extra)
 
     def _clear_live(self) -> dict[str, Any]:
@@ -728,6 +745,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         return self.state(
             kind=LoadKind.EVSE,
             phases_in_use=list(self.legs_in_use),
+            phase_switching=c.phase_switching != "none",
+            one_phase_leg=c.one_phase_leg,
             min_current=c.min_current,
             max_current=c.max_current,
             draw=draw,

@@ -532,3 +532,45 @@ async def test_v16_unplugged_without_stop_transaction_ends_the_session(
         event = (await probe.expect(T.session_event(site_id, "carport"), timeout=8)).json()
     assert event["reason"] == "unplugged" and event["energy_wh"] == 400.0 and event["id_tag"] == "tag-1"
     assert event["solar_share"] is None and event["peak_current"] == 10.0
+
+
+def period(payload: dict[str, Any]) -> dict[str, Any]:
+    """The first period of a live profile (1.6 or 2.0.1)."""
+    profile = payload.get("csChargingProfiles") or payload["chargingProfile"]
+    schedule = profile["chargingSchedule"]
+    schedule = schedule[0] if isinstance(schedule, list) else schedule
+    return dict(schedule["chargingSchedulePeriod"][0])
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_phase_switching_follows_the_setpoint_phases(
+    mqtt_url: str, probe: Probe, site_id: str, version: str
+) -> None:
+    """``phase_switching: ocpp``: the state says the charger can switch; a 1-phase setpoint (the allocator's
+    switch) makes the live profile ``numberPhases`` 1 — with 2.0.1 ``phaseToUse`` naming the one-phase leg
+    where the charger can choose it — and a 3-phase one brings 3 back."""
+    await probe.subscribe(T.load_state(site_id, "carport"))
+    load = charger_load(site_id, charger="cp-b", phase_switching="ocpp", one_phase_leg="L2",
+                        phase_to_use=version == "2.0.1", rate_unit="A")
+    async with with_charger(mqtt_url, site_id, [load], "CP-B", version=version) as cp:
+        await cp.boot()
+        await cp.status("Available")
+        state = (await probe.expect(T.load_state(site_id, "carport"))).model(LoadState)
+        assert state.phase_switching and state.one_phase_leg == "L2"
+
+        def live(p: dict[str, Any]) -> bool:
+            profile = p.get("csChargingProfiles") or p["chargingProfile"]
+            return bool(profile.get("chargingProfileId", profile.get("id")) == 11)
+
+        await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=0.0, phases=[Phase.B]))
+        paused = period(await cp.wait_call("SetChargingProfile", where=lambda p: live(p) and period(p)["limit"] == 0))
+        assert paused["numberPhases"] == 1
+        await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=9.0, phases=[Phase.B]))
+        one = period(await cp.wait_call("SetChargingProfile", where=lambda p: live(p) and period(p)["limit"] == 9))
+        expected = {"startPeriod": 0, "limit": 9.0, "numberPhases": 1}
+        if version == "2.0.1":
+            expected["phaseToUse"] = 2
+        assert one == expected
+        await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=7.0, phases=ALL))
+        three = period(await cp.wait_call("SetChargingProfile", where=lambda p: live(p) and period(p)["limit"] == 7))
+        assert three == {"startPeriod": 0, "limit": 7.0, "numberPhases": 3}
