@@ -574,3 +574,47 @@ async def test_phase_switching_follows_the_setpoint_phases(
         await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=7.0, phases=ALL))
         three = period(await cp.wait_call("SetChargingProfile", where=lambda p: live(p) and period(p)["limit"] == 7))
         assert three == {"startPeriod": 0, "limit": 7.0, "numberPhases": 3}
+
+
+async def test_relay_switched_phases_break_before_make(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """``phase_switching: relay``: a contactor behind an MQTT switch (on = three phases). The adapter holds the
+    live profile at 0 A until the contactor is where the setpoint's phases want it, and switches it only while
+    the charger has our 0 A profile and the car has drawn nothing for ``phase_relay_settle``."""
+    from .devices import PlainSwitch
+
+    base = f"dev-{site_id}/contactor"
+    at_switch: list[tuple[str, list[float]]] = []
+
+    class Contactor(PlainSwitch):
+        """Records what live limits the charger had been sent when each command reached the contactor."""
+
+        async def handle(self, topic: str, text: str) -> None:
+            at_switch.append((text, [limit16(p) for p in cp.of("SetChargingProfile") if live16(p)]))
+            await super().handle(topic, text)
+
+    load = charger_load(site_id, rate_unit="A", phase_switching="relay", phase_relay_settle=0.3,
+                        phase_relay={"driver": "mqtt", "command_topic": f"{base}/set",
+                                     "state_topic": f"{base}/state", "state_field": "state"})
+    async with Contactor(mqtt_url, base, load_w=0.0) as contactor, \
+            with_charger(mqtt_url, site_id, [load]) as cp:
+        await cp.boot()
+        await cp.status("Charging")
+        # three phases wanted, the contactor is off: 0 A first, then the contactor, then the limit
+        await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=10.0, phases=ALL))
+        await cp.wait_call("SetChargingProfile", where=lambda p: live16(p) and limit16(p) == 10.0)
+        assert contactor.output is True
+        assert at_switch[0] == ("ON", [0.0])
+        # the car charges on three phases; the allocator pauses it to switch to one phase
+        await cp.meter(legs={"L1": 10.0, "L2": 10.0, "L3": 10.0})
+        await asyncio.sleep(0.3)
+        await probe.publish(T.setpoint(site_id, "carport"),
+                            setpoint(site_id, "carport", current=0.0, phases=[Phase.A]))
+        await probe.publish(T.setpoint(site_id, "carport"),
+                            setpoint(site_id, "carport", current=8.0, phases=[Phase.A]))
+        await asyncio.sleep(1.0)
+        assert contactor.output is True  # the car still draws (as last metered): the contactor stays
+        await cp.meter(legs={"L1": 0.0, "L2": 0.0, "L3": 0.0})
+        one = await cp.wait_call("SetChargingProfile", where=lambda p: live16(p) and limit16(p) == 8.0)
+        assert contactor.output is False
+        assert at_switch[-1][0] == "OFF" and at_switch[-1][1][-1] == 0.0 and 8.0 not in at_switch[-1][1]
+        assert one["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] == 1
