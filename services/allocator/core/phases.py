@@ -11,7 +11,9 @@ higher priority that takes the surplus first makes a 3-phase load pause until th
 
 Timers (``SiteSettings.timers``): a running load switches up only after the pool has carried the 3-phase
 minimum for ``phase_switch_delay_up`` and down only after it has been short for ``phase_switch_delay_down``
-(a wish that lapses starts over); a load that is not running, or a fixed ``1``/``3``, switches at once. At
+(a wish that lapses starts over); a fixed ``1``/``3`` switches at once, and so does a load that is not
+running when it goes down (it may start sooner) or its mode takes grid power — a paused solar load going up
+waits for the delay like a running one, so a surplus hovering at the 3-phase minimum does not flip it. At
 most ``max_phase_switches_per_hour`` switches in any hour. A switch pauses the load (setpoint 0, reason
 ``phase_switch``) for ``phase_switch_pause`` from the switch — break before make: the car stops before the
 phases change, and it comes back as a start from 0 on the new phases, an increase like any other (checked
@@ -83,7 +85,9 @@ def decide_phases(
             continue
         since = mem.phase_wish_since if mem.phase_wish_since is not None and mem.phase_wish_since <= now else now
         view.phase_wish_since = since
-        immediate = view.phase_choice is not PhaseChoice.AUTO or not view.was_running
+        # at once: a fixed choice; a load not running that goes down (it may start sooner) or takes grid power
+        immediate = view.phase_choice is not PhaseChoice.AUTO or (
+            not view.was_running and (want == 1 or view.pool not in _SOLAR_POOLS))
         delay = 0.0 if immediate else (timers.phase_switch_delay_up if want == 3 else timers.phase_switch_delay_down)
         waited = (now - since).total_seconds()
         if waited + EPS < delay:
