@@ -36,6 +36,9 @@ def setpoint(site: str, decision: LoadDecision, settings: SiteSettings, now: dat
         lowered_from=decision.memory.lowered_from,
         raised_from=decision.memory.raised_from,
         changed_at=decision.memory.changed_at,
+        phase_count=decision.memory.phase_count,
+        phase_wish_since=decision.memory.phase_wish_since,
+        phase_switches=list(decision.memory.phase_switches),
     )
 
 

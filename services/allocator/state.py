@@ -176,6 +176,9 @@ class SiteState:
             raised_from=setpoint.raised_from,
             changed_at=setpoint.changed_at,
             mode=setpoint.mode,
+            phase_count=setpoint.phase_count,
+            phase_wish_since=setpoint.phase_wish_since,
+            phase_switches=list(setpoint.phase_switches),
         )
         entry.memory_ts = setpoint.ts
         return True

@@ -78,6 +78,8 @@ from .ocpp_profiles import (
     set_charging_profile,
 )
 from .ocpp_status import Activity, ComplianceWatchdog, activity, clamp_legs, legs_drawing, load_status
+from .relay import RelayDriver, SwitchControl
+from .switches import RelayConfig, make_relay
 
 GATEWAY_SERVICE = "ocpp-gateway"
 #: Every OCPP action this adapter sends (1.6 and 2.0.1 names): the broker's ACL lets it command its own
@@ -152,6 +154,28 @@ class OcppChargerConfig(LoadConfig):
     reset_cooldown: PositiveSeconds = 1800.0
     #: The whole charger's limit per leg, installed as ChargePointMaxProfile on connector 0 by this load.
     charger_max_current: float | None = Field(default=None, gt=0.0, le=1000.0)
+    #: 1p/3p switching: ``ocpp`` for a charger that switches its phases by the live profile's ``numberPhases``
+    #: (2.0.1 chargers that report ``ACPhaseSwitchingSupported``; 1.6 chargers that honour it — many ignore
+    #: it, leave those at ``none``). The load's state then says it can switch and the allocator decides its
+    #: phases (``LoadSettings.phases``); on one phase it uses ``one_phase_leg``.
+    #: ``relay``: a contactor behind an MQTT switch (``phase_relay``, on = all phases, off = ``one_phase_leg``
+    #: only) switches them; the adapter holds the live profile at 0 A until the relay is where the setpoint's
+    #: phases want it, and switches it only after the car has drawn nothing for ``phase_relay_settle``.
+    phase_switching: Literal["none", "ocpp", "relay"] = "none"
+    phase_relay: RelayConfig | None = None
+    phase_relay_settle: PositiveSeconds = 5.0
+    one_phase_leg: Leg = Leg.L1
+    #: 2.0.1 only: the charger can choose the phase a 1-phase schedule uses (``ACPhaseSwitchingSupported``):
+    #: 1-phase periods carry ``phaseToUse`` = ``one_phase_leg``.
+    phase_to_use: bool = False
+
+    @model_validator(mode="after")
+    def _switching(self) -> OcppChargerConfig:
+        if self.phase_switching != "none" and (len(self.phases) < 2 or self.one_phase_leg not in self.phases):
+            raise ValueError("phase_switching needs more than one phase and one_phase_leg among them")
+        if (self.phase_switching == "relay") != (self.phase_relay is not None):
+            raise ValueError("phase_switching: relay needs phase_relay (and phase_relay needs it)")
+        return self
 
     @model_validator(mode="after")
     def _levels(self) -> OcppChargerConfig:
@@ -285,6 +309,12 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.transaction_start: datetime | None = None
         #: The current or last charging session (start, duration, energy), for the state's details.
         self.sessions = SessionTracker(config.site, config.id, config.charger, config.connector)
+        #: ``phase_switching: relay``: the contactor and the control that keeps it where it is wanted.
+        self.phase_relay: RelayDriver | None = None
+        self.phase_control: SwitchControl | None = None
+        if config.phase_relay is not None:
+            self.phase_relay = make_relay(self, config.phase_relay, "phase contactor")
+            self.phase_control = SwitchControl(self, self.phase_relay)
 
     # -- config --------------------------------------------------------------------------------------
     def _configured_unit(self) -> RateUnit | None:
@@ -309,9 +339,14 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.runtime.route(t.charger_result(site, cp, "+"), OcppResult)(self._on_result)
         self.runtime.route(t.connector_transaction(site, cp, n), TransactionState)(self._on_transaction)
         self.runtime.route(t.measurement(site), SiteMeasurement, latest=True)(self._on_site_measurement)
+        if self.phase_relay is not None:
+            self.phase_relay.routes()
 
     def device_topics(self) -> list[str]:
-        return [self.topics.charger_command(self.site, self.cp, action) for action in COMMANDS]
+        topics = [self.topics.charger_command(self.site, self.cp, action) for action in COMMANDS]
+        if self.phase_relay is not None:
+            topics += self.phase_relay.command_topics()
+        return topics
 
     def published_topics(self) -> list[str]:
         return [*super().published_topics(), self.topics.session_event(self.site, self.load),
@@ -598,6 +633,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
                                  "elapsed": self._elapsed()}
         if c.stack_level_zero_only:
             extra.update(stack_level=0, then_current=c.baseline_current)
+        if c.phase_to_use and wanted.number_phases == 1 and self.version is OcppVersion.V201:
+            extra.update(phase_to_use=int(c.one_phase_leg.value[1]))
         return self._spec(wanted.current, wanted.number_phases, **extra)
 
     def _clear_live(self) -> dict[str, Any]:
@@ -617,7 +654,26 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             phases = sum(1 for leg in c.phases if c.legs[leg] in self.setpoint.phases) or len(self.legs_in_use)
         else:
             phases = len(self.legs_in_use)
+        if self.phase_relay is not None and self.phase_relay.output is not (phases > 1):
+            amps = 0.0  # the contactor is not (known to be) where these phases want it: the car waits at 0 A
         return Limit(round(amps, 1), phases, self.unit, self.skew)
+
+    def _phase_relay_wanted(self) -> bool | None:
+        """Where the phase contactor should be now (None: leave it): on for more than one phase, off for one —
+        changed only once the car has drawn nothing for ``phase_relay_settle`` (break before make)."""
+        if self.phase_relay is None or self.setpoint is None or self.setpoint_expired or not self.setpoint.phases:
+            return None
+        c = self.config
+        on = sum(1 for leg in c.phases if c.legs[leg] in self.setpoint.phases) > 1
+        if self.phase_relay.output is on:
+            return on
+        now = self.clock.monotonic()
+        meter = self.meter
+        drawing = meter is not None and any(
+            amps >= c.drawing_threshold for leg, amps in meter.current_import.items() if leg in c.phases)
+        quiet = not drawing and (self.last_drawing is None or now - self.last_drawing >= c.phase_relay_settle)
+        paused = self.live is not None and self.live.current == 0.0  # the charger took our 0 A profile
+        return on if quiet and paused else None
 
     async def _sync(self) -> None:
         """Bring the charger's profiles to what they should be; at most one command per purpose in flight,
@@ -728,6 +784,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         return self.state(
             kind=LoadKind.EVSE,
             phases_in_use=list(self.legs_in_use),
+            phase_switching=c.phase_switching != "none",
+            one_phase_leg=c.one_phase_leg,
             min_current=c.min_current,
             max_current=c.max_current,
             draw=draw,
@@ -780,6 +838,12 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         due, self._compliance_due = self._compliance_due, []
         for legs in due:
             await self._check_compliance(legs)
+        if self.phase_control is not None and self.phase_relay is not None:
+            await self.phase_relay.maybe_poll()
+            wanted = self._phase_relay_wanted()
+            if wanted is not None:
+                self.phase_control.want(wanted)
+            await self.phase_control.reconcile()
         await self._sync()
 
     async def on_connect(self) -> None:

@@ -76,6 +76,8 @@ class ProfileSpec:
     #: Relative only: seconds since the point the charger counts the schedule from (the transaction's
     #: start; 0 when it counts from receipt), added so that the profile still lapses ``lifetime`` from now.
     elapsed: float = 0.0
+    #: 2.0.1, one phase, a charger that can choose it: the phase (1-3, its L1-L3) a 1-phase period uses.
+    phase_to_use: int | None = None
 
     @property
     def absolute(self) -> bool:
@@ -105,6 +107,8 @@ PERMANENT_BACKDATE = 86400.0
 def _profile_body(spec: ProfileSpec, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     """The profile's kind/validity fields and its schedule."""
     periods: list[dict[str, Any]] = [{"startPeriod": 0, "limit": spec.limit(), "numberPhases": spec.number_phases}]
+    if spec.phase_to_use is not None and spec.number_phases == 1 and spec.version is not OcppVersion.V16:
+        periods[0]["phaseToUse"] = spec.phase_to_use  # 2.0.1 K01: used when numberPhases is 1
     schedule: dict[str, Any] = {"chargingRateUnit": spec.unit.value}
     body: dict[str, Any] = {"chargingProfileKind": "Absolute" if spec.absolute else "Relative"}
     charger_now = now + timedelta(seconds=round(spec.skew))

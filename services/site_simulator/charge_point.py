@@ -105,6 +105,10 @@ class ChargerDevice:
         offered = self.store.limit(CONNECTOR, self.own_time(now), phases, self.transaction_id,
                                    self.transaction_start)
         self.plug.offered = offered
+        if self.spec.phase_switching:
+            number = self.store.number_phases(CONNECTOR, self.own_time(now), self.transaction_id,
+                                              self.transaction_start)
+            self.plug.supplied = min(self.spec.phases, number or self.spec.phases)
         return offered
 
     def status(self) -> str:

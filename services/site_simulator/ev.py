@@ -45,8 +45,9 @@ class Ev:
         span = max(100.0 - spec.taper_from, 1e-6)
         return max(1.0, spec.max_current * (100.0 - self.soc) / span)
 
-    def step(self, now: float, dt: float, offered: float, voltage: float = 230.0) -> float:
-        """Advance ``dt`` seconds with the charger offering ``offered`` A; the current drawn per phase."""
+    def step(self, now: float, dt: float, offered: float, voltage: float = 230.0, phases: int | None = None) -> float:
+        """Advance ``dt`` seconds with the charger offering ``offered`` A on ``phases`` (None: all the car's);
+        the current drawn per phase."""
         if offered != self.seen:
             self.seen = offered
             lo, hi = self.spec.lag
@@ -58,7 +59,7 @@ class Ev:
             self.current = 0.0
         else:
             self.current = min(self.following, self.acceptance(), self.spec.max_current)
-        energy = self.current * voltage * self.spec.phases * dt / 3600.0
+        energy = self.current * voltage * (self.spec.phases if phases is None else phases) * dt / 3600.0
         self.energy_wh += energy
         self.soc = min(100.0, self.soc + energy * CHARGE_EFFICIENCY / self.spec.capacity * 100.0)
         return self.current

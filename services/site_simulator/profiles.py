@@ -79,6 +79,16 @@ class Profile:
             start += period * ((now - start) // period)
         return start
 
+    def phases_at(self, now: datetime, transaction_start: datetime | None = None,
+                  relative_from: str = "transaction") -> int | None:
+        """The ``numberPhases`` of the period in force now (None: not given, or no period in force)."""
+        elapsed = (now - self.schedule_start(now, transaction_start, relative_from)).total_seconds()
+        current: Period | None = None
+        for period in self.periods:
+            if period.start <= elapsed:
+                current = period
+        return None if current is None else current.phases
+
     def limit_at(self, now: datetime, phases_in_use: int, voltage: float = 230.0,
                  transaction_start: datetime | None = None, relative_from: str = "transaction") -> float | None:
         """The limit in A per phase this profile sets now; None when it does not apply now."""
@@ -196,7 +206,28 @@ class ProfileStore:
 
     def _winner(self, purpose: Purpose, connectors: tuple[int, ...], now: datetime, phases: int,
                 transaction_id: str | None = None, transaction_start: datetime | None = None) -> float | None:
+        found = self._winning(purpose, connectors, now, phases, transaction_id, transaction_start)
+        return None if found is None else found[0]
+
+    def number_phases(self, connector: int, now: datetime, transaction_id: str | None = None,
+                      transaction_start: datetime | None = None) -> int | None:
+        """The ``numberPhases`` of the connector's own profile in force (TxProfile, else TxDefaultProfile)."""
+        ours = (connector, 0)
+        start = transaction_start if transaction_id is not None else None
+        found = None
+        if transaction_id is not None:
+            found = self._winning("tx", ours, now, 3, transaction_id, start)
+        if found is None:
+            found = self._winning("default", ours, now, 3, transaction_id, start)
+        if found is None:
+            return None
+        return found[1].phases_at(now, start, self.relative_from)
+
+    def _winning(self, purpose: Purpose, connectors: tuple[int, ...], now: datetime, phases: int,
+                 transaction_id: str | None = None, transaction_start: datetime | None = None
+                 ) -> tuple[float, Profile] | None:
         best: tuple[int, int, float] | None = None
+        winner: Profile | None = None
         for p in self.profiles.values():
             if p.purpose != purpose or p.connector not in connectors:
                 continue
@@ -207,8 +238,8 @@ class ProfileStore:
                 continue
             key = (p.stack_level, 1 if p.connector != 0 else 0, limit)
             if best is None or key[:2] > best[:2]:
-                best = key
-        return None if best is None else best[2]
+                best, winner = key, p
+        return None if best is None or winner is None else (best[2], winner)
 
     def limit(self, connector: int, now: datetime, phases_in_use: int = 3, transaction_id: str | None = None,
               transaction_start: datetime | None = None) -> float:

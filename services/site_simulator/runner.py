@@ -71,6 +71,10 @@ class LiveView:
     plans: dict[str, LoadPlan] = field(default_factory=dict)
     #: The setpoints the grid operator's limit held back (reason grid_operator_limit), as published.
     dimmed: list[Setpoint] = field(default_factory=list)
+    #: The setpoints that paused a load to switch its phases (reason phase_switch), and every setpoint that let a
+    #: switching charger's load charge (its phases: how many it charged on).
+    phase_switches: list[Setpoint] = field(default_factory=list)
+    switched_charging: list[Setpoint] = field(default_factory=list)
     real_started: float = field(default_factory=time.monotonic)
 
     @property
@@ -184,6 +188,11 @@ async def run_scenario(scenario: Scenario, base: AmpmqConfig, *, speed: float | 
         if scenario.grid_operator is not None:
             kpis["grid_operator"] = {"signals": len(signals), "dimmed_setpoints": len(view.dimmed),
                                      "dimmed_loads": sorted({sp.load for sp in view.dimmed})}
+        if any(c.phase_switching for c in scenario.chargers):
+            kpis["phase_switching"] = {
+                "switch_setpoints": len(view.phase_switches),
+                "one_phase_setpoints": sum(1 for sp in view.switched_charging if len(sp.phases) == 1),
+                "three_phase_setpoints": sum(1 for sp in view.switched_charging if len(sp.phases) > 1)}
         return RunResult(kpis, view)
 
 
@@ -286,6 +295,10 @@ def _observe(runtime: Runtime, topics: Topics, site: str, view: LiveView) -> Non
             view.recorder.setpoint(msg.payload)
             if msg.payload.reason is Reason.GRID_OPERATOR_LIMIT:
                 view.dimmed.append(msg.payload)
+            if msg.payload.reason is Reason.PHASE_SWITCH:
+                view.phase_switches.append(msg.payload)
+            if msg.payload.current > 0 and msg.payload.phase_count is not None:
+                view.switched_charging.append(msg.payload)
 
     @runtime.route(topics.load_filter(Leaf.STATE), LoadState)
     async def on_state(msg: Incoming[LoadState]) -> None:

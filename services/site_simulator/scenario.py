@@ -126,6 +126,10 @@ class EvSpec(Strict):
     leaves: time | None = None
     #: The car follows a new pilot limit after a delay drawn from this range (s).
     lag: tuple[float, float] = (2.0, 5.0)
+    #: When its charger switches between 1 and 3 phases the car stops and resumes on the new count this long
+    #: after (s); a car that refuses one phase draws nothing on a 1-phase supply.
+    phase_change_pause: float = Field(default=10.0, ge=0, le=600)
+    refuses_one_phase: bool = False
 
 
 class ChargerSpec(Strict):
@@ -152,6 +156,10 @@ class ChargerSpec(Strict):
     stack_level_zero_only: bool = False
     watts_only: bool = False
     relative_only: bool = False
+    #: A 1p/3p charger: it supplies the ``numberPhases`` of the profile in force (1: its L1 only). Its load is
+    #: configured ``phase_switching: ocpp`` and ``switch_phases`` becomes the load's ``phases`` setting.
+    phase_switching: bool = False
+    switch_phases: Literal["auto", "1", "3"] = "auto"
 
     def sessions(self) -> list[EvSpec]:
         return ([self.ev] if self.ev else []) + list(self.more_evs)

@@ -51,6 +51,11 @@ class ChargerPlug:
         self.legs: dict[Leg, float] = dict.fromkeys(LEGS, 0.0)
         self.energy_wh = 0.0
         self.sessions_done = 0
+        #: A 1p/3p charger: the phases it supplies now (set by its controller from the profile in force).
+        self.supplied = spec.phases
+        #: The phase count the car last charged on, and until when it pauses after a change (simulated s).
+        self.last_phases = 0
+        self.resume_at = -1e18
 
     @property
     def plugged(self) -> bool:
@@ -58,7 +63,7 @@ class ChargerPlug:
 
     @property
     def phases_used(self) -> int:
-        return 0 if self.ev is None else min(self.ev.spec.phases, self.spec.phases)
+        return 0 if self.ev is None else min(self.ev.spec.phases, self.spec.phases, self.supplied)
 
     @property
     def current(self) -> float:
@@ -82,7 +87,14 @@ class ChargerPlug:
         self.legs = dict.fromkeys(LEGS, 0.0)
         if self.ev is None:
             return
-        amps = self.ev.step(t, dt, min(self.offered, self.spec.max_current), voltage)
+        used = self.phases_used
+        if self.last_phases and used != self.last_phases:  # the charger switched: the car stops, then resumes
+            self.resume_at = t + self.ev.spec.phase_change_pause
+        self.last_phases = used
+        offered = min(self.offered, self.spec.max_current)
+        if t < self.resume_at or (used == 1 and self.ev.spec.phases > 1 and self.ev.spec.refuses_one_phase):
+            offered = 0.0
+        amps = self.ev.step(t, dt, offered, voltage, used)
         for leg in LEGS[: self.phases_used]:
             self.legs[leg] = amps
         self.energy_wh += amps * voltage * self.phases_used * dt / 3600.0

@@ -121,6 +121,7 @@ def build(base: AmpmqConfig, scenario: Scenario, ports: Ports) -> Wiring:
                 # what the installer knows of the charger's quirks
                 "stack_level_zero_only": c.stack_level_zero_only, "relative_only": c.relative_only,
                 "relative_start": c.relative_from,
+                **({"phase_switching": "ocpp"} if c.phase_switching else {}),
                 **({"circuit": c.circuit} if c.circuit else {}),
             })
     elif scenario.chargers:
@@ -161,7 +162,8 @@ def build(base: AmpmqConfig, scenario: Scenario, ports: Ports) -> Wiring:
     settings.update(scenario.allocator)
     load_settings: dict[str, dict[str, Any]] = {}
     for c in scenario.chargers:
-        load_settings[f"{site}/{c.id}"] = {"mode": str(c.mode), "priority": c.priority}
+        load_settings[f"{site}/{c.id}"] = {"mode": str(c.mode), "priority": c.priority,
+                                           **({"phases": c.switch_phases} if c.phase_switching else {})}
     if scenario.boiler is not None:
         load_settings[f"{site}/{scenario.boiler.id}"] = {"mode": str(scenario.boiler.mode),
                                                          "priority": scenario.boiler.priority}

@@ -7,6 +7,8 @@ retained setpoints and decision it published, so any instance can take over.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AwareDatetime, Field
 
 from .base import Amps, Contract, LoadAmps, Phase, PositiveWatts, Text, TopicId
@@ -15,6 +17,9 @@ from .load import LoadState
 from .measurement import SiteMeasurement
 from .setpoint import Reason
 from .settings import LoadSettings, Mode, SiteSettings
+
+#: A switching load's phase count.
+PhaseCount = Literal[1, 3]
 
 
 class LoadMemory(Contract):
@@ -35,6 +40,11 @@ class LoadMemory(Contract):
     lowered_from: LoadAmps | None = None
     raised_from: LoadAmps | None = None
     changed_at: AwareDatetime | None = None
+    #: Phase switching: the phase count last decided (None: its wiring), since when the other count has been
+    #: wanted (the delay), and the switches of the last hour (the per-hour cap; the last one starts the pause).
+    phase_count: PhaseCount | None = None
+    phase_wish_since: AwareDatetime | None = None
+    phase_switches: list[AwareDatetime] = Field(default_factory=list, max_length=60)
 
 
 class SiteMemory(Contract):

@@ -39,6 +39,11 @@ class LoadState(Message):
     legs: dict[Leg, Phase] = Field(default_factory=lambda: dict(DEFAULT_LEGS))
     #: The legs the load uses now (a 1-phase car on a 3-phase charger uses L1 only).
     phases_in_use: list[Leg] = Field(default_factory=lambda: [Leg.L1, Leg.L2, Leg.L3], min_length=1, max_length=3)
+    #: The load can switch between one phase and all its wired legs while paused (a 1p/3p charger); the
+    #: allocator then decides its phases (``LoadSettings.phases``) and the setpoint's ``phases`` say which.
+    phase_switching: bool = False
+    #: The leg a switching load uses on one phase.
+    one_phase_leg: Leg = Leg.L1
     #: Per-leg current range (continuous and EVSE loads). 0 for on/off loads.
     min_current: LoadAmps = 0.0
     max_current: LoadAmps = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -37,6 +38,7 @@ class Reason(StrEnum):
     #: Break before make: an increase waits until the loads lowered on its phases follow their lower setpoints.
     AWAITING_FOLLOW = "awaiting_follow"
     GRID_OPERATOR_LIMIT = "grid_operator_limit"  # a grid operator's limit (§14a EnWG and the like)
+    PHASE_SWITCH = "phase_switch"  # paused while it switches between 1 and 3 phases
 
 
 class Setpoint(Message):
@@ -67,6 +69,10 @@ class Setpoint(Message):
     lowered_from: LoadAmps | None = None
     raised_from: LoadAmps | None = None
     changed_at: AwareDatetime | None = None
+    #: Phase-switching memory (see ``LoadMemory``).
+    phase_count: Literal[1, 3] | None = None
+    phase_wish_since: AwareDatetime | None = None
+    phase_switches: list[AwareDatetime] = Field(default_factory=list, max_length=60)
 
 
 class SiteDecision(Message):

@@ -103,6 +103,14 @@ class InverterLimits(Contract):
     symmetric: bool = True
 
 
+class PhaseChoice(StrEnum):
+    """How many phases a load that can switch (``LoadState.phase_switching``) charges on."""
+
+    AUTO = "auto"  # the allocator picks 1 or 3 from the solar pools (docs/allocator.md, "Phase switching")
+    ONE = "1"
+    THREE = "3"
+
+
 class Timers(Contract):
     """Anti-flicker and cadence settings (seconds)."""
 
@@ -132,6 +140,16 @@ class Timers(Contract):
     #: A reading or load state stamped more than this ahead of the decision's clock is from the future:
     #: not fresh.
     future_tolerance: Seconds = 5.0
+    #: Phase switching (``LoadSettings.phases``): how long the pool must carry the 3-phase minimum before a
+    #: 1-phase load goes to 3 phases (evcc's enable delay, 1 min), and how long it must stay short of it before
+    #: a 3-phase load goes to 1 phase (evcc's disable delay, 3 min).
+    phase_switch_delay_up: Seconds = 60.0
+    phase_switch_delay_down: Seconds = 180.0
+    #: A switching load is paused (setpoint 0) this long from the switch: the car stops, the charger changes
+    #: its phases, the car resumes on the new count.
+    phase_switch_pause: Seconds = 30.0
+    #: At most this many switches per load in any hour (contactor wear, cars that dislike it).
+    max_phase_switches_per_hour: Annotated[int, Strict(), Field(ge=0, le=60)] = 6
 
 
 class SiteSettings(Message):
@@ -216,8 +234,17 @@ class LoadSettings(Message):
     name: Text = ""
     #: Use the phase mapping the allocator detected (``<site>/calibration``) instead of the adapter's ``legs``.
     auto_phase_map: bool = False
+    #: Phases of a load that can switch (``LoadState.phase_switching``): auto, 1 or 3. None: its wiring, no
+    #: switching.
+    phases: PhaseChoice | None = None
     #: The ``transaction`` id of the ``/set`` these settings answer (zigbee2mqtt style), if any.
     transaction: Annotated[str, Strict(), Field(max_length=64)] | None = None
+
+    @field_validator("phases", mode="before")
+    @classmethod
+    def _phase_number(cls, value: object) -> object:
+        """``phases: 1`` in YAML is the number 1: read it as "1"."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class LoadSettingsSet(Command):
@@ -230,3 +257,4 @@ class LoadSettingsSet(Command):
     enabled: bool | None = None
     name: Text | None = None
     auto_phase_map: bool | None = None
+    phases: PhaseChoice | None = None

@@ -532,3 +532,89 @@ async def test_v16_unplugged_without_stop_transaction_ends_the_session(
         event = (await probe.expect(T.session_event(site_id, "carport"), timeout=8)).json()
     assert event["reason"] == "unplugged" and event["energy_wh"] == 400.0 and event["id_tag"] == "tag-1"
     assert event["solar_share"] is None and event["peak_current"] == 10.0
+
+
+def period(payload: dict[str, Any]) -> dict[str, Any]:
+    """The first period of a live profile (1.6 or 2.0.1)."""
+    profile = payload.get("csChargingProfiles") or payload["chargingProfile"]
+    schedule = profile["chargingSchedule"]
+    schedule = schedule[0] if isinstance(schedule, list) else schedule
+    return dict(schedule["chargingSchedulePeriod"][0])
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_phase_switching_follows_the_setpoint_phases(
+    mqtt_url: str, probe: Probe, site_id: str, version: str
+) -> None:
+    """``phase_switching: ocpp``: the state says the charger can switch; a 1-phase setpoint (the allocator's
+    switch) makes the live profile ``numberPhases`` 1 — with 2.0.1 ``phaseToUse`` naming the one-phase leg
+    where the charger can choose it — and a 3-phase one brings 3 back."""
+    await probe.subscribe(T.load_state(site_id, "carport"))
+    load = charger_load(site_id, charger="cp-b", phase_switching="ocpp", one_phase_leg="L2",
+                        phase_to_use=version == "2.0.1", rate_unit="A")
+    async with with_charger(mqtt_url, site_id, [load], "CP-B", version=version) as cp:
+        await cp.boot()
+        await cp.status("Available")
+        state = (await probe.expect(T.load_state(site_id, "carport"))).model(LoadState)
+        assert state.phase_switching and state.one_phase_leg == "L2"
+
+        def live(p: dict[str, Any]) -> bool:
+            profile = p.get("csChargingProfiles") or p["chargingProfile"]
+            return bool(profile.get("chargingProfileId", profile.get("id")) == 11)
+
+        await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=0.0, phases=[Phase.B]))
+        paused = period(await cp.wait_call("SetChargingProfile", where=lambda p: live(p) and period(p)["limit"] == 0))
+        assert paused["numberPhases"] == 1
+        await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=9.0, phases=[Phase.B]))
+        one = period(await cp.wait_call("SetChargingProfile", where=lambda p: live(p) and period(p)["limit"] == 9))
+        expected = {"startPeriod": 0, "limit": 9.0, "numberPhases": 1}
+        if version == "2.0.1":
+            expected["phaseToUse"] = 2
+        assert one == expected
+        await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=7.0, phases=ALL))
+        three = period(await cp.wait_call("SetChargingProfile", where=lambda p: live(p) and period(p)["limit"] == 7))
+        assert three == {"startPeriod": 0, "limit": 7.0, "numberPhases": 3}
+
+
+async def test_relay_switched_phases_break_before_make(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """``phase_switching: relay``: a contactor behind an MQTT switch (on = three phases). The adapter holds the
+    live profile at 0 A until the contactor is where the setpoint's phases want it, and switches it only while
+    the charger has our 0 A profile and the car has drawn nothing for ``phase_relay_settle``."""
+    from .devices import PlainSwitch
+
+    base = f"dev-{site_id}/contactor"
+    at_switch: list[tuple[str, list[float]]] = []
+
+    class Contactor(PlainSwitch):
+        """Records what live limits the charger had been sent when each command reached the contactor."""
+
+        async def handle(self, topic: str, text: str) -> None:
+            at_switch.append((text, [limit16(p) for p in cp.of("SetChargingProfile") if live16(p)]))
+            await super().handle(topic, text)
+
+    load = charger_load(site_id, rate_unit="A", phase_switching="relay", phase_relay_settle=0.3,
+                        phase_relay={"driver": "mqtt", "command_topic": f"{base}/set",
+                                     "state_topic": f"{base}/state", "state_field": "state"})
+    async with Contactor(mqtt_url, base, load_w=0.0) as contactor, \
+            with_charger(mqtt_url, site_id, [load]) as cp:
+        await cp.boot()
+        await cp.status("Charging")
+        # three phases wanted, the contactor is off: 0 A first, then the contactor, then the limit
+        await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=10.0, phases=ALL))
+        await cp.wait_call("SetChargingProfile", where=lambda p: live16(p) and limit16(p) == 10.0)
+        assert contactor.output is True
+        assert at_switch[0] == ("ON", [0.0])
+        # the car charges on three phases; the allocator pauses it to switch to one phase
+        await cp.meter(legs={"L1": 10.0, "L2": 10.0, "L3": 10.0})
+        await asyncio.sleep(0.3)
+        await probe.publish(T.setpoint(site_id, "carport"),
+                            setpoint(site_id, "carport", current=0.0, phases=[Phase.A]))
+        await probe.publish(T.setpoint(site_id, "carport"),
+                            setpoint(site_id, "carport", current=8.0, phases=[Phase.A]))
+        await asyncio.sleep(1.0)
+        assert contactor.output is True  # the car still draws (as last metered): the contactor stays
+        await cp.meter(legs={"L1": 0.0, "L2": 0.0, "L3": 0.0})
+        one = await cp.wait_call("SetChargingProfile", where=lambda p: live16(p) and limit16(p) == 8.0)
+        assert contactor.output is False
+        assert at_switch[-1][0] == "OFF" and at_switch[-1][1][-1] == 0.0 and 8.0 not in at_switch[-1][1]
+        assert one["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] == 1

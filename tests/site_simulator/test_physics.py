@@ -171,3 +171,31 @@ def test_flicker_check_flags_short_surplus_pauses_and_runs_but_not_safety_cuts()
     assert len(flicker_violations(short_run, "cp", 60.0, 120.0)) == 1
     short_pause = [ev(0, True, "ok"), ev(100, False, "no_excess"), ev(130, True, "ok")]
     assert len(flicker_violations(short_pause, "cp", 60.0, 120.0)) == 1
+
+
+@pytest.mark.parametrize("refuses", [False, True])
+def test_a_switching_charger_moves_the_car_to_one_phase_after_a_pause(refuses: bool) -> None:
+    """A 1p/3p charger supplying one phase: the car stops for its ``phase_change_pause`` and resumes on L1 only
+    (its energy counted on one phase); a car that refuses one phase draws nothing."""
+    sc = scenario(solar={"peak_power": 0.0}, chargers=[{
+        "id": "cp", "max_current": 16, "phase_switching": True,
+        "ev": {"phases": 3, "arrives": "00:00", "lag": [0.0, 0.0], "phase_change_pause": 20.0,
+               "refuses_one_phase": refuses}}])
+    site = Site(sc)
+    plug = site.chargers["cp"]
+    plug.offered = 10.0
+    for _ in range(5):
+        site.step(1.0)
+    assert plug.legs == {"L1": 10.0, "L2": 10.0, "L3": 10.0}
+    plug.supplied = 1  # the profile in force now says numberPhases 1
+    for _ in range(10):
+        site.step(1.0)
+    assert plug.current == 0.0  # paused by the switch
+    energy = plug.energy_wh
+    for _ in range(20):
+        site.step(1.0)
+    if refuses:
+        assert plug.current == 0.0 and plug.energy_wh == energy
+    else:
+        assert plug.legs == {"L1": 10.0, "L2": 0.0, "L3": 0.0}
+        assert plug.ev is not None and plug.ev.energy_wh == pytest.approx(plug.energy_wh, rel=1e-6)

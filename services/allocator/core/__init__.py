@@ -7,6 +7,7 @@ No I/O, no clock reads, no globals: the same snapshot and ``now`` give the same 
 :mod:`.strategies` (modes and the four strategies), :mod:`.stability` (smoothing and anti-flicker timers),
 :mod:`.safety` (final fit into the hard limits), :mod:`.explain` (reasons, sentences, table),
 :mod:`.output` (fast construction of the output models), :mod:`.external_limit` (grid-operator limits),
+:mod:`.phases` (1p/3p switching),
 :mod:`.allocate` (the steps in order). The only
 module-level state is immutable constants and a memo of a pure function (:func:`.views.work_out_wiring`).
 
@@ -76,6 +77,10 @@ Decisions on points the issue leaves open:
   silence policy with a fallback) gives a site import limit (lowering the import room like ``max_import_power``)
   and per-load caps (W → A per leg; a load whose minimum is above its cap pauses), above every mode and
   priority; a load they hold back gets reason ``grid_operator_limit``. Expiry and silence are judged at ``now``.
+* **Phase switching** (:mod:`.phases`): a load whose adapter can switch and whose settings say ``phases``
+  draws on the phases last decided; ``auto`` picks 3 when its pool carries 3 × its minimum, else 1 (grid
+  modes: 3), after a delay up/down while it runs, at most N an hour; a switch pauses it (reason
+  ``phase_switch``) and it restarts from 0 on the new phases under the usual break before make.
 * The imbalance limit bounds ``max − min`` of ``house + allocations`` over the site's phases; an allocation
   never widens a spread beyond it (a house that is already beyond it is not the allocator's to fix).
 """

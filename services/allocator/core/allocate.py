@@ -24,6 +24,7 @@ from .external_limit import state as limit_state
 from .follow import NOT_COUNTED, judge
 from .ordering import in_order
 from .output import construct
+from .phases import decide_phases, phase_memory, switch_sentence
 from .pools import Pools, clamp, compute_pools, report
 from .restart import hold_back_restarts
 from .safety import grant, guarded_room, refit
@@ -122,7 +123,14 @@ def _idle_reason(load: LoadView) -> Reason | None:
 def _decision(view: LoadView, pools: Pools, final: Budget, now: datetime, limit: OperatorLimit) -> LoadDecision:
     """One load's decision: amount, reason, sentence, ``available`` for idle loads, memory for the next one."""
     idle_reason = _idle_reason(view)
-    if idle_reason is None:
+    message = ""
+    if idle_reason is None and view.switch_pause:
+        amount = 0.0
+        reason = Reason.PHASE_SWITCH
+        message = switch_sentence(view)
+        # a pause to switch is not a stop of its mode: no minimum pause after it
+        memory = next_memory(view, amount, now).model_copy(update={"paused_since": None, "active_since": None})
+    elif idle_reason is None:
         amount = view.amount
         reason = Reason.STALE_DATA if pools.stale else final_reason(view, amount)
         reason = decision_reason(limit, view, reason, amount)
@@ -139,6 +147,12 @@ def _decision(view: LoadView, pools: Pools, final: Budget, now: datetime, limit:
             memory = next_memory(view, 0.0, now)
         else:  # a lowering to 0 is remembered (break before make), but not for a faulted or unavailable load
             memory = fresh_memory(view, None if view.status in NOT_COUNTED else now)
+    if view.phase_choice is not None:
+        memory = phase_memory(view, memory)
+    if not message:
+        message = sentence(view, reason, amount, pools.stale_why)
+        if view.phase_note:
+            message = f"{message}; {view.phase_note}"
     return construct(
         LoadDecision,
         {
@@ -149,7 +163,7 @@ def _decision(view: LoadView, pools: Pools, final: Budget, now: datetime, limit:
             "available": view.available,
             "mode": view.mode,
             "reason": reason,
-            "message": sentence(view, reason, amount, pools.stale_why),
+            "message": message,
             "memory": memory,
         },
     )
@@ -168,7 +182,11 @@ def allocate(snapshot: Snapshot, now: datetime) -> Allocation:
     lower_import(limit, pools, settings)
     for view in views:
         view.pool = pool_of(view, settings)
-    competing = in_order([v for v in views if v.wants_power and v.index not in limit.paused])
+    if decide_phases(views, pools, settings.timers, tuple(settings.phases), now):
+        judge(views, settings.timers, now)  # a switched load claims on its new phases; its old ones: house load
+        pools = compute_pools(settings, snapshot.measurement, views, snapshot.memory, now)
+        lower_import(limit, pools, settings)
+    competing = in_order([v for v in views if v.wants_power and v.index not in limit.paused and not v.switch_pause])
     if pools.stale:
         final = Budget.start(settings, pools, views)
         allowed = before_allocation(competing, now, settings.timers)

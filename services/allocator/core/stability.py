@@ -169,6 +169,9 @@ def next_memory(load: LoadView, amount: float, now: datetime) -> LoadMemory:
             "lowered_from": lowered_from,
             "raised_from": raised_from,
             "changed_at": changed_at,
+            "phase_count": mem.phase_count,
+            "phase_wish_since": mem.phase_wish_since,
+            "phase_switches": mem.phase_switches,
         },
     )
 
@@ -203,5 +206,8 @@ def fresh_memory(load: LoadView, now: datetime | None = None) -> LoadMemory:
             "lowered_from": lowered_from,
             "raised_from": raised_from,
             "changed_at": changed_at,
+            "phase_count": mem.phase_count,
+            "phase_wish_since": mem.phase_wish_since,
+            "phase_switches": mem.phase_switches,
         },
     )

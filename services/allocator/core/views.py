@@ -11,10 +11,10 @@ from datetime import datetime
 from functools import lru_cache
 
 from shared.models.allocation import LoadInput, LoadMemory
-from shared.models.base import Phase
-from shared.models.load import LoadKind, LoadStatus
+from shared.models.base import Leg, Phase
+from shared.models.load import LoadKind, LoadState, LoadStatus
 from shared.models.setpoint import Reason
-from shared.models.settings import Mode, SiteSettings
+from shared.models.settings import Mode, PhaseChoice, SiteSettings
 
 from .ordering import MUST_RUN_URGENCY, URGENCY
 
@@ -87,6 +87,16 @@ class LoadView:
     short_since: datetime | None = None
     #: Which pool the load's mode draws on (see :mod:`.strategies`).
     pool: str = "grid"
+    #: Phase switching (:mod:`.phases`): the user's choice (None: no switching), the site phases of its one-
+    #: and three-phase wiring, the count in effect, a pause around a switch, its memory and a note to explain.
+    phase_choice: PhaseChoice | None = None
+    phase_options: tuple[tuple[Phase, ...], tuple[Phase, ...]] = ((), ())
+    phase_count: int = 0
+    switch_pause: bool = False
+    switched_from: int = 0
+    phase_wish_since: datetime | None = None
+    phase_switches: tuple[datetime, ...] = ()
+    phase_note: str = ""
 
     @property
     def floor(self) -> float:
@@ -147,6 +157,23 @@ def work_out_wiring(phases: tuple[Phase, ...], site_order: tuple[Phase, ...]) ->
     return tuple(counts.items()), counts, "/".join(p.value for p in counts), tuple(pairs), outside
 
 
+def switch_legs(state: LoadState, count: int) -> tuple[Leg, ...]:
+    """The legs a switching load uses on ``count`` phases: its one-phase leg, or every leg it has wired."""
+    wired = tuple(leg for leg in (Leg.L1, Leg.L2, Leg.L3) if leg in state.legs)
+    if count == 1:
+        return (state.one_phase_leg,) if state.one_phase_leg in state.legs else wired[:1]
+    return wired
+
+
+def rewire(view: LoadView, phases: tuple[Phase, ...], site_order: tuple[Phase, ...]) -> None:
+    """Point the view at other site phases (a phase switch): weights, label, legs and imbalance pairs."""
+    weights, weight_map, label, pairs, outside = work_out_wiring(phases, site_order)
+    view.phases, view.weights, view.weight_map, view.label, view.pairs = phases, weights, weight_map, label, pairs
+    view.legs = len(phases)
+    if outside:
+        view.unfit = f"it is wired to phase {outside}, which the site does not have"
+
+
 def circuit_chain(circuit: str | None, parents: dict[str, str | None]) -> tuple[str, ...]:
     """The circuit and its ancestors, innermost first; unknown circuits are ignored, cycles cut."""
     chain: list[str] = []
@@ -172,7 +199,14 @@ def build_views(settings: SiteSettings, loads: list[LoadInput]) -> list[LoadView
         ls = item.settings
         mode = ls.mode if ls is not None and ls.mode is not None else site_mode
         legs_map = state.legs
-        phases = tuple([legs_map[leg] for leg in state.phases_in_use])
+        choice = ls.phases if ls is not None and state.phase_switching else None
+        if choice is None:
+            phases = tuple([legs_map[leg] for leg in state.phases_in_use])
+        else:  # a switching load draws on the phases last decided (see .phases)
+            one = tuple([legs_map[leg] for leg in switch_legs(state, 1)])
+            three = tuple([legs_map[leg] for leg in switch_legs(state, 3)])
+            count = item.memory.phase_count or (1 if len(state.phases_in_use) == 1 else 3)
+            phases = one if count == 1 else three
         wiring = wirings.get(phases)
         if wiring is None:
             wiring = wirings[phases] = work_out_wiring(phases, site_order)
@@ -244,4 +278,7 @@ def build_views(settings: SiteSettings, loads: list[LoadInput]) -> list[LoadView
                 unfit,
             )
         )
+        if choice is not None:
+            view = views[-1]
+            view.phase_choice, view.phase_options, view.phase_count = choice, (one, three), count
     return views
