@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from shared.config import AmpmqConfig
 
+from .comparison import phase_switching_gain, without_phase_switching
 from .runner import EMBEDDED_MAX_SPEED, uses_embedded_broker
 from .scenario import Scenario, ScenarioError, load_scenario
 
@@ -80,6 +81,14 @@ def run_demo(args: argparse.Namespace, config: AmpmqConfig) -> int:
     try:
         with Dashboard(interactive=interactive) as dashboard:
             result = asyncio.run(_run_until_interrupted(scenario, config, speed, duration, dashboard, args.broker))
+        baseline = without_phase_switching(scenario)
+        if baseline is not None and not result.kpis["partial"]:
+            print("ampmq demo: the same day once more with phase switching off, to measure what it gained "
+                  f"(about {duration / speed:.0f} s; Ctrl-C skips it)", flush=True)
+            with Dashboard(interactive=interactive) as dashboard:
+                other = asyncio.run(_run_until_interrupted(baseline, config, speed, duration, dashboard, args.broker))
+            if not other.kpis["partial"]:
+                result.kpis["phase_switching_gain"] = phase_switching_gain(scenario, result.kpis, other.kpis)
     except KeyboardInterrupt:  # before the run had its own handler, or a second Ctrl-C while it stopped
         print("\nampmq demo: stopped; no report written", flush=True)
         return INTERRUPTED
@@ -106,6 +115,9 @@ def _report(result: RunResult, scenario: Scenario, directory: Path) -> int:
     for load, entry in kpis["loads"].items():
         extra = f"  grid {entry['grid_kwh']:.2f} kWh" if "grid_kwh" in entry else ""
         print(f"  {load}: {entry['energy_kwh']:.2f} kWh, {entry['starts']} starts{extra}")
+    for load, gain in kpis.get("phase_switching_gain", {}).items():
+        print(f"  {load}: phase switching gained {gain['gained_kwh']:+.2f} kWh ({gain['with_kwh']:.2f} kWh with it, "
+              f"{gain['without_kwh']:.2f} kWh on the same day without)")
     for line in kpis["missing"]:
         print(f"! {line}")
     if kpis["partial"]:

@@ -111,3 +111,28 @@ def compare(scenario: Scenario) -> dict[str, Any]:
         day = day_of(scenario)
         out[name] = figures(play(day, scenario.duration, policy), day)
     return out
+
+
+def without_phase_switching(scenario: Scenario) -> Scenario | None:
+    """The same scenario with every charger's 1p/3p switching off, to measure what switching gains; None when
+    no charger switches."""
+    if not any(c.phase_switching for c in scenario.chargers):
+        return None
+    chargers = [c.model_copy(update={"phase_switching": False}) for c in scenario.chargers]
+    return scenario.model_copy(update={"chargers": chargers})
+
+
+def phase_switching_gain(scenario: Scenario, with_switching: dict[str, Any],
+                         without: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per switching charger: the energy (kWh) it charged in the run with switching and in the same day's run
+    without it (both runs' KPIs), and the difference."""
+    gain: dict[str, dict[str, float]] = {}
+    for charger in scenario.chargers:
+        if not charger.phase_switching:
+            continue
+        got = float(with_switching["loads"].get(charger.id, {}).get("energy_kwh", 0.0))
+        base = float(without["loads"].get(charger.id, {}).get("energy_kwh", 0.0))
+        gain[charger.id] = {"with_kwh": round(got, 2), "without_kwh": round(base, 2),
+                            "gained_kwh": round(got - base, 2)}
+    return gain
+

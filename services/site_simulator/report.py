@@ -61,6 +61,17 @@ def _table(rows: list[tuple[str, str]]) -> str:
         + "</table>"
 
 
+def _phase_gain(gain: dict[str, dict[str, float]] | None) -> str:
+    """What 1p/3p switching gained: the same day run again with switching off (:mod:`.comparison`)."""
+    if not gain:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(load)}</td><td>{g['with_kwh']:.2f}</td><td>{g['without_kwh']:.2f}</td>"
+                   f"<td>{g['gained_kwh']:+.2f}</td></tr>" for load, g in gain.items())
+    return ("<h2>Energy gained by phase switching</h2><p>The same day run a second time on the real services with "
+            "the chargers' 1p/3p switching off.</p><table><tr><th>charger</th><th>kWh with switching</th>"
+            f"<th>kWh without</th><th>gained kWh</th></tr>{rows}</table>")
+
+
 def _comparison(comparison: dict[str, Any] | None) -> str:
     """The same day under ampmq's core and under evcc's default timers (:mod:`.comparison`), as a table."""
     if not comparison:
@@ -107,7 +118,7 @@ def html_report(kpis: dict[str, Any], series: list[dict[str, Any]], start: datet
         partial = (f"<p class=partial>Partial report: the run was stopped (Ctrl-C) at {reached:%H:%M} simulated "
                    f"time, after {kpis['simulated_seconds'] / 3600:.1f} of {kpis['planned_seconds'] / 3600:.1f} "
                    "simulated hours. Everything below covers that time only.</p>")
-    comparison = _comparison(kpis.get("comparison"))
+    comparison = _comparison(kpis.get("comparison")) + _phase_gain(kpis.get("phase_switching_gain"))
     title = html.escape(kpis["scenario"]) + (" (partial)" if partial else "")
     figures = "".join(f"<figure>{chart.svg()}</figure>" for chart in charts(series, start))
     return f"""<!doctype html>
