@@ -46,10 +46,18 @@ class Recall:
         runtime.raw_route(self.topics.charger_filter(Leaf.AVAILABILITY))(self._on_availability)
         runtime.route(self.topics.charger_filter(f"{Leaf.CONNECTOR}/+/{Leaf.TRANSACTION}"),
                       TransactionState)(self._on_transaction)
+        self._configured = set(self.configured())
 
     def configured(self) -> list[tuple[str, str]]:
         """(site, charger topic id) of every configured charger."""
         return [(self.config.site_of(cp_id), slugify(cp_id)) for cp_id in self.config.chargers]
+
+    def _ours(self, site: str, charger: str) -> bool:
+        """Whether this gateway serves ``charger`` on ``site``: configured there, or (with unknown chargers let
+        in) on the default site."""
+        if (site, charger) in self._configured:
+            return True
+        return bool(self.config.allow_unknown) and site == self.config.default_site
 
     async def announce_absent(self) -> None:
         """Retained ``offline`` for every configured charger that has no socket now (after each connect)."""
@@ -77,6 +85,8 @@ class Recall:
         if not msg.retain:
             return  # the echo of our own publication: memory already has it
         state = msg.payload
+        if not self._ours(state.site, state.charger):
+            return  # another gateway's charger (or another site's with the same id): not ours to remember
         memory = self.registry.memory(state.charger)
         if state.state == "ended":
             if memory.transactions.get(state.transaction_id) == state.connector:

@@ -84,3 +84,27 @@ async def test_a_transaction_begun_before_a_restart_ends_on_its_connector(
                 assert not probe.on(topics.connector_transaction(site_id, cp_id, 0)), "not on connector 0"
             errors = [m.json()["error"] for m in probe.on(topics.errors(site_id))]
             assert "unknown_transaction" not in errors
+
+
+async def test_retained_transactions_of_other_sites_chargers_are_not_taken_for_ours(
+    run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
+) -> None:
+    """Another site's charger with the same id (under the same root) left retained transactions: they are not
+    this gateway's to remember (taken in, they had evicted this charger's own running transaction)."""
+    others = [f"{site_id}-o{i}" for i in range(80)]
+    for other in others:
+        state = TransactionState(site=other, charger="cp-same", connector=1, transaction_id=f"x-{other}",
+                                 state="started")
+        await probe.publish(topics.connector_transaction(other, "cp-same", 1), state, retain=True)
+    try:
+        async with run_gateway(chargers={"CP-SAME": {"site": site_id}}) as gateway, \
+                charger(gateway, "CP-SAME") as cp:
+            await asyncio.sleep(0.5)  # the retained states have come
+            memory = gateway.registry.memory("cp-same")
+            assert not [t for t in memory.transactions if t.startswith("x-")]
+            started = await cp.call(call16.StartTransaction(connector_id=1, id_tag="TAG1", meter_start=0,
+                                                            timestamp="2026-01-01T00:00:00Z"))
+            assert memory.transactions.get(str(started.transaction_id)) == 1
+    finally:
+        for other in others:
+            await probe.publish(topics.connector_transaction(other, "cp-same", 1), "", retain=True)
