@@ -257,27 +257,24 @@ class SiteConfig(SectionModel):
             raise ValueError(f"source ids must be unique within a site: {', '.join(dupes)}")
         return sources
 
-    def has_battery_source(self) -> bool:
-        """True when some source measures battery power."""
+    def _measures(self, role: Role, quantity: FieldName) -> bool:
+        """Whether some source measures ``quantity``: by its role, or by a mapped value or register."""
         for source in self.sources:
-            if source.role == "battery" and source.feeds_field("battery_power"):
+            if source.role == role and source.feeds_field(quantity):
                 return True
-            if isinstance(source, MqttJsonSource) and any(v.quantity == "battery_power" for v in source.values):
+            if isinstance(source, MqttJsonSource) and any(v.quantity == quantity for v in source.values):
                 return True
-            if isinstance(source, ModbusSource) and any(r.quantity == "battery_power" for r in source.registers):
+            if isinstance(source, ModbusSource) and any(r.quantity == quantity for r in source.registers):
                 return True
         return False
 
+    def has_battery_source(self) -> bool:
+        """True when some source measures battery power."""
+        return self._measures("battery", "battery_power")
+
     def has_solar_source(self) -> bool:
         """True when some source measures solar power (then solar is never derived from export)."""
-        for source in self.sources:
-            if source.role == "solar" and source.feeds_field("solar_power"):
-                return True
-            if isinstance(source, MqttJsonSource) and any(v.quantity == "solar_power" for v in source.values):
-                return True
-            if isinstance(source, ModbusSource) and any(r.quantity == "solar_power" for r in source.registers):
-                return True
-        return False
+        return self._measures("solar", "solar_power")
 
 
 class MeterBridgeConfig(SectionModel):

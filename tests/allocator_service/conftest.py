@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from shared import acl
+from shared.broker import Mosquitto
 from shared.config import AmpmqConfig
 from shared.models import Leg, LoadKind, LoadState, LoadStatus, Phase, SiteMeasurement
 from shared.models.measurement import CurrentReading
@@ -82,3 +84,17 @@ def evse(site: str, load: str, *, draw: float = 0.0, min_current: float = 6.0, m
     state = LoadState(site=site, load=load, kind=LoadKind.EVSE, phases_in_use=legs, min_current=min_current,
                       max_current=max_current, status=status)
     return state.model_copy(update={"draw": {p: draw for p in state.site_phases()}})
+
+
+def behind_generated_acl(own_mosquitto: type[Mosquitto], site: str) -> tuple[Mosquitto, AmpmqConfig]:
+    """A broker of the test's own with a user per service and the ACL generated from a one-site config (a
+    Shelly grid meter, a plain MQTT switch as the load); the config connects as the allocator."""
+    users = {name: f"pw-{name}" for name in ("allocator", "meter-bridge", "load-adapters", acl.OPERATOR)}
+    config = AmpmqConfig(allocator={"settle": 0.2, "sites": {site: {"timers": FAST_TIMERS}}},
+                         meter_bridge={"sites": {site: {"sources": [{"id": "grid", "driver": "shelly",
+                                                                      "prefix": "meter"}]}}},
+                         load_adapters={"loads": [{"type": "mqtt_switch", "site": site, "id": "car",
+                                                   "command_topic": "car/set"}]})
+    broker = own_mosquitto(users=users, acl=acl.render(config).splitlines()).start()  # the ACL of this config
+    return broker, config.model_copy(update={"mqtt_url": broker.url_for("allocator")})
+

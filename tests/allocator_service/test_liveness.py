@@ -22,7 +22,7 @@ from shared.models import ErrorReport, LoadStatus, Reason, Setpoint
 from shared.probe import Probe, Received
 from shared.topics import Topics
 
-from .conftest import FAST_TIMERS, evse, measurement, now
+from .conftest import FAST_TIMERS, behind_generated_acl, evse, measurement, now
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -192,15 +192,8 @@ async def test_the_load_adapters_last_will_reaches_the_allocator_behind_the_gene
     own_mosquitto: type[Mosquitto], site_id: str
 ) -> None:
     # the shipped ACL must let the allocator read the adapters' availability, or a dead adapter goes unseen
-    users = {name: f"pw-{name}" for name in ("allocator", "meter-bridge", "load-adapters", acl.OPERATOR)}
     topics = Topics()
-    config = AmpmqConfig(allocator={"settle": 0.2, "sites": {site_id: {"timers": FAST_TIMERS}}},
-                         meter_bridge={"sites": {site_id: {"sources": [{"id": "grid", "driver": "shelly",
-                                                                         "prefix": "meter"}]}}},
-                         load_adapters={"loads": [{"type": "mqtt_switch", "site": site_id, "id": "car",
-                                                   "command_topic": "car/set"}]})
-    broker = own_mosquitto(users=users, acl=acl.render(config).splitlines()).start()  # the ACL of this config
-    config = config.model_copy(update={"mqtt_url": broker.url_for("allocator")})
+    broker, config = behind_generated_acl(own_mosquitto, site_id)
     async with (Probe(broker.url_for("meter-bridge")) as meter, Probe(broker.url_for("load-adapters")) as adapter,
                 Probe(broker.url_for(acl.OPERATOR)) as operator):
         await operator.subscribe(topics.site_all(site_id))

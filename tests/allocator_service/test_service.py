@@ -26,7 +26,7 @@ from shared.models import (
 from shared.probe import Probe, Received
 from shared.topics import Topics
 
-from .conftest import FAST_TIMERS, discovery_prefix, evse, measurement, now
+from .conftest import FAST_TIMERS, behind_generated_acl, discovery_prefix, evse, measurement, now
 
 
 def sp(msg: Received) -> Setpoint:
@@ -518,15 +518,8 @@ async def test_instances_partition_sites_with_serve_only(
 
 
 async def test_the_allocator_works_behind_the_generated_acl(own_mosquitto: type[Mosquitto], site_id: str) -> None:
-    users = {name: f"pw-{name}" for name in ("allocator", "meter-bridge", "load-adapters", acl.OPERATOR)}
     topics = Topics()
-    config = AmpmqConfig(allocator={"settle": 0.2, "sites": {site_id: {"timers": FAST_TIMERS}}},
-                         meter_bridge={"sites": {site_id: {"sources": [{"id": "grid", "driver": "shelly",
-                                                                         "prefix": "meter"}]}}},
-                         load_adapters={"loads": [{"type": "mqtt_switch", "site": site_id, "id": "car",
-                                                   "command_topic": "car/set"}]})
-    broker = own_mosquitto(users=users, acl=acl.render(config).splitlines()).start()  # the ACL of this config
-    config = config.model_copy(update={"mqtt_url": broker.url_for("allocator")})
+    broker, config = behind_generated_acl(own_mosquitto, site_id)
     async with (Probe(broker.url_for("meter-bridge")) as meter, Probe(broker.url_for("load-adapters")) as adapter,
                 Probe(broker.url_for(acl.OPERATOR)) as operator):
         await operator.subscribe(topics.site_all(site_id))

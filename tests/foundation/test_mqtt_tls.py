@@ -82,26 +82,24 @@ def tls_broker(certs: Path, require_client_cert: bool) -> DeployedBroker:
     return DeployedBroker(acl.render(AmpmqConfig()), env, certs=certs)
 
 
-@pytest.fixture(scope="module")
-def server_only(certs: Path) -> Iterator[DeployedBroker]:
-    broker = tls_broker(certs, require_client_cert=False)
+def running_tls_broker(certs: Path, require_client_cert: bool) -> Iterator[DeployedBroker]:
+    broker = tls_broker(certs, require_client_cert)
     try:
         broker.start()
         wait_for_port("127.0.0.1", broker.tls_port, timeout=5)
         yield broker
     finally:
         broker.cleanup()
+
+
+@pytest.fixture(scope="module")
+def server_only(certs: Path) -> Iterator[DeployedBroker]:
+    yield from running_tls_broker(certs, require_client_cert=False)
 
 
 @pytest.fixture(scope="module")
 def mutual(certs: Path) -> Iterator[DeployedBroker]:
-    broker = tls_broker(certs, require_client_cert=True)
-    try:
-        broker.start()
-        wait_for_port("127.0.0.1", broker.tls_port, timeout=5)
-        yield broker
-    finally:
-        broker.cleanup()
+    yield from running_tls_broker(certs, require_client_cert=True)
 
 
 def tls_config(broker: DeployedBroker, user: str, **tls: Path) -> AmpmqConfig:
