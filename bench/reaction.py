@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,13 +33,16 @@ from ocpp.v16.enums import Action
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from shared import trace
 from shared.broker import Mosquitto, free_port, wait_for_port
 from shared.heap import FIRST_FREEZE_S, hold_full_collections
 from shared.probe import Probe
 from shared.services import SERVICES
 
+from . import hops
 from .floors import measure as measure_floors
 from .floors import relay_path
+from .hops import Trial
 from .stats import ratio, summary_ms
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,6 +165,10 @@ def config(sites: dict[str, list[str]], gateway_port: int) -> dict[str, Any]:
     }
 
 
+def meter_topic(site: str) -> str:
+    return f"shellypro3em-{site}/status/em:0"
+
+
 def shelly_status(house: float) -> str:
     phases = {f"{p}_{k}": v for p in "abc" for k, v in
               (("current", house), ("voltage", 230.0), ("act_power", house * 230.0))}
@@ -172,7 +180,8 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
     port = free_port()
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as conf:
         yaml.safe_dump(config(sites, port), conf)
-    env = {**os.environ, "AMPMQ_MQTT_URL": broker.url, "AMPMQ_CONFIG": conf.name}
+    traces = Path(tempfile.mkdtemp(prefix="ampmq-trace-"))
+    env = {**os.environ, "AMPMQ_MQTT_URL": broker.url, "AMPMQ_CONFIG": conf.name, trace.ENV: str(traces)}
     # one process per service, as docker-compose runs them (one container each)
     launched = time.perf_counter()
     services = [subprocess.Popen([sys.executable, "-m", "shared.cli", name], cwd=ROOT, env=env,
@@ -180,6 +189,7 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
     house = dict.fromkeys(sites, NORMAL_HOUSE)
     points: dict[str, BenchCharger] = {}
     tasks: list[asyncio.Task[Any]] = []
+    traced: list[Trial] = []
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 60.0)
         async with Probe(broker.url) as meters:
@@ -195,7 +205,7 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
                 started = time.perf_counter()
                 for n in itertools.count():
                     site = names[n % len(names)]
-                    await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(grid(site)), qos=0)
+                    await meters.publish(meter_topic(site), shelly_status(grid(site)), qos=0)
                     await asyncio.sleep(max(0.0, started + (n + 1) / len(names) - time.perf_counter()))
 
             tasks.append(asyncio.create_task(meter_loop()))
@@ -239,16 +249,19 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
                 await asyncio.gather(*(p.wait_limit(lambda lim: lim >= MAX_CURRENT, 0.0, 60.0) for p in cps))
                 house[site] = OVERLOAD_HOUSE
                 sent = time.perf_counter()
-                await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(grid(site)), qos=0)
+                await meters.publish(meter_topic(site), shelly_status(grid(site)), qos=0)
                 arrivals = await asyncio.gather(
                     *(p.wait_limit(lambda lim: lim < MAX_CURRENT, sent, 30.0) for p in cps), return_exceptions=True)
                 lost = [str(a) for a in arrivals if isinstance(a, Exception)]
                 if lost:  # the cut never arrived: a wrong result, counted, and the run goes on
                     wrong.extend(f"trial {n} on {site}: {why}" for why in lost)
                 else:
-                    latencies.append(max(a for a in arrivals if isinstance(a, float)) - sent)
+                    times = [a for a in arrivals if isinstance(a, float)]
+                    last = max(range(len(times)), key=times.__getitem__)  # the cut that came last sets the time
+                    latencies.append(times[last] - sent)
+                    traced.append(Trial(site, cps[last].id, meter_topic(site), sent, times[last]))
                 house[site] = NORMAL_HOUSE
-                await meters.publish(f"shellypro3em-{site}/status/em:0", shelly_status(grid(site)), qos=0)
+                await meters.publish(meter_topic(site), shelly_status(grid(site)), qos=0)
                 if len(site_names) == 1:
                     await cps[0].wait_limit(lambda lim: lim >= MAX_CURRENT, time.perf_counter() - 0.001, 30.0)
         result: dict[str, Any] = {"chargers": chargers, "sites": len(sites), "connect_and_boot_s": round(connect_s, 2),
@@ -259,7 +272,6 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
             result["slowest_ms"] = [round(s * 1000, 1) for s in sorted(latencies)[-5:]]
         if wrong:
             result["wrong"] = [f"{len(wrong)} profiles never arrived", *wrong[:3]]
-        return result
     finally:
         for task in tasks:
             task.cancel()
@@ -274,6 +286,10 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
             except subprocess.TimeoutExpired:
                 process.kill()
         os.unlink(conf.name)
+    # the services wrote their notes as they stopped: where each trial's time went
+    result["hops"] = hops.analyse(traced, trace.read(traces))
+    shutil.rmtree(traces, ignore_errors=True)
+    return result
 
 
 def run(quick: bool = False) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from . import trace
 from .broker import embedded_broker
 from .config import AmpmqConfig, ConfigError, load_config
 from .logsetup import setup_logging
@@ -119,6 +120,7 @@ def dump_tasks() -> None:
 
 
 def _service_main(name: str, config: AmpmqConfig) -> None:
+    trace.start(name)
     if not config.mqtt_url:
         config = config.model_copy(update={"mqtt_url": "mqtt://127.0.0.1:1883"})
     run_until_signal(run_services(config, [name]))

@@ -47,6 +47,7 @@ import aiomqtt
 import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ValidationError
 
+from . import trace
 from .availability import OFFLINE as OFFLINE
 from .availability import ONLINE as ONLINE
 from .availability import InstanceAvailability, instance_id
@@ -424,6 +425,7 @@ class Runtime:
             self.log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
             return False
         self.stats.published += 1
+        trace.note("out", topic)
         return True
 
     async def flush(self) -> None:
@@ -441,6 +443,7 @@ class Runtime:
         client = self._client
         if client is not None and self._connected.is_set():
             paho_of(client).loop_write()
+            trace.note("flush", "")
 
     async def report_error(
         self, topic: str, error: str, message: str, payload: bytes | str = b"", *, site: str | None = None,
@@ -558,6 +561,7 @@ class Runtime:
         """A message, as the connection reads it: into the inbox at once, handled in order by _handle_inbox."""
         raw = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
         topic = message.topic.value
+        trace.note("in", topic)
         if not self.inbox.put(RawIncoming(topic, raw, bool(message.retain)), state=self._is_state(topic)):
             self.log.warning("inbox full (%d commands and events waiting): refused %s", self.inbox.limit, topic)
 
@@ -573,6 +577,7 @@ class Runtime:
     async def _handle_inbox(self) -> None:
         while True:
             message = await self.inbox.get()
+            trace.note("handle", message.topic)
             try:
                 await self.dispatch(message.topic, message.payload, message.retain)
             except asyncio.CancelledError:
@@ -580,6 +585,7 @@ class Runtime:
             except Exception:  # dispatch reports what it can; nothing may stop the inbox
                 self.stats.handler_errors += 1
                 self.log.exception("handling %s failed", message.topic)
+            trace.note("done", message.topic)
 
     async def dispatch(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Validate and hand one message to every matching route."""

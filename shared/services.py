@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from . import heap
+from . import heap, trace
 from .clock import SYSTEM_CLOCK, Clock
 from .config import AmpmqConfig, ConfigError
 from .metrics import Exporter, exporting
@@ -71,6 +71,8 @@ async def run_services(config: AmpmqConfig, names: list[str], clock: Clock = SYS
         with exporting(exporter):  # the services' runtimes, created in the tasks below, register with it
             async with asyncio.TaskGroup() as group:
                 group.create_task(heap.keep_frozen(), name="heap")
+                if trace.enabled():
+                    group.create_task(trace.watch_lag(), name="trace-lag")
                 if exporter is not None:
                     group.create_task(exporter.serve(config.metrics), name="metrics")
                 for name in names:

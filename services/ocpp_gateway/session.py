@@ -59,6 +59,7 @@ from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from shared import trace
 from shared.clock import Clock, clock_timeout
 from shared.models import ChargerBoot, ChargerEvent, ConnectorMeter, ConnectorStatus, OcppVersion
 from shared.payload import PayloadError, parse_json
@@ -316,6 +317,7 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
             try:
                 async with clock_timeout(self.ctx.clock, timeout):
                     await self._send(Call(unique_id, action, payload).to_json())
+                    trace.note("frame", self.charger)
                     answer = await future
             except ConnectionClosed as exc:
                 raise ChargerOffline(f"charger {self.charger} went away") from exc
