@@ -22,8 +22,8 @@ Messages go from the socket straight into the runtime's :class:`~shared.inbox.In
 at a time, in order. A route declared ``latest=True`` carries a state (a reading, a load's state, a
 setpoint): while the handlers are behind, a newer message on its topic replaces the waiting one, so a
 service that falls behind acts on the latest state instead of working through a backlog. Routes look up
-in a :class:`~shared.filters.FilterTable`, whatever their number. :meth:`Runtime.publish` hands the message
-to the connection and returns: no handler ever waits for the broker's acknowledgement.
+in a :class:`~shared.filters.FilterTable`, whatever their number. :meth:`Runtime.publish` writes the message
+to the socket and returns (:mod:`shared.write_through`): no handler ever waits for the broker's acknowledgement.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from .models import ErrorReport
 from .payload import PayloadError, check_bounds, transaction_of
 from .secrets import redact
 from .topics import TopicError, TopicRef, Topics
+from .write_through import WriteThrough
 
 log = logging.getLogger("ampmq.mqtt")
 
@@ -202,6 +203,9 @@ _SUBSCRIBE_BATCH = 200
 _MAX_INFLIGHT = 1000
 
 
+#: The longest the inbox handles messages before it lets other ready tasks run (see Runtime._handle_inbox).
+INBOX_SLICE = 0.002
+
 #: Reconnect pacing: the first retry after this long, doubling up to ``RECONNECT_CAP`` (see reconnect_delay).
 RECONNECT_INITIAL = 0.25
 RECONNECT_CAP = 2.0
@@ -303,6 +307,8 @@ class Runtime:
         self._state_topics: dict[str, bool] = {}
         self._on_connect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._client: aiomqtt.Client | None = None
+        self._writer: WriteThrough | None = None
+        self._hurry = False
         self._connected = asyncio.Event()
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -414,12 +420,14 @@ class Runtime:
         else:
             data = payload
         client = self._client
-        if client is None or not self._connected.is_set():
+        writer = self._writer
+        if client is None or writer is None or not self._connected.is_set():
             self.stats.dropped += 1
             self.log.warning("not connected: dropped publish to %s", topic)
             return False
-        # aiomqtt's publish awaits the acknowledgement; its paho client takes the message without waiting
-        info = paho_of(client).publish(topic, data, qos=qos, retain=retain)
+        # aiomqtt's publish awaits the acknowledgement; its paho client takes the message without waiting,
+        # and the writer puts it on the socket now
+        info = writer.publish(topic, data, qos, retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.stats.dropped += 1
             self.log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
@@ -427,23 +435,6 @@ class Runtime:
         self.stats.published += 1
         trace.note("out", topic)
         return True
-
-    async def flush(self) -> None:
-        """Put what was published so far on the wire now, before the caller's next piece of work.
-
-        Publications are otherwise written when the event loop next polls its sockets, after whatever the
-        running task does next: an urgent setpoint would wait for the decision's report to be built."""
-        loop = asyncio.get_running_loop()
-        # after the connection's own (thread-safe, queued) registration of its writer, never before it:
-        # a write that ran first would leave that writer registered on an empty buffer, spinning the loop
-        loop.call_soon(self._write_now)
-        await asyncio.sleep(0)
-
-    def _write_now(self) -> None:
-        client = self._client
-        if client is not None and self._connected.is_set():
-            paho_of(client).loop_write()
-            trace.note("flush", "")
 
     async def report_error(
         self, topic: str, error: str, message: str, payload: bytes | str = b"", *, site: str | None = None,
@@ -498,6 +489,7 @@ class Runtime:
                     max_inflight_messages=_MAX_INFLIGHT, logger=logging.getLogger(f"ampmq.{self.service}.mqtt"),
                 ) as client:
                     _skip_filtered_callbacks(paho_of(client))
+                    self._writer = WriteThrough(paho_of(client), asyncio.get_running_loop())
                     # aiomqtt warns past 10 publications awaiting their PUBACK; 1 000 in flight are by design
                     client.pending_calls_threshold = _MAX_INFLIGHT
                     self._client = client
@@ -511,6 +503,7 @@ class Runtime:
             finally:
                 self._connected.clear()
                 self._client = None
+                self._writer = None
             if self.stats.connects > connects_before:
                 attempt = 0  # the last attempt got through: start the backoff anew
             delay = reconnect_delay(attempt, self._backoff_initial, self._backoff_max, self._jitter.random())
@@ -574,9 +567,22 @@ class Runtime:
             state = self._state_topics[topic] = bool(routes) and all(r.latest for r in routes)
         return state
 
+    def hurry(self) -> None:
+        """Let the tasks this message woke run before the rest of the inbox: a handler that hands urgent work to
+        another task (a cut to decide, a command to send) calls this; the inbox yields after the message."""
+        self._hurry = True
+
     async def _handle_inbox(self) -> None:
+        # The inbox runs without yielding while messages wait (nothing in a handler suspends), so a task that
+        # a message woke — the decision a reading made urgent, the command a setpoint asks for — would wait for
+        # the whole backlog. So it yields after a message that asked it to (hurry) and after INBOX_SLICE of
+        # handling at the latest; it costs a turn of the loop, only while a backlog lasts.
+        sliced = time.perf_counter()
         while True:
+            idle = not self.inbox
             message = await self.inbox.get()
+            if idle:  # it waited for this one: a new slice
+                sliced = time.perf_counter()
             trace.note("handle", message.topic)
             try:
                 await self.dispatch(message.topic, message.payload, message.retain)
@@ -586,6 +592,10 @@ class Runtime:
                 self.stats.handler_errors += 1
                 self.log.exception("handling %s failed", message.topic)
             trace.note("done", message.topic)
+            if self._hurry or time.perf_counter() - sliced > INBOX_SLICE:
+                self._hurry = False
+                await asyncio.sleep(0)
+                sliced = time.perf_counter()
 
     async def dispatch(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Validate and hand one message to every matching route."""

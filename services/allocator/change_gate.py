@@ -7,23 +7,33 @@ most of the allocator's (and the adapters') work: a thousand setpoints a second 
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from typing import Any
 
 from shared.models import Allocation, LoadDecision
 
 
 class ChangeGate:
-    """Remembers what went out on each topic and when (clock monotonic seconds)."""
+    """Remembers what went out on each topic and until when it stands (clock monotonic seconds).
 
-    def __init__(self) -> None:
+    An unchanged publication is renewed after between ``SPREAD`` × ``refresh`` and ``refresh`` (drawn each
+    time): sites started together would otherwise renew all their setpoints and decisions in the same second
+    (at 500 sites, 1 500 messages at once every ``refresh``, which the allocator reads back and every adapter
+    handles), and a reaction caught in that second waited for them."""
+
+    SPREAD = 0.75
+
+    def __init__(self, draw: Callable[[], float] = random.random) -> None:
         self._sent: dict[str, tuple[Any, float]] = {}
+        self._draw = draw
 
     def passes(self, topic: str, content: Any, now: float, refresh: float) -> bool:
         """Whether to publish ``content`` on ``topic`` now; if so, it is remembered as sent."""
         last = self._sent.get(topic)
-        if last is not None and last[0] == content and now - last[1] < refresh:
+        if last is not None and last[0] == content and now < last[1]:
             return False
-        self._sent[topic] = (content, now)
+        self._sent[topic] = (content, now + refresh * (self.SPREAD + (1 - self.SPREAD) * self._draw()))
         return True
 
     def forget(self) -> None:

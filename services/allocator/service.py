@@ -151,6 +151,7 @@ class AllocatorService:
             site.measurement = judged.measurement
             if overloaded(judged.measurement, site.settings):
                 self.loop.urgent(site.site)
+                await asyncio.sleep(0)  # the cut is decided now: before calibration and the rest of the inbox
             else:
                 self.loop.changed(site.site)
             if self.section.calibration and self.loop.is_open:
@@ -579,18 +580,14 @@ class AllocatorService:
             gate.forget()
             self._gate_connection = self.runtime.stats.connects
         settings = snapshot.settings
-        sent = False
         planned = site.planned(now)
         for d in allocation.decisions:
             if d.load in planned:
                 d = explained(d, planned[d.load], now)
             topic = self.topics.setpoint(site_id, d.load)
             if gate.passes(topic, setpoint_content(d, settings.voltage), mono, refresh):
-                sent |= await self.runtime.publish(topic, setpoint(site_id, d, settings, now), retain=True)
-        if sent and site.measurement is not None and overloaded(site.measurement, settings):
-            # a cut goes on the wire before the decision's report is built; other setpoints share the loop's
-            # next write (one send a decision cost a quarter of the throughput)
-            await self.runtime.flush()
+                # each on the wire as it is published (shared/write_through.py): a cut before the report is built
+                await self.runtime.publish(topic, setpoint(site_id, d, settings, now), retain=True)
         if gate.passes(topic := self.topics.decision(site_id), decision_content(allocation), mono, refresh):
             await self.runtime.publish(topic, site_decision(allocation, now), retain=True)
         limit = allocation.grid_limit

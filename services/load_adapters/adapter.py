@@ -328,6 +328,7 @@ class LoadAdapter(ABC, Generic[C]):
         self._fallback_applied = False
         self._setpoint_changed = True
         self.wake()
+        self.runtime.hurry()  # the loop applies it before the rest of the inbox
 
     async def _fall_back(self) -> None:
         if self._fallback_applied:

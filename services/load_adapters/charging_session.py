@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from shared.models import ConnectorMeter, SessionSummary, SiteMeasurement, TransactionState
 
 Details = dict[str, str | float | bool | None]
@@ -89,7 +91,8 @@ class SessionTracker:
     def __init__(self, site: str, load: str, charger: str, connector: int) -> None:
         self.site, self.load, self.charger, self.connector = site, load, charger, connector
         self.session: ChargingSession | None = None
-        self.measurement: SiteMeasurement | None = None
+        self._measurement_raw = b""
+        self._measurement: SiteMeasurement | None = None
         #: Sessions that ended and are not yet reported, oldest first.
         self._finished: list[SessionSummary] = []
 
@@ -130,8 +133,21 @@ class SessionTracker:
             session.reason = "unplugged"
             self._finish(session)
 
-    def site_measurement(self, measurement: SiteMeasurement) -> None:
-        self.measurement = measurement
+    def site_measurement(self, payload: bytes) -> None:
+        """The site's latest measurement, as published (a cleared topic keeps the one before). It is read only
+        when a session's reading needs its solar part: the site's meter reports every second, a charger's
+        register far less often, and a thousand adapters parsing every reading was a tenth of their work."""
+        if payload:
+            self._measurement_raw, self._measurement = payload, None
+
+    @property
+    def measurement(self) -> SiteMeasurement | None:
+        if self._measurement is None and self._measurement_raw:
+            try:
+                self._measurement = SiteMeasurement.model_validate_json(self._measurement_raw)
+            except ValidationError:  # the allocator reports a malformed measurement; here it says nothing
+                self._measurement_raw = b""
+        return self._measurement
 
     def meter(self, meter: ConnectorMeter, load_power: float | None = None, peak_current: float | None = None
               ) -> None:

@@ -58,7 +58,6 @@ from shared.models import (
     OcppResult,
     OcppVersion,
     Setpoint,
-    SiteMeasurement,
     TransactionState,
 )
 from shared.mqtt import OFFLINE, ONLINE, Incoming, RawIncoming, Runtime
@@ -338,7 +337,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.runtime.route(t.connector_meter(site, cp, n), ConnectorMeter, latest=True)(self._on_meter)
         self.runtime.route(t.charger_result(site, cp, "+"), OcppResult)(self._on_result)
         self.runtime.route(t.connector_transaction(site, cp, n), TransactionState)(self._on_transaction)
-        self.runtime.route(t.measurement(site), SiteMeasurement, latest=True)(self._on_site_measurement)
+        self.runtime.raw_route(t.measurement(site), latest=True)(self._on_site_measurement)
         if self.phase_relay is not None:
             self.phase_relay.routes()
 
@@ -431,7 +430,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.sessions.transaction(tx)
         self.wake()
 
-    async def _on_site_measurement(self, msg: Incoming[SiteMeasurement]) -> None:
+    async def _on_site_measurement(self, msg: RawIncoming) -> None:
         self.sessions.site_measurement(msg.payload)
 
     async def _on_status(self, msg: Incoming[ConnectorStatus]) -> None:

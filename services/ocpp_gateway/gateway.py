@@ -242,6 +242,8 @@ class Gateway:
         else:
             session.waiting_commands += 1
         self._spawn(self._run_command(session, action, command, timeout))
+        if urgent:
+            self.runtime.hurry()  # a charging profile goes to the charger before the rest of the inbox
 
     async def _run_command(self, session: ChargerSession, action: str, command: OcppCommand, timeout: float) -> None:
         try:

@@ -550,6 +550,9 @@ async def test_a_users_mode_change_overrides_min_pause(
             house["A"] = 5.0
             held = await watch.expect(topics.setpoint(site_id, "car"), after=mark,
                                       where=lambda m: sp(m).reason is Reason.MIN_PAUSE)
+            # the room is back (the decision says so): only the pause holds the car
+            await watch.expect(topics.decision(site_id), after=mark, where=lambda m: m.json()["headroom"]["A"] > 6
+                               and m.json()["limited"] == {"car": "min_pause"})
             await watch.publish(topics.load_settings_set(site_id, "car"), {"mode": "solar_priority"})
             restarted = sp(await watch.expect(topics.setpoint(site_id, "car"), after=watch.messages.index(held),
                                               where=lambda m: sp(m).current > 0))

@@ -192,32 +192,53 @@ async def test_a_publish_never_waits_for_the_brokers_acknowledgement(own_mosquit
         assert got.model(SiteMeasurement).site == "stalled"
 
 
-async def test_flush_puts_a_publication_on_the_wire_before_the_next_work(own_mosquitto: type[Mosquitto]) -> None:
-    """After ``flush`` the message is at the broker even while the caller keeps the event loop busy (here:
-    blocked outright); and the connection's writer does not stay registered on the emptied buffer."""
+def _writer_registered(runtime: Runtime) -> bool:
+    assert runtime._client is not None
+    socket = runtime._client._client.socket()
+    assert socket is not None
+    key = asyncio.get_running_loop()._selector.get_key(socket.fileno())  # type: ignore[attr-defined]
+    return bool(key.events & selectors.EVENT_WRITE)
+
+
+async def test_a_publication_is_on_the_wire_before_the_publisher_goes_on(own_mosquitto: type[Mosquitto]) -> None:
+    """``publish`` writes the message to the socket: it is at the broker even while the caller keeps the event
+    loop busy (here: blocked outright). A burst that overfills the socket's buffer still arrives whole (the
+    loop's writer sends the rest), and no writer stays registered on an emptied buffer (the loop would spin)."""
     broker = own_mosquitto().start()
     topics = Topics()
-    topic = topics.measurement("flushed")
+    topic, burst_topic = topics.measurement("written"), topics.measurement("burst")
     arrived, subscribed = threading.Event(), threading.Event()
+    burst: list[bytes] = []
     watcher = paho.Client(paho.CallbackAPIVersion.VERSION2)  # its own thread: it hears while our loop is blocked
+
+    def on_message(_client: object, _userdata: object, message: paho.MQTTMessage) -> None:
+        if message.topic == topic:
+            arrived.set()
+        else:
+            burst.append(message.payload)
+
     watcher.on_subscribe = lambda *_: subscribed.set()
-    watcher.on_message = lambda *_: arrived.set()
+    watcher.on_message = on_message
     watcher.connect(broker.host, broker.port)
-    watcher.subscribe(topic)
+    watcher.subscribe([(topic, 0), (burst_topic, 1)])
     watcher.loop_start()
-    runtime = Runtime("flusher", broker.url, topics)
+    runtime = Runtime("writer", broker.url, topics)
     try:
         assert subscribed.wait(10)
         async with serving(runtime):
-            await runtime.publish(topic, SiteMeasurement(site="flushed"))
-            await runtime.flush()
-            assert arrived.wait(5), "flushed, yet not written before the loop went on to other work"
+            await runtime.publish(topic, SiteMeasurement(site="written"))
+            assert arrived.wait(5), "published, yet not written before the loop went on to other work"
             await asyncio.sleep(0.05)
-            assert runtime._client is not None
-            socket = runtime._client._client.socket()
-            assert socket is not None
-            key = asyncio.get_running_loop()._selector.get_key(socket.fileno())  # type: ignore[attr-defined]
-            assert not key.events & selectors.EVENT_WRITE, "the writer stayed registered: the loop would spin"
+            assert not _writer_registered(runtime), "the writer stayed registered: the loop would spin"
+            big = b"x" * 60_000
+            for n in range(200):  # 12 MB: more than a loopback socket's buffer takes at once
+                await runtime.publish(burst_topic, b"%d:" % n + big)
+            deadline = asyncio.get_running_loop().time() + 20
+            while len(burst) < 200 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            assert [int(p.split(b":")[0]) for p in burst] == list(range(200))
+            await asyncio.sleep(0.05)
+            assert not _writer_registered(runtime), "the writer stayed registered after the burst"
     finally:
         watcher.loop_stop()
         watcher.disconnect()

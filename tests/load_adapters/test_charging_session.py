@@ -44,9 +44,9 @@ def test_the_solar_share_is_weighted_by_energy_over_time() -> None:
     """10 min at 3 kW all solar, then 10 min at 6 kW half solar: 1 of the 1.5 kWh came from solar (66.7 %)."""
     tracker = SessionTracker("home", "ev", "cp", 1)
     tracker.transaction(tx(0, "started", id_tag="TAG", meter_start_wh=0.0))
-    tracker.site_measurement(measurement(0, grid=-500.0, solar=3500.0))
+    tracker.site_measurement(measurement(0, grid=-500.0, solar=3500.0).model_dump_json().encode())
     tracker.meter(meter(0, 0.0), load_power=3000.0, peak_current=4.3)
-    tracker.site_measurement(measurement(600, grid=3000.0, solar=3000.0))
+    tracker.site_measurement(measurement(600, grid=3000.0, solar=3000.0).model_dump_json().encode())
     tracker.meter(meter(600, 500.0), load_power=6000.0, peak_current=8.7)
     tracker.meter(meter(1200, 1500.0), load_power=6000.0, peak_current=8.7)
     assert tracker.take_finished() == []
@@ -60,7 +60,7 @@ def test_the_solar_share_is_weighted_by_energy_over_time() -> None:
 def test_a_stale_measurement_says_nothing_about_solar() -> None:
     tracker = SessionTracker("home", "ev", "cp", 1)
     tracker.transaction(tx(0, "started", meter_start_wh=0.0))
-    tracker.site_measurement(measurement(-3600, grid=-500.0, solar=9000.0))
+    tracker.site_measurement(measurement(-3600, grid=-500.0, solar=9000.0).model_dump_json().encode())
     tracker.meter(meter(0, 0.0), load_power=3000.0)
     tracker.meter(meter(60, 50.0), load_power=3000.0)
     tracker.transaction(tx(60, "ended", meter_stop_wh=50.0))
