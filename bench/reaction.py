@@ -297,10 +297,17 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
     return result
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+#: The goal at 1 000 chargers, held in every run: p99 at most this, p50 at most GOAL_P50_VS_PATH × the path floor.
+GOAL_P99_MS = 50.0
+GOAL_P50_VS_PATH = 3.0
+
+
+def run(quick: bool = False, runs: int = 3) -> dict[str, Any]:
+    """Each size once; 1 000 chargers ``runs`` times over, each run with services started anew (a tail that
+    one run shows and the next does not is still the tail a user meets), reported run by run and the worst."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    sizes = [(1, 20), (100, 50)] if quick else [(1, 50), (100, 100), (1000, 200)]
+    sizes = [(1, 20, 1), (100, 50, 1)] if quick else [(1, 50, 1), (100, 100, 1), (1000, 300, runs)]
     out: dict[str, Any] = {}
     with Mosquitto() as broker:
         floors = asyncio.run(measure_floors(broker.url))
@@ -310,16 +317,36 @@ def run(quick: bool = False) -> dict[str, Any]:
         floors["relay_path"] = asyncio.run(relay_path(broker.url, hops=4, gap=TRIAL_EVERY_S))
         out["floors"] = floors
         path_floor = floors["relay_path"]["p50_ms"]
-        for chargers, trials in sizes:
-            result = asyncio.run(run_size(broker, chargers, trials))
-            if cut := result.get("overload_to_cut"):
-                result["p50_vs_mqtt_floor"] = ratio(cut["p50_ms"], floors["mqtt_round_trip"]["p50_ms"])
-                result["p99_vs_mqtt_floor"] = ratio(cut["p99_ms"], floors["mqtt_round_trip"]["p99_ms"])
-                result["p50_vs_path_floor"] = ratio(cut["p50_ms"], path_floor)
-            out[f"chargers_{chargers}"] = result
-            if "wrong" in result:
-                out.setdefault("wrong", []).extend(f"{chargers} chargers: {w}" for w in result["wrong"])
+        for chargers, trials, repeats in sizes:
+            results = []
+            for _ in range(repeats):
+                result = asyncio.run(run_size(broker, chargers, trials))
+                if cut := result.get("overload_to_cut"):
+                    result["p50_vs_mqtt_floor"] = ratio(cut["p50_ms"], floors["mqtt_round_trip"]["p50_ms"])
+                    result["p99_vs_mqtt_floor"] = ratio(cut["p99_ms"], floors["mqtt_round_trip"]["p99_ms"])
+                    result["p50_vs_path_floor"] = ratio(cut["p50_ms"], path_floor)
+                if "wrong" in result:
+                    out.setdefault("wrong", []).extend(f"{chargers} chargers: {w}" for w in result["wrong"])
+                results.append(result)
+            out[f"chargers_{chargers}"] = results[0] if repeats == 1 else {"runs": results, **worst_of(results)}
     return out
+
+
+def worst_of(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The worst of repeated runs, figure by figure, and whether the goal held in every one."""
+    cuts = [r["overload_to_cut"] for r in results if "overload_to_cut" in r]
+    if len(cuts) < len(results):
+        return {"worst": "a run made no trial", "goal_met_every_run": False}
+    worst = {
+        "p50_ms": max(c["p50_ms"] for c in cuts),
+        "p99_ms": max(c["p99_ms"] for c in cuts),
+        "p50_vs_path_floor": max(r["p50_vs_path_floor"] for r in results),
+        "trials_over_50ms": max(r["trials_over_50ms"] for r in results),
+        "slowest_ms": max(r["slowest_ms"][-1] for r in results),
+    }
+    met = all(c["p99_ms"] <= GOAL_P99_MS for c in cuts) and \
+        all(r["p50_vs_path_floor"] <= GOAL_P50_VS_PATH for r in results)
+    return {"worst": worst, "goal_met_every_run": met}
 
 
 if __name__ == "__main__":

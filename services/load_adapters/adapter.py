@@ -370,7 +370,9 @@ class LoadAdapter(ABC, Generic[C]):
             return
         if not available:
             state = state.model_copy(update={"status": LoadStatus.UNAVAILABLE, "draw": {}, "power": None})
-        comparable = state.model_dump(exclude={"ts"})
+        # a running session's seconds alone are no news: renewed with the state every state_interval (a
+        # thousand charging cars each republished every second for their clock only)
+        comparable = state.model_dump(exclude={"ts": True, "details": {"session_seconds"}})
         now = self.clock.monotonic()
         if not force and comparable == self._last_state and now - self._last_state_at < self.config.state_interval:
             return

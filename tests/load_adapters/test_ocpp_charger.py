@@ -455,6 +455,9 @@ async def test_v16_charging_session_start_energy_and_end(mqtt_url: str, probe: P
         tx = await cp.start_transaction(meter_start=10_000)
         await cp.meter(legs={"L1": 16.0, "L2": 16.0, "L3": 16.0}, energy_wh=10_750)
         running_ = await details_where(lambda d: d["session_energy_wh"] == 750.0)
+        mark = probe.mark()
+        await asyncio.sleep(1.7)  # ticks every 0.1 s, state_interval 2 s: the session's clock alone is no news
+        assert probe.on(T.load_state(site_id, "carport"), after=mark) == []
         assert running_["session_active"] is True
         started = datetime.fromisoformat(running_["session_started"])
         assert started.tzinfo is not None and running_["session_seconds"] >= 0
