@@ -220,6 +220,8 @@ class Gateway:
                 site=site, charger=charger, action=action[:128], request_id=command.request_id, ok=False,
                 error=error, message=message, ts=self.context.clock.now()))
 
+        if not self.recall.serves(site, charger):
+            return  # another gateway instance's charger (partitioned gateways): its answer, not ours
         if session is None or session.site != site:
             answer("offline", f"charger {charger} is not connected on site {site}")
             return
