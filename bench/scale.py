@@ -9,8 +9,9 @@ and its gateway listens on **its own port** (several ports, one per partition: t
 one port in front of several gateways would need a proxy or ``SO_REUSEPORT`` steering by charger id, which
 nothing here has). One Mosquitto serves them all. Each partition's charge points and meters live in a
 harness process of their own (:mod:`bench.scale_harness`), so the harness spreads over the cores as the
-services do; each harness overloads its own sites one at a time (every ``TRIAL_EVERY_S``, all partitions
-at once) and sends its overload→cut latencies back.
+services do; each harness overloads its own sites one at a time, the partitions taking turns so that the
+fleet sees one overload every ``TRIAL_EVERY_S`` (as in :mod:`bench.reaction`) whatever P, and sends its
+overload→cut latencies back.
 
 Per step: p50/p99 overload→cut, trials over 50 ms, cuts that never arrived (``wrong``), connect+boot time,
 and the CPU seconds per second of each process kind over the trial window (``/proc/<pid>/stat``
@@ -86,10 +87,14 @@ class Step:
         return cls(int(fields[0]), int(fields[1]), float(fields[2]), *(int(f) for f in fields[3:4]))
 
 
+#: One partition per core: a service is one asyncio thread, so P = cores lets each kind use every core; more
+#: partitions only add processes, and fan-in (every allocator and gateway hears every site's traffic).
+PARTITIONS = max(2, os.cpu_count() or 2)
 #: The full ramp, by meter readings a second (sites / interval) and fleet size: 500, 400, 500, 1 000,
 #: 2 000, 2 500, 5 000 readings/s.
-FULL = [Step(1000, 2, 1.0), Step(4000, 4, 5.0), Step(10000, 4, 10.0), Step(10000, 4, 5.0), Step(4000, 4, 1.0),
-        Step(10000, 4, 2.0), Step(10000, 4, 1.0)]
+FULL = [Step(1000, PARTITIONS, 1.0), Step(4000, PARTITIONS, 5.0), Step(10000, PARTITIONS, 10.0),
+        Step(10000, PARTITIONS, 5.0), Step(4000, PARTITIONS, 1.0), Step(10000, PARTITIONS, 2.0),
+        Step(10000, PARTITIONS, 1.0)]
 QUICK = [Step(200, 2, 1.0, trials=20)]
 
 
@@ -176,7 +181,9 @@ def start_harness(partition: Partition, step: Step, broker: str) -> None:
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     partition.tell(json.dumps({"broker": broker, "port": partition.port, "sites": partition.sites,
                                "meter_interval": step.meter_interval,
-                               "trials": math.ceil(step.trials / step.partitions), "patience": step.patience}))
+                               "trials": math.ceil(step.trials / step.partitions), "patience": step.patience,
+                               "trial_every": TRIAL_EVERY_S * step.partitions,
+                               "offset": TRIAL_EVERY_S * partition.index}))
 
 
 def stop_partition(partition: Partition) -> None:
@@ -184,7 +191,10 @@ def stop_partition(partition: Partition) -> None:
         partition.tell("stop")
     for process in partition.services.values():
         process.send_signal(signal.SIGINT)
-    for process in [*partition.services.values(), *([partition.harness] if partition.harness else [])]:
+    processes: list[subprocess.Popen[Any]] = [*partition.services.values()]
+    if partition.harness is not None:
+        processes.append(partition.harness)
+    for process in processes:
         try:
             process.wait(20)
         except subprocess.TimeoutExpired:
@@ -227,7 +237,7 @@ async def run_step(step: Step, *, broker_url: str | None = None, check_ownership
     result: dict[str, Any] = {"chargers": step.chargers, "sites": len(sites), "partitions": step.partitions,
                               "gateway_ports": step.partitions, "meter_interval_s": step.meter_interval,
                               "meter_readings_per_s": round(len(sites) / step.meter_interval, 1),
-                              "trial_every_s_per_partition": TRIAL_EVERY_S}
+                              "trial_every_s": TRIAL_EVERY_S}
     wrong: list[str] = []
     partitions: list[Partition] = []
     with contextlib.ExitStack() as stack:
@@ -252,15 +262,18 @@ async def run_step(step: Step, *, broker_url: str | None = None, check_ownership
                 pids = [(kind, pid) for p in partitions for kind, pid in p.processes()]
                 if broker is not None and broker._proc is not None:
                     pids.append(("broker", broker._proc.pid))
+                started_trials = errors.mark()
                 before = {pid: cpu_seconds(pid) for _, pid in pids}
                 window_start = time.perf_counter()
                 for partition in partitions:
                     partition.tell("go")
-                trial_timeout = 60.0 + math.ceil(step.trials / step.partitions) * (TRIAL_EVERY_S + step.patience)
+                trial_timeout = 60.0 + math.ceil(step.trials / step.partitions) * (TRIAL_EVERY_S * step.partitions
+                                                                                 + step.patience)
                 outcomes = await asyncio.gather(*(p.hear(trial_timeout) for p in partitions))
                 window = time.perf_counter() - window_start
                 after = {pid: cpu_seconds(pid) for _, pid in pids}
-                reports = errors.on(topics.errors("+"))
+                at_start = errors.on(topics.errors("+"))[:started_trials]
+                in_trials = errors.on(topics.errors("+"), after=started_trials)
             result["cpu_window_s"] = round(window, 1)
             result["cpu_s_per_s"], result["busiest_process_s_per_s"] = cpu_by_kind(pids, before, after, window)
             result["machine_cpu_s_per_s"] = round(sum(after[p] - before[p] for _, p in pids) / window, 2)
@@ -271,9 +284,11 @@ async def run_step(step: Step, *, broker_url: str | None = None, check_ownership
                 result["overload_to_cut"] = summary_ms(latencies)
                 result["trials_over_50ms"] = sum(1 for s in latencies if s > 0.05)
                 result["slowest_ms"] = [round(s * 1000, 1) for s in sorted(latencies)[-5:]]
-            result["error_reports"] = len(reports)
-            if reports:
-                result["error_report_codes"] = sorted({r.json().get("error", "?") for r in reports})
+            # at the start the allocator reports each load whose charger is not connected yet (load_offline)
+            for when, reports in (("at_start", at_start), ("in_trials", in_trials)):
+                result[f"error_reports_{when}"] = len(reports)
+                if reports:
+                    result[f"error_codes_{when}"] = sorted({r.json().get("error", "?") for r in reports})
         finally:
             for partition in partitions:
                 stop_partition(partition)
@@ -304,7 +319,7 @@ def cpu_by_kind(pids: list[tuple[str, int]], before: dict[int, float], after: di
 def failed_badly(result: dict[str, Any]) -> str | None:
     """Why a step is the saturation point, or None when it held."""
     if result.get("wrong"):
-        return "cuts lost or a partition not ready: " + result["wrong"][0]
+        return f"cuts lost or a partition not ready: {result['wrong'][0]}"
     cut = result.get("overload_to_cut")
     if cut is None:
         return "no trial completed"

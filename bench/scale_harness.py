@@ -4,11 +4,13 @@
 ``python -m bench.scale_harness`` reads its orders as JSON lines on stdin and answers on stdout:
 
 * the first line on stdin: ``{"broker": url, "port": p, "sites": {site: [charger, ...]}, "meter_interval": s,
-  "trials": n, "patience": s}`` (``patience``: the longest wait for the fleet's start and for each cut);
+  "trials": n, "trial_every": s, "offset": s, "patience": s}`` (``patience``: the longest wait for the fleet's
+  start and for each cut);
 * once every charger is connected, booted and at its maximum it says
   ``{"ready": true, "connect_and_boot_s": …, "all_at_maximum_s": …, "wrong": […]}``;
 * then it waits for ``go`` (the parent starts every partition's trials at once, and its CPU window with them),
-  runs ``trials`` overloads on its sites, one every ``TRIAL_EVERY_S``, and says
+  runs ``trials`` overloads on its sites, the first ``offset`` seconds after ``go``, then one every
+  ``trial_every`` (the partitions take turns: the fleet sees one overload every ``TRIAL_EVERY_S``), and says
   ``{"latencies": [s, …], "wrong": […], "sites_tried": n}``; it keeps its meters and chargers up until ``stop``.
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 from shared.broker import wait_for_port
 from shared.probe import Probe
 
-from .reaction import TRIAL_EVERY_S, Fleet, freeze_harness_heap
+from .reaction import Fleet, freeze_harness_heap
 
 
 def say(message: dict[str, Any]) -> None:
@@ -31,17 +33,19 @@ def say(message: dict[str, Any]) -> None:
 
 
 async def hear() -> str:
-    return (await asyncio.to_thread(sys.stdin.readline)).strip()
+    line: str = await asyncio.to_thread(sys.stdin.readline)
+    return line.strip()
 
 
-async def trials(fleet: Fleet, meters: Probe, count: int, patience: float) -> dict[str, Any]:
+async def trials(fleet: Fleet, meters: Probe, orders: dict[str, Any]) -> dict[str, Any]:
     latencies: list[float] = []
     wrong: list[str] = []
     sites = fleet.ready_sites()
-    next_trial = 0.0
+    count, every, patience = orders["trials"], orders["trial_every"], orders["patience"]
+    next_trial = time.perf_counter() + orders["offset"]
     for n in range(count if sites else 0):
         await asyncio.sleep(max(0.0, next_trial - time.perf_counter()))
-        next_trial = time.perf_counter() + TRIAL_EVERY_S
+        next_trial = max(next_trial + every, time.perf_counter())  # a slow cut delays the next, never bunches
         cut = await fleet.overload(meters, sites[n % len(sites)], patience)
         if cut.lost:  # the cut never arrived: a wrong result, counted, and the run goes on
             wrong.extend(f"trial {n} on {cut.site}: {why}" for why in cut.lost)
@@ -68,7 +72,7 @@ async def main() -> None:
             if await hear() != "go":
                 return
             freeze_harness_heap()
-            say(await trials(fleet, meters, orders["trials"], orders["patience"]))
+            say(await trials(fleet, meters, orders))
             await hear()  # stop: the meters and the chargers stay up until every partition is done
     finally:
         await fleet.close()
