@@ -245,8 +245,11 @@ async def run_step(step: Step, *, broker_url: str | None = None, check_ownership
         url = broker.url if broker is not None else str(broker_url)
         launched = time.perf_counter()
         try:
-            async with Probe(url) as errors:
-                await errors.subscribe(topics.errors("+"))
+            async with Probe(url) as watch:
+                await watch.subscribe(topics.errors("+"))
+                for name in SERVICES:
+                    await watch.subscribe(topics.service_instances_filter(name))
+                    await watch.subscribe(topics.service_availability(name))
                 for index, own in enumerate(split(sites, step.partitions)):
                     partitions.append(start_partition(index, own, step, url, traces))
                 for partition in partitions:
@@ -262,7 +265,11 @@ async def run_step(step: Step, *, broker_url: str | None = None, check_ownership
                 pids = [(kind, pid) for p in partitions for kind, pid in p.processes()]
                 if broker is not None and broker._proc is not None:
                     pids.append(("broker", broker._proc.pid))
-                started_trials = errors.mark()
+                instances = instances_online(watch, topics, partitions)
+                result["instances_online"] = instances
+                wrong.extend(f"{name}: {n} of {step.partitions} instances online, or the service not online"
+                             for name, n in instances.items() if n != step.partitions)
+                started_trials = watch.mark()
                 before = {pid: cpu_seconds(pid) for _, pid in pids}
                 window_start = time.perf_counter()
                 for partition in partitions:
@@ -272,11 +279,11 @@ async def run_step(step: Step, *, broker_url: str | None = None, check_ownership
                 outcomes = await asyncio.gather(*(p.hear(trial_timeout) for p in partitions))
                 window = time.perf_counter() - window_start
                 after = {pid: cpu_seconds(pid) for _, pid in pids}
-                at_start = errors.on(topics.errors("+"))[:started_trials]
-                in_trials = errors.on(topics.errors("+"), after=started_trials)
+                at_start = [m for m in watch.messages[:started_trials] if m.topic.endswith("/errors")]
+                in_trials = watch.on(topics.errors("+"), after=started_trials)
             result["cpu_window_s"] = round(window, 1)
             result["cpu_s_per_s"], result["busiest_process_s_per_s"] = cpu_by_kind(pids, before, after, window)
-            result["machine_cpu_s_per_s"] = round(sum(after[p] - before[p] for _, p in pids) / window, 2)
+            result["machine_cpu_s_per_s"] = round(sum(result["cpu_s_per_s"].values()), 2)
             latencies = [s for o in outcomes for s in o.get("latencies", [])]
             for outcome in outcomes:
                 wrong.extend(outcome.get("wrong", []))
@@ -302,6 +309,22 @@ async def run_step(step: Step, *, broker_url: str | None = None, check_ownership
     return result
 
 
+def instances_online(watch: Probe, topics: Topics, partitions: list[Partition]) -> dict[str, int]:
+    """For each service: how many of this step's processes have their instance entry ``online``
+    (:mod:`shared.availability`), or -1 while the service's own availability is not ``online``."""
+    counts: dict[str, int] = {}
+    for name in SERVICES:
+        said = watch.on(topics.service_availability(name))
+        if not said or said[-1].text != "online":
+            counts[name] = -1
+            continue
+        pids = {str(part.services[name].pid) for part in partitions}
+        latest = {m.topic: m.text for m in watch.on(topics.service_instances_filter(name))}
+        counts[name] = sum(1 for topic, text in latest.items()
+                           if text == "online" and set(topic.rsplit("/", 1)[1].split("-")) & pids)
+    return counts
+
+
 def cpu_by_kind(pids: list[tuple[str, int]], before: dict[int, float], after: dict[int, float],
                 window: float) -> tuple[dict[str, float], dict[str, float]]:
     """CPU seconds per second of each kind of process over the window: summed over partitions, and the
@@ -309,7 +332,7 @@ def cpu_by_kind(pids: list[tuple[str, int]], before: dict[int, float], after: di
     total: dict[str, float] = {}
     busiest: dict[str, float] = {}
     for kind, pid in pids:
-        rate = (after[pid] - before[pid]) / window
+        rate = max(0.0, after[pid] - before[pid]) / window  # (0 after: the process is gone)
         total[kind] = total.get(kind, 0.0) + rate
         busiest[kind] = max(busiest.get(kind, 0.0), rate)
     order = sorted(total, key=lambda k: -total[k])
