@@ -254,7 +254,7 @@ async def run_step(step: Step, *, broker_url: str | None = None, check_ownership
                     partitions.append(start_partition(index, own, step, url, traces))
                 for partition in partitions:
                     start_harness(partition, step, url)
-                start_timeout = 20.0 + 4 * step.patience + step.chargers / 50
+                start_timeout = 60.0 + 4 * step.patience + step.chargers / 25  # connect, then the harness's wait
                 ready = await asyncio.gather(*(p.hear(start_timeout) for p in partitions))
                 for message in ready:
                     wrong.extend(message.get("wrong", []))
