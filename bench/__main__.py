@@ -25,7 +25,7 @@ from shared.broker import Mosquitto
 from . import floors
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["allocator", "allocator_service", "meter_bridge", "gateway", "reaction", "quality"]
+BENCHMARKS = ["allocator", "allocator_service", "meter_bridge", "gateway", "reaction", "scale", "quality"]
 
 
 def machine() -> dict[str, Any]:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,107 @@ def shelly_status(house: float) -> str:
     return json.dumps({"id": 0, **phases, "total_act_power": 3 * house * 230.0})
 
 
+@dataclass
+class Cut:
+    """One overload trial: the reading published at ``sent``; the charger whose cut came last and when it
+    arrived, or why a cut never did."""
+
+    site: str
+    sent: float
+    charger: str = ""
+    arrived: float = 0.0
+    lost: list[str] = field(default_factory=list)
+
+
+class Fleet:
+    """The benchmark's side of some sites: each site's house and its chargers (charge points on the gateway
+    at ``port``), the grid meter of each site, and overload trials."""
+
+    def __init__(self, sites: dict[str, list[str]], port: int) -> None:
+        self.sites = sites
+        self.port = port
+        self.house = dict.fromkeys(sites, NORMAL_HOUSE)
+        self.points: dict[str, BenchCharger] = {}
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    def grid(self, site: str) -> float:
+        """The grid meter sees the house and every car of the site."""
+        return self.house[site] + sum(self.points[cp].draw() for cp in self.sites[site] if cp in self.points)
+
+    async def meter_loop(self, meters: Probe, interval: float = 1.0) -> None:
+        """Every site's meter reports every ``interval`` seconds, like a Pro 3EM; the sites' meters are not in
+        step with each other, so their readings are spread over the interval."""
+        names = list(self.house)
+        started = time.perf_counter()
+        for n in itertools.count():
+            site = names[n % len(names)]
+            meters.send(meter_topic(site), shelly_status(self.grid(site)))
+            due = started + (n + 1) * interval / len(names)
+            if due < time.perf_counter() - 0.1:  # this process stalled: meters skip, never burst
+                started += time.perf_counter() - due
+            await asyncio.sleep(max(0.0, started + (n + 1) * interval / len(names) - time.perf_counter()))
+
+    async def start(self, site: str, cp_id: str) -> None:
+        """Connect ``cp_id``, boot it and start its car charging."""
+        ws = await connect(f"ws://127.0.0.1:{self.port}/{cp_id}", subprotocols=[Subprotocol("ocpp1.6")],
+                           open_timeout=60)
+        point = BenchCharger(cp_id, ws)
+        self.points[cp_id] = point
+        self.tasks.append(asyncio.create_task(point.start()))
+        await point.call(call16.BootNotification(charge_point_vendor="bench", charge_point_model="b"))
+        await point.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
+
+    async def connect_all(self, batch: int = 100) -> None:
+        """Every charger, ``batch`` at a time."""
+        pairs = [(s, cp) for s, cps in self.sites.items() for cp in cps]
+        for chunk in range(0, len(pairs), batch):
+            await asyncio.gather(*(self.start(s, cp) for s, cp in pairs[chunk:chunk + batch]))
+
+    async def at_maximum(self, timeout: float) -> list[str]:
+        """Wait until every charger holds its maximum; why each one that did not."""
+        steady = await asyncio.gather(*(p.wait_limit(lambda lim: lim >= MAX_CURRENT, 0.0, timeout)
+                                        for p in self.points.values()), return_exceptions=True)
+        return [str(e) for e in steady if isinstance(e, Exception)]
+
+    def ready_sites(self) -> list[str]:
+        """The sites whose chargers all hold their maximum: ready for a trial."""
+        return [s for s, cps in self.sites.items() if all(self.points[cp].limit() == MAX_CURRENT for cp in cps)]
+
+    async def overload(self, meters: Probe, site: str, timeout: float = 30.0) -> Cut:
+        """Overload ``site``'s meter once its chargers are back at their maximum; wait for each charger's cut;
+        then end the overload."""
+        cps = [self.points[cp] for cp in self.sites[site]]
+        await asyncio.gather(*(p.wait_limit(lambda lim: lim >= MAX_CURRENT, 0.0, 60.0) for p in cps))
+        self.house[site] = OVERLOAD_HOUSE
+        cut = Cut(site, time.perf_counter())
+        meters.send(meter_topic(site), shelly_status(self.grid(site)))
+        arrivals = await asyncio.gather(
+            *(p.wait_limit(lambda lim: lim < MAX_CURRENT, cut.sent, timeout) for p in cps), return_exceptions=True)
+        cut.lost = [str(a) for a in arrivals if isinstance(a, Exception)]
+        if not cut.lost:
+            times = [a for a in arrivals if isinstance(a, float)]
+            last = max(range(len(times)), key=times.__getitem__)  # the cut that came last sets the time
+            cut.charger, cut.arrived = cps[last].id, times[last]
+        self.house[site] = NORMAL_HOUSE
+        meters.send(meter_topic(site), shelly_status(self.grid(site)))
+        return cut
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for point in self.points.values():
+            with contextlib.suppress(Exception):
+                await point._connection.close()
+
+
+def freeze_harness_heap() -> None:
+    """This process's charge points, frozen like the services' heaps (shared/heap.py); its young collections
+    as CPython has them (the services' tuning made this harness's tail worse, once)."""
+    gc.collect()
+    gc.freeze()
+    hold_full_collections(*gc.get_threshold()[:2])
+
+
 async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, Any]:
     sites = site_layout(chargers)
     port = free_port()
@@ -186,88 +288,39 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
     launched = time.perf_counter()
     services = [subprocess.Popen([sys.executable, "-m", "shared.cli", name], cwd=ROOT, env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in SERVICES]
-    house = dict.fromkeys(sites, NORMAL_HOUSE)
-    points: dict[str, BenchCharger] = {}
-    tasks: list[asyncio.Task[Any]] = []
+    fleet = Fleet(sites, port)
     traced: list[Trial] = []
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 60.0)
         async with Probe(broker.url) as meters:
-
-            def grid(site: str) -> float:
-                """The grid meter sees the house and every car of the site."""
-                return house[site] + sum(points[cp].draw() for cp in sites[site] if cp in points)
-
-            async def meter_loop() -> None:
-                """Every site's meter reports every second, like a Pro 3EM; the sites' meters are not in step
-                with each other, so their readings are spread over the second."""
-                names = list(house)
-                started = time.perf_counter()
-                for n in itertools.count():
-                    site = names[n % len(names)]
-                    meters.send(meter_topic(site), shelly_status(grid(site)))
-                    due = started + (n + 1) / len(names)
-                    if due < time.perf_counter() - 0.1:  # this process stalled: meters skip, never burst
-                        started += time.perf_counter() - due
-                    await asyncio.sleep(max(0.0, started + (n + 1) / len(names) - time.perf_counter()))
-
-            metering = asyncio.create_task(meter_loop())
-            tasks.append(metering)
-
-            async def start(site: str, cp_id: str) -> None:
-                ws = await connect(f"ws://127.0.0.1:{port}/{cp_id}", subprotocols=[Subprotocol("ocpp1.6")],
-                                   open_timeout=60)
-                point = BenchCharger(cp_id, ws)
-                points[cp_id] = point
-                tasks.append(asyncio.create_task(point.start()))
-                await point.call(call16.BootNotification(charge_point_vendor="bench", charge_point_model="b"))
-                await point.call(call16.StatusNotification(connector_id=1, error_code="NoError",
-                                                           status="Charging"))
-
+            metering = asyncio.create_task(fleet.meter_loop(meters))
+            fleet.tasks.append(metering)
             started = time.perf_counter()
-            for chunk in range(0, chargers, 100):
-                batch = [(s, cp) for s, cps in sites.items() for cp in cps][chunk:chunk + 100]
-                await asyncio.gather(*(start(s, cp) for s, cp in batch))
+            await fleet.connect_all()
             connect_s = time.perf_counter() - started
             # steady state: every charger holds its maximum; one that never does is a wrong result, reported
-            steady = await asyncio.gather(*(p.wait_limit(lambda lim: lim >= MAX_CURRENT, 0.0, 120.0)
-                                            for p in points.values()), return_exceptions=True)
-            wrong = [str(e) for e in steady if isinstance(e, Exception)]
+            wrong = await fleet.at_maximum(120.0)
             steady_s = time.perf_counter() - started - connect_s
             # the start-up burst (a thousand profiles and their reports) drains, and every service has made its
             # one-off start-up collection and frozen its heap (shared/heap.py) before the first trial
             await asyncio.sleep(max(SETTLE_S, launched + FIRST_FREEZE_S * 1.25 + 10.0 - time.perf_counter()))
-            # this process's thousand charge points, like the services' heaps (shared/heap.py); its young
-            # collections as CPython has them (the services' tuning made this harness's tail worse, once)
-            gc.collect()
-            gc.freeze()
-            hold_full_collections(*gc.get_threshold()[:2])
+            freeze_harness_heap()
             latencies: list[float] = []
             next_trial = 0.0
-            site_names = [s for s, cps in sites.items() if all(points[cp].limit() == MAX_CURRENT for cp in cps)]
+            site_names = fleet.ready_sites()
             for n in range(trials if site_names else 0):
                 await asyncio.sleep(max(0.0, next_trial - time.perf_counter()))
                 next_trial = time.perf_counter() + TRIAL_EVERY_S
                 site = site_names[n % len(site_names)]
-                cps = [points[cp] for cp in sites[site]]
-                await asyncio.gather(*(p.wait_limit(lambda lim: lim >= MAX_CURRENT, 0.0, 60.0) for p in cps))
-                house[site] = OVERLOAD_HOUSE
-                sent = time.perf_counter()
-                meters.send(meter_topic(site), shelly_status(grid(site)))
-                arrivals = await asyncio.gather(
-                    *(p.wait_limit(lambda lim: lim < MAX_CURRENT, sent, 30.0) for p in cps), return_exceptions=True)
-                lost = [str(a) for a in arrivals if isinstance(a, Exception)]
-                if lost:  # the cut never arrived: a wrong result, counted, and the run goes on
-                    wrong.extend(f"trial {n} on {site}: {why}" for why in lost)
+                cut = await fleet.overload(meters, site)
+                if cut.lost:  # the cut never arrived: a wrong result, counted, and the run goes on
+                    wrong.extend(f"trial {n} on {site}: {why}" for why in cut.lost)
                 else:
-                    times = [a for a in arrivals if isinstance(a, float)]
-                    last = max(range(len(times)), key=times.__getitem__)  # the cut that came last sets the time
-                    latencies.append(times[last] - sent)
-                    traced.append(Trial(site, cps[last].id, meter_topic(site), sent, times[last]))
-                house[site] = NORMAL_HOUSE
-                meters.send(meter_topic(site), shelly_status(grid(site)))
+                    latencies.append(cut.arrived - cut.sent)
+                    traced.append(Trial(site, cut.charger, meter_topic(site), cut.sent, cut.arrived))
                 if len(site_names) == 1:
-                    await cps[0].wait_limit(lambda lim: lim >= MAX_CURRENT, time.perf_counter() - 0.001, 30.0)
+                    await fleet.points[sites[site][0]].wait_limit(lambda lim: lim >= MAX_CURRENT,
+                                                                  time.perf_counter() - 0.001, 30.0)
             metering.cancel()  # before the probe's connection closes under it
         result: dict[str, Any] = {"chargers": chargers, "sites": len(sites), "connect_and_boot_s": round(connect_s, 2),
                                   "all_at_maximum_s": round(steady_s, 2), "trial_every_s": TRIAL_EVERY_S}
@@ -278,11 +331,7 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
         if wrong:
             result["wrong"] = [f"{len(wrong)} profiles never arrived", *wrong[:3]]
     finally:
-        for task in tasks:
-            task.cancel()
-        for point in points.values():
-            with contextlib.suppress(Exception):
-                await point._connection.close()
+        await fleet.close()
         for process in services:
             process.send_signal(signal.SIGINT)
         for process in services:

@@ -121,6 +121,7 @@ class AllocatorService:
         self.clock = clock
         self.topics = Topics(config.root)
         self.runtime = Runtime(SERVICE, config.broker(), self.topics)
+        self.runtime.serve_only(self.section.serve_only)  # another instance's sites: dropped before any parsing
         self.registry = Registry(self.section)
         self.detector = DetectorSettings(lag=self.section.calibration_lag)
         self.loop = DecisionLoop(clock, self.decide, self._timers)

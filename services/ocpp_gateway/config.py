@@ -89,6 +89,10 @@ class GatewayConfig(SectionModel):
     client_certificate_field: str = "commonName"
     default_site: TopicId = "home"
     chargers: dict[str, ChargerConfig] = Field(default_factory=dict)
+    #: Partitioning over several gateway instances on one broker (each on its own port, with its own sites'
+    #: chargers): the only sites this instance serves. Commands and retained state of other sites are not
+    #: its business (not even to answer ``offline``). None: every site under the root.
+    serve_only: list[TopicId] | None = None
     #: ``False``: unknown charge point ids are refused at the handshake. ``"pending"``: setup mode, they
     #: connect (on ``default_site``) and their BootNotification is answered Pending.
     allow_unknown: Literal[False, "pending"] = False

@@ -70,6 +70,7 @@ class Gateway:
     def __init__(self, config: GatewayConfig, runtime: Runtime, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
         self.runtime = runtime
+        runtime.serve_only(config.serve_only)  # another instance's sites: dropped before any parsing
         self.topics = runtime.topics
         self.outbox = Outbox(runtime, config.outbox_size)
         self.registry = Registry()

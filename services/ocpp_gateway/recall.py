@@ -5,10 +5,10 @@ killed (no clean stop) or restarted left two things that would be wrong or missi
 
 * **availability**: every charger it served is still retained ``online``. On every MQTT connect the
   gateway publishes ``offline`` for each *configured* charger that has no socket now, and it reads the
-  retained charger availability of its whole root: a retained ``online`` for a charger without a socket
-  (one admitted as pending, or removed from the config since) is answered with ``offline`` too. Only
-  retained copies are judged — they are what was there before; the live echo of the gateway's own
-  publications is always right.
+  retained charger availability of its root (of its ``serve_only`` sites, when partitioned: the others are
+  another instance's): a retained ``online`` for a charger without a socket (one admitted as pending, or
+  removed from the config since) is answered with ``offline`` too. Only retained copies are judged — they
+  are what was there before; the live echo of the gateway's own publications is always right.
 * **the transaction → connector map**: a 1.6 StopTransaction names no connector, nor does a 2.0.1
   TransactionEvent without ``evse``; the connector is the one the transaction started on. The gateway
   reads its own retained ``connector/<n>/transaction`` topics back: a transaction ``started`` or
@@ -52,7 +52,7 @@ class Recall:
         """(site, charger topic id) of every configured charger."""
         return [(self.config.site_of(cp_id), slugify(cp_id)) for cp_id in self.config.chargers]
 
-    def _ours(self, site: str, charger: str) -> bool:
+    def serves(self, site: str, charger: str) -> bool:
         """Whether this gateway serves ``charger`` on ``site``: configured there, or (with unknown chargers let
         in) on the default site."""
         if (site, charger) in self._configured:
@@ -85,7 +85,7 @@ class Recall:
         if not msg.retain:
             return  # the echo of our own publication: memory already has it
         state = msg.payload
-        if not self._ours(state.site, state.charger):
+        if not self.serves(state.site, state.charger):
             return  # another gateway's charger (or another site's with the same id): not ours to remember
         memory = self.registry.memory(state.charger)
         if state.state == "ended":
