@@ -106,8 +106,12 @@ def break_down(trial: Trial, indexes: dict[str, Index], topics: Topics) -> Break
             continue
         notes = index.between(trial.sent, trial.arrived)
         collections = [(t, key) for t, event, key in notes if event == "gc"]
-        ends = [t for t, event, _ in notes if event == "gc_end"]
-        paused = sum(end - start for (start, _), end in zip(collections, ends, strict=False))
+        paused, began = 0.0, None
+        for t, event, _ in notes:  # each collection from its start to its end, within the trial
+            if event == "gc":
+                began = t
+            elif event == "gc_end" and began is not None:
+                paused, began = paused + t - began, None
         result.around[service] = {
             "handled": sum(1 for _, event, _ in notes if event == "handle"),
             "collections": [key for _, key in collections],
