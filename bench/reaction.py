@@ -16,7 +16,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from . import hops
 from .floors import measure as measure_floors
 from .floors import relay_path
 from .hops import Trial
+from .processes import stop_all
 from .stats import ratio, summary_ms
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -332,13 +332,7 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
             result["wrong"] = [f"{len(wrong)} profiles never arrived", *wrong[:3]]
     finally:
         await fleet.close()
-        for process in services:
-            process.send_signal(signal.SIGINT)
-        for process in services:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_all(services, 20)
         os.unlink(conf.name)
     # the services wrote their notes as they stopped: where each trial's time went
     result["hops"] = hops.analyse(traced, trace.read(traces))

@@ -35,7 +35,6 @@ import math
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,7 @@ from shared.probe import Probe
 from shared.services import SERVICES
 from shared.topics import TopicError, Topics
 
+from .processes import stop_all
 from .reaction import SETTLE_S, TRIAL_EVERY_S, config, site_layout
 from .stats import summary_ms
 
@@ -190,17 +190,9 @@ def start_harness(partition: Partition, step: Step, broker: str) -> None:
 def stop_partition(partition: Partition) -> None:
     if partition.harness is not None:
         partition.tell("stop")
-    for process in partition.services.values():
-        process.send_signal(signal.SIGINT)
-    processes: list[subprocess.Popen[Any]] = [*partition.services.values()]
+    stop_all(partition.services.values(), 20)
     if partition.harness is not None:
-        processes.append(partition.harness)
-    for process in processes:
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_all([partition.harness], 20)
     os.unlink(partition.config_file)
 
 

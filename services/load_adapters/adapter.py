@@ -196,6 +196,7 @@ class LoadAdapter(ABC, Generic[C]):
         self.last_seen: float | None = None
         self._available: bool | None = None
         self._last_state: dict[str, Any] | None = None
+        self._last_inputs: tuple[bool, tuple[object, ...] | None] | None = None
         self._last_state_at = -1e18
         self._started = clock.monotonic()
         self._fallback_applied = False
@@ -219,6 +220,13 @@ class LoadAdapter(ABC, Generic[C]):
 
     async def tick(self) -> None:
         """Periodic device work: polls, confirmations, retries. Called every ``config.tick`` seconds."""
+
+    def state_inputs(self) -> tuple[object, ...] | None:
+        """Everything :meth:`build_state` reads, what it derives from the clock included, or None (the
+        default): the state is built anew each turn. With inputs given, a turn in which none of them changed
+        builds nothing until ``state_interval`` is over: most turns of a thousand idle chargers' loops, whose
+        building and comparing of an unchanged state was nine tenths of the adapters' work at rest."""
+        return None
 
     async def on_connect(self) -> None:
         """Called after each (re)connect to the broker."""
@@ -363,6 +371,11 @@ class LoadAdapter(ABC, Generic[C]):
                                             ONLINE if available else OFFLINE, retain=True)
             if ok:
                 self._available = available
+        now = self.clock.monotonic()
+        inputs = self.state_inputs()
+        fresh = now - self._last_state_at < self.config.state_interval
+        if not force and fresh and inputs is not None and (available, inputs) == self._last_inputs:
+            return
         try:
             state = self.build_state()
         except ValueError as exc:  # the device reports something the contract cannot hold
@@ -373,8 +386,8 @@ class LoadAdapter(ABC, Generic[C]):
         # a running session's seconds alone are no news: renewed with the state every state_interval (a
         # thousand charging cars each republished every second for their clock only)
         comparable = state.model_dump(exclude={"ts": True, "details": {"session_seconds"}})
-        now = self.clock.monotonic()
-        if not force and comparable == self._last_state and now - self._last_state_at < self.config.state_interval:
+        if not force and comparable == self._last_state and fresh:
+            self._last_inputs = (available, inputs)
             return
         state = state.model_copy(update={"ts": self.clock.now()})
         # QoS 0: the state is retained and superseded by the next one; waiting for a PUBACK here would hold
@@ -382,6 +395,7 @@ class LoadAdapter(ABC, Generic[C]):
         if await self.runtime.publish(self.state_topic, state, retain=True, qos=0):
             self._last_state = comparable
             self._last_state_at = now
+            self._last_inputs = (available, inputs)
 
     def stop(self) -> None:
         """Make :meth:`run` return (a cancellation alone can be swallowed by a racing ``wait_for``)."""
@@ -408,6 +422,7 @@ class LoadAdapter(ABC, Generic[C]):
         """The broker link came back: re-publish availability and state."""
         self._available = None
         self._last_state = None
+        self._last_inputs = None
         self.wake()
 
 

@@ -768,6 +768,13 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         since = max(x for x in (self.suspended_since, self.last_drawing, -1e18) if x is not None)
         return now - since if self.suspended_since is not None else 0.0
 
+    def state_inputs(self) -> tuple[object, ...]:
+        s = self.sessions.session
+        status = self._car_full(load_status(self.activity, self._idle_for(), self.config.idle_after))
+        return (self.meter, self.status, self.version, self.live, self.unit, self.baseline_ok,
+                tuple(self.legs_in_use), status,
+                None if s is None else (s.transaction_id, s.started, s.ended, s.energy_wh))
+
     def build_state(self) -> LoadState:
         c = self.config
         meter = self.meter

@@ -28,15 +28,28 @@ async def drain(inbox: Inbox[RawIncoming]) -> list[tuple[str, str]]:
 async def test_a_newer_state_takes_the_waiting_ones_place_and_events_all_stay() -> None:
     inbox: Inbox[RawIncoming] = Inbox()
     inbox.put(msg("meter/a", "1"), state=True)
-    inbox.put(msg("cmd", "x"), state=False)
     inbox.put(msg("meter/b", "1"), state=True)
     inbox.put(msg("meter/a", "2"), state=True)
-    inbox.put(msg("cmd", "y"), state=False)
-    inbox.put(msg("meter/a", "3"), state=True)
-    assert await drain(inbox) == [("meter/a", "3"), ("cmd", "x"), ("meter/b", "1"), ("cmd", "y")]
+    inbox.put(msg("meter/b", "2"), state=True)
+    assert await drain(inbox) == [("meter/a", "2"), ("meter/b", "2")]
     assert inbox.replaced == 2
     inbox.put(msg("meter/a", "4"), state=True)  # handled already: a new one queues afresh
     assert await drain(inbox) == [("meter/a", "4")]
+
+
+async def test_a_newer_state_never_overtakes_an_event_that_came_before_it() -> None:
+    """A charger's transaction starts (an event), then its register reading (a state) replaces the one that
+    was waiting from before: the reading is handled after the start, so the session it belongs to exists."""
+    inbox: Inbox[RawIncoming] = Inbox()
+    inbox.put(msg("meter/a", "1"), state=True)
+    inbox.put(msg("cmd", "x"), state=False)
+    inbox.put(msg("meter/b", "1"), state=True)
+    inbox.put(msg("meter/a", "2"), state=True)  # after x: it goes after x
+    inbox.put(msg("cmd", "y"), state=False)
+    inbox.put(msg("meter/a", "3"), state=True)  # after y: after y
+    inbox.put(msg("meter/b", "2"), state=True)  # after y too
+    assert await drain(inbox) == [("cmd", "x"), ("cmd", "y"), ("meter/a", "3"), ("meter/b", "2")]
+    assert inbox.replaced == 3 and len(inbox) == 0
 
 
 async def test_events_beyond_the_limit_are_refused_and_counted_while_states_still_go_in() -> None:

@@ -621,3 +621,35 @@ async def test_relay_switched_phases_break_before_make(mqtt_url: str, probe: Pro
         assert contactor.output is False
         assert at_switch[-1][0] == "OFF" and at_switch[-1][1][-1] == 0.0 and 8.0 not in at_switch[-1][1]
         assert one["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] == 1
+
+
+async def test_an_idle_chargers_loop_builds_its_state_only_when_something_changed(
+        mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """At rest (a thousand chargers, most of them charging steadily), a turn of a charger's loop that heard
+    nothing new builds no state; a reading builds and publishes one at once, and the state is still renewed
+    every ``state_interval`` (2 s here, ticks every 0.1 s)."""
+    await probe.subscribe(T.load_state(site_id, "carport"))
+    async with (ocpp_gateway(mqtt_url, site_id, ["CP-A"]) as gw, running(mqtt_url, [charger_load(site_id)]) as svc,
+                charge_point(gw.url, "CP-A") as cp):
+        adapter = svc.adapter(site_id, "carport")
+        built: list[float] = []
+        build = adapter.build_state
+
+        def counted() -> LoadState:
+            built.append(asyncio.get_running_loop().time())
+            return build()
+
+        adapter.build_state = counted  # type: ignore[method-assign]
+        await cp.boot()
+        await cp.status("Charging")
+        await cp.meter(legs={"L1": 10.0, "L2": 10.0, "L3": 10.0})
+        await probe.expect(T.load_state(site_id, "carport"), where=lambda m: m.json()["draw"].get("A") == 10.0)
+        await asyncio.sleep(0.5)
+        mark, before = probe.mark(), len(built)
+        await asyncio.sleep(1.2)  # twelve turns, nothing new
+        assert len(built) - before <= 1, f"{len(built) - before} states built in 12 idle turns"
+        await cp.meter(legs={"L1": 7.0, "L2": 7.0, "L3": 7.0})
+        await probe.expect(T.load_state(site_id, "carport"), after=mark, timeout=2,
+                           where=lambda m: m.json()["draw"].get("A") == 7.0)
+        renewed = await probe.expect(T.load_state(site_id, "carport"), after=probe.mark(), timeout=3)
+        assert renewed.json()["draw"]["A"] == 7.0  # renewed within state_interval, unchanged
