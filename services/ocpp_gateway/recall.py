@@ -52,7 +52,7 @@ class Recall:
         """(site, charger topic id) of every configured charger."""
         return [(self.config.site_of(cp_id), slugify(cp_id)) for cp_id in self.config.chargers]
 
-    def serves(self, site: str, charger: str) -> bool:
+    def _ours(self, site: str, charger: str) -> bool:
         """Whether this gateway serves ``charger`` on ``site``: configured there, or (with unknown chargers let
         in) on the default site."""
         if (site, charger) in self._configured:
@@ -85,7 +85,7 @@ class Recall:
         if not msg.retain:
             return  # the echo of our own publication: memory already has it
         state = msg.payload
-        if not self.serves(state.site, state.charger):
+        if not self._ours(state.site, state.charger):
             return  # another gateway's charger (or another site's with the same id): not ours to remember
         memory = self.registry.memory(state.charger)
         if state.state == "ended":

@@ -28,6 +28,7 @@ hard limits only, so a hold never pushes a phase or a circuit over its limit.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from shared.models.allocation import LoadMemory
 from shared.models.base import Phase
@@ -143,37 +144,10 @@ def next_memory(load: LoadView, amount: float, now: datetime) -> LoadMemory:
     else:
         active_since, paused_since = None, mem.paused_since
     short_since = load.short_since if on else None
-    mode = load.mode
     lowered_from, raised_from, changed_at = remember(load, amount, now)
-    if (
-        mem.current == amount
-        and mem.on is on
-        and mem.active_since == active_since
-        and mem.paused_since == paused_since
-        and mem.short_since == short_since
-        and mem.mode is mode
-        and mem.lowered_from == lowered_from
-        and mem.raised_from == raised_from
-        and mem.changed_at == changed_at
-    ):
-        return mem  # unchanged (models are immutable: sharing is safe)
-    return construct(
-        LoadMemory,
-        {
-            "current": amount,
-            "on": on,
-            "active_since": active_since,
-            "paused_since": paused_since,
-            "short_since": short_since,
-            "mode": mode,
-            "lowered_from": lowered_from,
-            "raised_from": raised_from,
-            "changed_at": changed_at,
-            "phase_count": mem.phase_count,
-            "phase_wish_since": mem.phase_wish_since,
-            "phase_switches": mem.phase_switches,
-        },
-    )
+    return _updated(mem, current=amount, on=on, active_since=active_since, paused_since=paused_since,
+                    short_since=short_since, mode=load.mode, lowered_from=lowered_from, raised_from=raised_from,
+                    changed_at=changed_at)
 
 
 def fresh_memory(load: LoadView, now: datetime | None = None) -> LoadMemory:
@@ -182,32 +156,13 @@ def fresh_memory(load: LoadView, now: datetime | None = None) -> LoadMemory:
     ``now`` given (an idle or finishing load): a lowering to 0 is remembered for break before make."""
     mem = load.memory
     lowered_from, raised_from, changed_at = remember(load, 0.0, now) if now is not None else (None, None, None)
-    if (
-        mem.current == 0.0
-        and not mem.on
-        and mem.active_since is None
-        and mem.paused_since is None
-        and mem.short_since is None
-        and mem.mode is load.mode
-        and mem.lowered_from == lowered_from
-        and mem.raised_from == raised_from
-        and mem.changed_at == changed_at
-    ):
+    return _updated(mem, current=0.0, on=False, active_since=None, paused_since=None, short_since=None,
+                    mode=load.mode, lowered_from=lowered_from, raised_from=raised_from, changed_at=changed_at)
+
+
+def _updated(mem: LoadMemory, **values: Any) -> LoadMemory:
+    """``mem`` with ``values`` (the fields not named, phase switching's, kept); ``mem`` itself when none
+    changed (models are immutable: sharing is safe)."""
+    if all(getattr(mem, name) == value for name, value in values.items()):
         return mem
-    return construct(
-        LoadMemory,
-        {
-            "current": 0.0,
-            "on": False,
-            "active_since": None,
-            "paused_since": None,
-            "short_since": None,
-            "mode": load.mode,
-            "lowered_from": lowered_from,
-            "raised_from": raised_from,
-            "changed_at": changed_at,
-            "phase_count": mem.phase_count,
-            "phase_wish_since": mem.phase_wish_since,
-            "phase_switches": mem.phase_switches,
-        },
-    )
+    return construct(LoadMemory, {**mem.__dict__, **values})
