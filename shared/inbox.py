@@ -9,6 +9,10 @@ transaction start, then its first register reading: the reading handled first fo
 handler would act on is lost: the latest state of every topic is handled, and every command and event (never
 replaced) in order. Only when more than ``limit`` commands and events wait is the newest refused, counted,
 and logged.
+
+A message may be put *first* (a command whose delay is the reaction: the allocator's setpoint to a load
+adapter): it is handled before every message of the ordinary lane, in order among those put first. A topic
+always goes into the same lane, so what is said above holds within each lane.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 
@@ -32,35 +37,41 @@ class Inbox(Generic[T]):
 
     def __init__(self, limit: int = 10_000) -> None:
         self.limit = limit
-        #: Keys in arrival order, each with the slot it holds: a state that moved back leaves its old slot
-        #: behind, skipped when its turn comes.
-        self._order: deque[tuple[object, int]] = deque()
-        #: key -> (message, its slot, how many events had come when it took that slot)
+        #: Per lane (first, ordinary), keys in arrival order, each with the slot it holds: a state that moved
+        #: back leaves its old slot behind, skipped when its turn comes.
+        self._lanes: tuple[deque[tuple[object, int]], deque[tuple[object, int]]] = (deque(), deque())
+        #: key -> (message, its slot, how many events had come into its lane when it took that slot)
         self._waiting: dict[object, tuple[T, int, int]] = {}
         self._events = 0  # waiting messages that no newer one can replace
-        self._events_in = 0  # every event ever queued
+        self._events_in = [0, 0]  # every event ever queued, per lane
         self._serial = itertools.count()
         self._ready = asyncio.Event()
         #: How many state messages a newer one replaced, and how many events were refused for want of room.
         self.replaced = 0
         self.refused = 0
+        #: Called each time the inbox has been emptied and its reader waits (see shared/spare_time.py).
+        self.emptied: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def put(self, message: T, *, state: bool) -> bool:
-        """Queue ``message``; ``state`` says a newer message on its topic supersedes it. False when refused."""
+    def put(self, message: T, *, state: bool, first: bool = False) -> bool:
+        """Queue ``message``; ``state`` says a newer message on its topic supersedes it, ``first`` that it goes
+        before the ordinary lane. False when refused."""
+        lane = 0 if first else 1
+        order = self._lanes[lane]
+        events_in = self._events_in[lane]
         if state:
             waiting = self._waiting.get(message.topic)
             if waiting is not None:
                 self.replaced += 1
                 _, slot, seen = waiting
-                if seen == self._events_in:  # nothing came after it that it may not overtake: its place
+                if seen == events_in:  # nothing came after it that it may not overtake: its place
                     self._waiting[message.topic] = (message, slot, seen)
                     return True
                 slot += 1  # after the events that came since
-                self._waiting[message.topic] = (message, slot, self._events_in)
-                self._order.append((message.topic, slot))
+                self._waiting[message.topic] = (message, slot, events_in)
+                order.append((message.topic, slot))
                 return True
             key: object = message.topic
         else:
@@ -69,19 +80,22 @@ class Inbox(Generic[T]):
                 return False
             key = next(self._serial)
             self._events += 1
-            self._events_in += 1
-        self._waiting[key] = (message, 0, self._events_in)
-        self._order.append((key, 0))
+            events_in = self._events_in[lane] = events_in + 1
+        self._waiting[key] = (message, 0, events_in)
+        order.append((key, 0))
         self._ready.set()
         return True
 
     async def get(self) -> T:
         """The oldest waiting message (with the newest content for its topic)."""
+        first, ordinary = self._lanes
         while True:
-            while not self._order:
+            while not first and not ordinary:
                 self._ready.clear()
+                if self.emptied is not None:
+                    self.emptied()
                 await self._ready.wait()
-            key, slot = self._order.popleft()
+            key, slot = (first or ordinary).popleft()
             waiting = self._waiting.get(key)
             if waiting is None or waiting[1] != slot:
                 continue  # a slot a state left behind when it moved back

@@ -56,7 +56,9 @@ from .inbox import Inbox
 from .metrics import service_registry
 from .models import ErrorReport
 from .payload import PayloadError, check_bounds, transaction_of
+from .read_ahead import ReadAhead
 from .secrets import redact
+from .spare_time import SpareTime
 from .topics import SERVICES_SEGMENT, TopicError, TopicRef, Topics
 from .write_through import WriteThrough
 
@@ -177,6 +179,7 @@ class _Route:
     handler: Callable[[Any], Awaitable[None]]
     qos: int = 1
     latest: bool = False
+    first: bool = False
 
 
 @dataclass(slots=True)
@@ -247,11 +250,13 @@ _NO_FILTERED_CALLBACKS = _NoFilteredCallbacks()
 
 
 # -- the boundary with aiomqtt and paho ---------------------------------------------------------------
-# Three things the runtime uses are not aiomqtt's public API: the paho client aiomqtt keeps at
-# ``Client._client`` (publish without waiting for the PUBACK, write now), and paho's ``_on_message_filtered``
-# table (bypassed, see above). The pins in pyproject.toml (aiomqtt 2.5.x, paho-mqtt 2.1-2.2) are the versions
-# this was checked against, and tests/foundation/test_runtime.py's boundary tests fail if a release moves
-# them: a missing paho client is an error that says so, never messages silently swallowed.
+# Four things the runtime uses are not aiomqtt's public API: the paho client aiomqtt keeps at
+# ``Client._client`` (publish without waiting for the PUBACK, write now; paho's ``_sock_recv``, read ahead),
+# aiomqtt's ``_disconnected`` future (a reader that fails ends the session, as aiomqtt's own reader does), and
+# paho's ``_on_message_filtered`` table (bypassed, see above). The pins in pyproject.toml (aiomqtt 2.5.x,
+# paho-mqtt 2.1-2.2) are the versions this was checked against, and tests/foundation/test_runtime.py's
+# boundary tests fail if a release moves them: a missing paho client is an error that says so, never messages
+# silently swallowed.
 
 
 class MqttBoundaryError(RuntimeError):
@@ -265,6 +270,20 @@ def paho_of(client: aiomqtt.Client) -> mqtt.Client:
         raise MqttBoundaryError("this aiomqtt keeps no paho client at Client._client: ampmq's MQTT runtime is "
                                 "written for aiomqtt 2.5.x with paho-mqtt 2.1-2.2 (see pyproject.toml)")
     return paho
+
+
+def _ending_session(client: aiomqtt.Client) -> Callable[[BaseException], None]:
+    """What aiomqtt's own reader does when reading fails: the session ends with that error."""
+    disconnected = getattr(client, "_disconnected", None)
+    if not isinstance(disconnected, asyncio.Future):
+        raise MqttBoundaryError("this aiomqtt keeps no _disconnected future: ampmq's MQTT runtime is written for "
+                                "aiomqtt 2.5.x with paho-mqtt 2.1-2.2 (see pyproject.toml)")
+
+    def end(exc: BaseException) -> None:
+        if not disconnected.done():
+            disconnected.set_exception(exc)
+
+    return end
 
 
 def _skip_filtered_callbacks(paho: mqtt.Client) -> bool:
@@ -302,12 +321,16 @@ class Runtime:
         self._routes: FilterTable[_Route] = FilterTable()
         #: The QoS each filter is subscribed at: the highest its routes ask for.
         self._subscriptions: dict[str, int] = {}
-        #: Received and not yet handled; and for each topic seen, whether all its routes take only the latest.
+        #: Received and not yet handled; and for each topic seen, whether it is a state and goes first (_kind_of).
         self.inbox: Inbox[RawIncoming] = Inbox(max_queued)
-        self._state_topics: dict[str, bool] = {}
+        #: Work that waits until the inbox is empty (shared/spare_time.py).
+        self.spare_time = SpareTime(lambda: bool(self.inbox))
+        self.inbox.emptied = self.spare_time.idle
+        self._topic_kinds: dict[str, tuple[bool, bool]] = {}
         self._on_connect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._client: aiomqtt.Client | None = None
         self._writer: WriteThrough | None = None
+        self._reader: ReadAhead | None = None
         self._hurry = False
         #: The sites this instance serves (None: all); see :meth:`serve_only`.
         self._sites: frozenset[str] | None = None
@@ -353,15 +376,16 @@ class Runtime:
         return await self.publish(topic, payload)
 
     def route(
-        self, topic_filter: str, model: type[M], *, qos: int = 1, latest: bool = False
+        self, topic_filter: str, model: type[M], *, qos: int = 1, latest: bool = False, first: bool = False
     ) -> Callable[[Callable[[Incoming[M]], Awaitable[None]]], Any]:
         """Declare a handler for messages on ``topic_filter`` validated by ``model`` (subscribed at ``qos``:
         0 saves an acknowledgement per message where a loss on a broken connection does not matter).
         ``latest``: the topic carries a state, so while the handlers are behind, a newer message replaces
-        one still waiting for the same topic (see :mod:`shared.inbox`); commands and events keep the default."""
+        one still waiting for the same topic (see :mod:`shared.inbox`); commands and events keep the default.
+        ``first``: handled before whatever else waits (a setpoint to apply: the reaction waits on it)."""
 
         def register(handler: Callable[[Incoming[M]], Awaitable[None]]) -> Callable[[Incoming[M]], Awaitable[None]]:
-            self._add(_Route(topic_filter, model, handler, qos, latest))
+            self._add(_Route(topic_filter, model, handler, qos, latest, first))
             if self._client is not None and self._connected.is_set():
                 self.spawn(self._client.subscribe(topic_filter, qos=qos))
             return handler
@@ -372,7 +396,7 @@ class Runtime:
         """Declare a handler that takes the raw payload (a device protocol parsed by the handler)."""
 
         def register(handler: RawHandler) -> RawHandler:
-            self._add(_Route(topic_filter, None, handler, qos, latest))
+            self._add(_Route(topic_filter, None, handler, qos, latest, False))
             if self._client is not None and self._connected.is_set():
                 self.spawn(self._client.subscribe(topic_filter, qos=qos))
             return handler
@@ -381,7 +405,7 @@ class Runtime:
 
     def _add(self, route: _Route) -> None:
         self._routes.add(route.filter, route)
-        self._state_topics.clear()
+        self._topic_kinds.clear()
         self._subscriptions[route.filter] = max(route.qos, self._subscriptions.get(route.filter, 0))
 
     def on_connect(
@@ -431,9 +455,10 @@ class Runtime:
             data = payload.model_dump_json(exclude_none=False)
         else:
             data = payload
-        client = self._client
+        # Connected is enough: a retained message that came with the first subscriptions is handled (and may
+        # publish) while the rest are still being made.
         writer = self._writer
-        if client is None or writer is None or not self._connected.is_set():
+        if self._client is None or writer is None:
             self.stats.dropped += 1
             self.log.warning("not connected: dropped publish to %s", topic)
             return False
@@ -502,6 +527,7 @@ class Runtime:
                 ) as client:
                     _skip_filtered_callbacks(paho_of(client))
                     self._writer = WriteThrough(paho_of(client), asyncio.get_running_loop())
+                    self._reader = ReadAhead(paho_of(client), asyncio.get_running_loop(), _ending_session(client))
                     # aiomqtt warns past 10 publications awaiting their PUBACK; 1 000 in flight are by design
                     client.pending_calls_threshold = _MAX_INFLIGHT
                     self._client = client
@@ -516,6 +542,7 @@ class Runtime:
                 self._connected.clear()
                 self._client = None
                 self._writer = None
+                self._reader = None
             if self.stats.connects > connects_before:
                 attempt = 0  # the last attempt got through: start the backoff anew
             delay = reconnect_delay(attempt, self._backoff_initial, self._backoff_max, self._jitter.random())
@@ -572,17 +599,21 @@ class Runtime:
             if site not in self._sites and site != SERVICES_SEGMENT:
                 self.foreign += 1
                 return
-        if not self.inbox.put(RawIncoming(topic, raw, bool(message.retain)), state=self._is_state(topic)):
+        state, first = self._kind_of(topic)
+        if not self.inbox.put(RawIncoming(topic, raw, bool(message.retain)), state=state, first=first):
             self.log.warning("inbox full (%d commands and events waiting): refused %s", self.inbox.limit, topic)
 
-    def _is_state(self, topic: str) -> bool:
-        state = self._state_topics.get(topic)
-        if state is None:
-            if len(self._state_topics) >= 65_536:
-                self._state_topics.clear()
+    def _kind_of(self, topic: str) -> tuple[bool, bool]:
+        """Whether a message on ``topic`` is a state (every route takes only the latest) and goes first (a
+        route asks for it)."""
+        kind = self._topic_kinds.get(topic)
+        if kind is None:
+            if len(self._topic_kinds) >= 65_536:
+                self._topic_kinds.clear()
             routes = self._routes.match(topic)
-            state = self._state_topics[topic] = bool(routes) and all(r.latest for r in routes)
-        return state
+            kind = self._topic_kinds[topic] = (bool(routes) and all(r.latest for r in routes),
+                                               any(r.first for r in routes))
+        return kind
 
     def hurry(self) -> None:
         """Let the tasks this message woke run before the rest of the inbox: a handler that hands urgent work to

@@ -3,6 +3,10 @@ least every ``refresh``, even when nothing arrives (so stale data is noticed and
 
 Every site has its own small task; a change only sets the site's flag. The loops stay shut until
 :meth:`DecisionLoop.open` (the service opens them once the retained state has settled after connecting).
+
+A routine decision waits for spare time (:mod:`shared.spare_time`): the messages already waiting are handled
+first, so a reading that shows an overload is never queued behind the routine decisions the readings before
+it woke. An urgent decision (:meth:`DecisionLoop.urgent`) does not wait, and lets a waiting one through.
 """
 
 from __future__ import annotations
@@ -14,8 +18,13 @@ from collections.abc import Awaitable, Callable
 
 from shared.clock import Clock, wait_for_event
 from shared.models import Timers
+from shared.spare_time import SpareTime
 
 log = logging.getLogger("ampmq.allocator.loop")
+
+#: The longest a routine decision waits for spare time (s): on a machine that never catches up it is late,
+#: never left out.
+SPARE_PATIENCE = 0.5
 
 
 class DecisionLoop:
@@ -24,8 +33,11 @@ class DecisionLoop:
         clock: Clock,
         decide: Callable[[str], Awaitable[None]],
         timers: Callable[[str], Timers],
+        spare_time: SpareTime | None = None,
     ) -> None:
         self._clock = clock
+        self._spare_time = spare_time
+        self._tickets: dict[str, asyncio.Future[None]] = {}
         self._decide = decide
         self._timers = timers
         self._changed: dict[str, asyncio.Event] = {}
@@ -46,6 +58,9 @@ class DecisionLoop:
         """The site is over a limit: decide now, without waiting out ``min_interval`` (a cut for safety is
         immediate; only increases are paced)."""
         self._urgent.setdefault(site, asyncio.Event()).set()
+        ticket = self._tickets.get(site)
+        if ticket is not None:
+            SpareTime.now(ticket)
         self.changed(site)
 
     def changed(self, site: str) -> None:
@@ -80,6 +95,12 @@ class DecisionLoop:
                 if gap > 0 and not urgent.is_set():
                     # coalesce: what arrives meanwhile goes into this decision
                     await wait_for_event(self._clock, urgent, gap)
+            if self._spare_time is not None and not urgent.is_set():
+                self._tickets[site] = ticket = self._spare_time.ticket(SPARE_PATIENCE)
+                try:
+                    await ticket
+                finally:
+                    del self._tickets[site]
             changed.clear()
             urgent.clear()
             last = clock.monotonic()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -56,6 +57,7 @@ from shared.models import (
 )
 from shared.mqtt import ONLINE, Incoming, RawIncoming, Runtime
 from shared.payload import check_bounds
+from shared.spare_time import SpareWork
 from shared.topics import Leaf, TopicRef, Topics
 
 from .announce import Announcements, is_defaults
@@ -77,6 +79,10 @@ from .settings_store import SettingsRejected, describe, merge_load, merge_site
 from .state import Liveness, Registry, SiteState
 
 SERVICE = "allocator"
+#: The longest a reading's calibration waits for spare time (s), and how many may wait before the oldest are
+#: dropped (the detector then starts afresh at the gap, as after any long pause of the meter).
+CALIBRATION_PATIENCE = 5.0
+CALIBRATIONS_BEHIND = 10_000
 
 SetT = TypeVar("SetT", SiteSettingsSet, LoadSettingsSet)
 
@@ -124,7 +130,10 @@ class AllocatorService:
         self.runtime.serve_only(self.section.serve_only)  # another instance's sites: dropped before any parsing
         self.registry = Registry(self.section)
         self.detector = DetectorSettings(lag=self.section.calibration_lag)
-        self.loop = DecisionLoop(clock, self.decide, self._timers)
+        self.loop = DecisionLoop(clock, self.decide, self._timers, self.runtime.spare_time)
+        #: Each reading's calibration, in order, when the inbox is empty (never before a cut).
+        self.calibrations = SpareWork(self.runtime.spare_time, CALIBRATION_PATIENCE, CALIBRATIONS_BEHIND,
+                                      self.runtime.log)
         self.discovery = (DiscoveryAnnouncer(self.runtime, Discovery(self.topics, self.section.discovery_prefix))
                           if self.section.home_assistant else None)
         self.announcements = Announcements(self.runtime, self.topics, self.section, self.discovery)
@@ -152,12 +161,14 @@ class AllocatorService:
             site.measurement = judged.measurement
             if overloaded(judged.measurement, site.settings):
                 self.loop.urgent(site.site)
-                await asyncio.sleep(0)  # the cut is decided now: before calibration and the rest of the inbox
+                await asyncio.sleep(0)  # the cut is decided now: before the rest of the inbox
             else:
                 self.loop.changed(site.site)
             if self.section.calibration and self.loop.is_open:
                 # (not before the retained state settled: the detector continues from its retained copy)
-                await self.calibrate(site, judged.measurement)
+                states = [entry.state for entry in site.loads.values() if entry.state is not None]
+                self.calibrations.put(functools.partial(self.calibrate, site, judged.measurement, states,
+                                                        self._now()))
 
         @rt.route(topics.load_filter(Leaf.STATE), LoadState, latest=True)
         async def on_load_state(msg: Incoming[LoadState]) -> None:
@@ -599,13 +610,13 @@ class AllocatorService:
         self.metrics.decided(site_id, allocation, time.perf_counter() - started)
 
     # -- calibration -------------------------------------------------------------------------------
-    async def calibrate(self, site: SiteState, measurement: SiteMeasurement) -> None:
-        """Feed the phase mapping and polarity detector; report each new finding once (warn, never override:
-        only loads with ``auto_phase_map`` use a detected mapping); publish the calibration when it changed,
-        at most every ``calibration_interval`` unless there is a new finding."""
-        now = self._now()
+    async def calibrate(self, site: SiteState, measurement: SiteMeasurement, states: list[LoadState],
+                        now: datetime) -> None:
+        """Feed the phase mapping and polarity detector with a reading and the load states when it came;
+        report each new finding once (warn, never override: only loads with ``auto_phase_map`` use a detected
+        mapping); publish the calibration when it changed, at most every ``calibration_interval`` unless there
+        is a new finding."""
         before = site.calibration
-        states = [entry.state for entry in site.loads.values() if entry.state is not None]
         after = observe(before, measurement, states, now, self.detector)
         site.calibration = after
         topic = self.topics.calibration(site.site)
@@ -631,9 +642,11 @@ class AllocatorService:
         for site, state in self.registry.sites.items():
             if state.served:
                 self.loop.changed(site)
+        calibrating = asyncio.get_running_loop().create_task(self.calibrations.run(), name="calibrations")
         try:
             await self.runtime.run()
         finally:
+            calibrating.cancel()
             await self.loop.close()
 
 

@@ -29,6 +29,7 @@ from shared.models import ErrorReport, Leg, LoadState, LoadStatus, Phase, Reason
 from shared.models.load import DEFAULT_LEGS
 from shared.mqtt import OFFLINE, ONLINE, Incoming, RawIncoming, Runtime
 from shared.payload import PayloadError, parse_json
+from shared.spare_time import SpareTime
 from shared.topics import ID_PATTERN
 
 SERVICE = "load-adapters"
@@ -203,6 +204,8 @@ class LoadAdapter(ABC, Generic[C]):
         self._setpoint_changed = False
         self._stopping = False
         self._wake = asyncio.Event()
+        #: The spare-time ticket a routine turn waits for (shared/spare_time.py), while it waits.
+        self._ticket: asyncio.Future[None] | None = None
         self.commands = CommandCounts()
 
     # -- what each adapter type provides -----------------------------------------------------------
@@ -291,6 +294,8 @@ class LoadAdapter(ABC, Generic[C]):
     def wake(self) -> None:
         """Run the loop now (a state change worth publishing)."""
         self._wake.set()
+        if self._ticket is not None:
+            SpareTime.now(self._ticket)
 
     @property
     def setpoint_expired(self) -> bool:
@@ -318,7 +323,8 @@ class LoadAdapter(ABC, Generic[C]):
     # -- wiring ------------------------------------------------------------------------------------
     def attach(self) -> None:
         """Declare the setpoint route and the device's routes."""
-        self.runtime.route(self.topics.setpoint(self.site, self.load), Setpoint, latest=True)(
+        # first: a setpoint (a cut) is applied before the device's own news waiting in the inbox
+        self.runtime.route(self.topics.setpoint(self.site, self.load), Setpoint, latest=True, first=True)(
             self._on_setpoint)
         self.routes()
 
@@ -413,6 +419,14 @@ class LoadAdapter(ABC, Generic[C]):
             except Exception:  # one load's bug must not stop the others
                 self.log.exception("adapter step failed")
             await wait_for_event(self.clock, self._wake, self.config.tick)
+            if not self._wake.is_set() and not self._stopping:
+                # a routine turn (nothing woke it) waits for spare time: a thousand loads' turns never hold
+                # a setpoint in the inbox; a wake meanwhile lets it through at once
+                self._ticket = self.runtime.spare_time.ticket(self.config.tick)
+                try:
+                    await self._ticket
+                finally:
+                    self._ticket = None
 
     def start(self) -> None:
         """Start the startup grace now (the broker link is up)."""

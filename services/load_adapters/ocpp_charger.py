@@ -333,8 +333,11 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.runtime.raw_route(t.charger_availability(site, cp), latest=True)(self._on_availability)
         self.runtime.raw_route(t.service_availability(GATEWAY_SERVICE), latest=True)(self._on_gateway)
         self.runtime.route(t.charger_boot(site, cp), ChargerBoot, latest=True)(self._on_boot)
-        self.runtime.route(t.connector_status(site, cp, n), ConnectorStatus, latest=True)(self._on_status)
-        self.runtime.route(t.connector_meter(site, cp, n), ConnectorMeter, latest=True)(self._on_meter)
+        # The connector's status and meter are handled one by one, never replaced by a newer one while waiting:
+        # the charging session counts every reading (its solar part and peak are integrated over them) and
+        # every status (an Available between two others is an unplug). A charger sends few of either.
+        self.runtime.route(t.connector_status(site, cp, n), ConnectorStatus)(self._on_status)
+        self.runtime.route(t.connector_meter(site, cp, n), ConnectorMeter)(self._on_meter)
         self.runtime.route(t.charger_result(site, cp, "+"), OcppResult)(self._on_result)
         self.runtime.route(t.connector_transaction(site, cp, n), TransactionState)(self._on_transaction)
         self.runtime.raw_route(t.measurement(site), latest=True)(self._on_site_measurement)

@@ -62,6 +62,34 @@ async def test_events_beyond_the_limit_are_refused_and_counted_while_states_stil
     assert inbox.put(msg("e", "4"), state=False)  # room again
 
 
+async def test_what_goes_first_is_handled_before_the_ordinary_lane_and_in_its_own_order() -> None:
+    """A load adapter's setpoints go first: a cut is applied before the readings and statuses that came
+    before it; within each lane the rules above hold (a newer setpoint takes the waiting one's place)."""
+    inbox: Inbox[RawIncoming] = Inbox()
+    inbox.put(msg("meter/a", "1"), state=True)
+    inbox.put(msg("status", "Charging"), state=False)
+    inbox.put(msg("setpoint/a", "16"), state=True, first=True)
+    inbox.put(msg("meter/a", "2"), state=True)
+    inbox.put(msg("setpoint/b", "16"), state=True, first=True)
+    inbox.put(msg("setpoint/a", "0"), state=True, first=True)
+    assert await drain(inbox) == [("setpoint/a", "0"), ("setpoint/b", "16"), ("status", "Charging"),
+                                  ("meter/a", "2")]
+
+
+async def test_the_emptied_hook_runs_each_time_the_reader_finds_nothing() -> None:
+    inbox: Inbox[RawIncoming] = Inbox()
+    emptied: list[int] = []
+    inbox.emptied = lambda: emptied.append(len(inbox))
+    inbox.put(msg("t", "1"), state=False)
+    await inbox.get()
+    getter = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0.01)
+    assert emptied == [0]
+    inbox.put(msg("t", "2"), state=False)
+    await getter
+    assert emptied == [0]
+
+
 async def test_a_waiting_get_wakes_on_put() -> None:
     inbox: Inbox[RawIncoming] = Inbox()
     getter = asyncio.ensure_future(inbox.get())
