@@ -71,5 +71,14 @@ def judge_state(state: LoadState, received: datetime, tolerance: float) -> tuple
     return (state if state.ts <= received else state.model_copy(update={"ts": received})), None
 
 
+def only_renewed(before: LoadState | None, after: LoadState, received: datetime, stale_after: float) -> bool:
+    """Whether ``after`` says nothing ``before`` did not, and ``before`` was still well within its freshness
+    (younger than half ``stale_after``): an adapter's periodic renewal, which no decision has to follow (a
+    thousand loads renew every ten seconds). A state that brings news, or rescues an ageing one, does."""
+    if before is None or before.ts < received - timedelta(seconds=stale_after / 2):
+        return False
+    return before.model_copy(update={"ts": after.ts}) == after
+
+
 def _ahead(ts: datetime, received: datetime) -> str:
     return f"{(ts - received).total_seconds():.0f} s ahead of the allocator's clock"

@@ -66,7 +66,7 @@ from .change_gate import ChangeGate, decision_content, setpoint_content
 from .config import AllocatorConfig
 from .core import allocate
 from .discovery import DiscoveryAnnouncer
-from .freshness import judge_measurement, judge_state
+from .freshness import judge_measurement, judge_state, only_renewed
 from .grid_limit import GridLimitConfig, from_command, from_relay, restored
 from .limits import breaches, clamped
 from .loop import DecisionLoop
@@ -178,13 +178,15 @@ class AllocatorService:
             entry = self.registry.load(site.site, _load_of(msg.ref, msg.payload.load))
             if entry.plan is not None and soc_moved(entry.planned_soc, msg.payload.soc):
                 site.replan = True  # the energy a plan still needs changed
-            entry.state, entry.untrusted = judge_state(msg.payload, self._now(), self.section.future_tolerance)
+            before, now = entry.state, self._now()
+            entry.state, entry.untrusted = judge_state(msg.payload, now, self.section.future_tolerance)
             entry.seen = True
             if entry.untrusted is not None:
                 await self._report_future(site.site, msg.topic, f"load {msg.payload.load}", [entry.untrusted])
             if self.discovery is not None:
                 self.discovery.load(site.site, msg.payload.load, msg.payload.name, msg.payload.kind)
-            self.loop.changed(site.site)
+            if not only_renewed(before, entry.state, now, self.section.load_stale_after):
+                self.loop.changed(site.site)
 
         @rt.raw_route(topics.load_filter(Leaf.AVAILABILITY), latest=True)
         async def on_load_availability(msg: RawIncoming) -> None:

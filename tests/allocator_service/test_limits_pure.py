@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.allocator.freshness import judge_measurement, judge_state
+from services.allocator.freshness import judge_measurement, judge_state, only_renewed
 from services.allocator.limits import breaches, clamped
-from shared.models import Circuit, Mode, Phase, PowerReading, SiteSettings
+from shared.models import Circuit, LoadStatus, Mode, Phase, PowerReading, SiteSettings
 
 from .conftest import evse, measurement
 
@@ -53,3 +53,16 @@ def test_a_state_from_the_future_is_not_trusted() -> None:
     assert state.ts == T and why is not None and "3600 s ahead" in why
     state, why = judge_state(evse("home", "car").model_copy(update={"ts": T + timedelta(seconds=2)}), T, 5.0)
     assert state.ts == T and why is None
+
+
+def test_a_state_that_only_renews_an_unchanged_fresh_one_asks_for_no_decision() -> None:
+    """An adapter renews its state every ``state_interval``: a decision follows only news, or a state that
+    rescues an ageing one (older than half ``load_stale_after``), or the first one."""
+    before = evse("home", "car", draw=16.0).model_copy(update={"ts": T - timedelta(seconds=10)})
+    renewal = before.model_copy(update={"ts": T})
+    assert only_renewed(before, renewal, T, stale_after=30.0)
+    assert not only_renewed(None, renewal, T, stale_after=30.0)
+    assert not only_renewed(before, renewal.model_copy(update={"draw": {Phase.A: 9.0}}), T, stale_after=30.0)
+    assert not only_renewed(before, renewal.model_copy(update={"status": LoadStatus.IDLE}), T, stale_after=30.0)
+    ageing = before.model_copy(update={"ts": T - timedelta(seconds=16)})
+    assert not only_renewed(ageing, renewal, T, stale_after=30.0)
