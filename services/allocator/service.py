@@ -595,11 +595,14 @@ class AllocatorService:
             self._gate_connection = self.runtime.stats.connects
         settings = snapshot.settings
         planned = site.planned(now)
+        # an unchanged setpoint is renewed three times in its lifetime (every 20 s by default), or every
+        # refresh if that is longer: its renewals were the most frequent message at rest (a thousand loads)
+        renew = max(refresh, settings.timers.setpoint_lifetime / 3)
         for d in allocation.decisions:
             if d.load in planned:
                 d = explained(d, planned[d.load], now)
             topic = self.topics.setpoint(site_id, d.load)
-            if gate.passes(topic, setpoint_content(d, settings.voltage), mono, refresh):
+            if gate.passes(topic, setpoint_content(d, settings.voltage), mono, renew):
                 # each on the wire as it is published (shared/write_through.py): a cut before the report is built
                 await self.runtime.publish(topic, setpoint(site_id, d, settings, now), retain=True)
         if gate.passes(topic := self.topics.decision(site_id), decision_content(allocation), mono, refresh):

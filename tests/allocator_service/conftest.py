@@ -25,7 +25,7 @@ FAST_TIMERS: dict[str, float] = {
     "min_run": 0.0,
     "min_pause": 0.0,
     "grace": 0.0,
-    "setpoint_lifetime": 30.0,
+    "setpoint_lifetime": 3.0,  # renewed every second (a third of it)
     "ramp_step": 100.0,
     "surplus_smoothing": 1.0,
     "surplus_dead_band": 0.0,

@@ -53,7 +53,7 @@ async def test_publishes_a_setpoint_per_load_and_a_site_decision(
         setpoint = sp(await watch.expect(topics.setpoint(site_id, "car")))
         # house 10 A + 16 A would pass 24 A: the car gets what is left below the fuse minus the margin
         assert (setpoint.current, setpoint.reason) == (14.0, Reason.FUSE_LIMIT)
-        assert setpoint.valid_until >= setpoint.ts + timedelta(seconds=29)
+        assert setpoint.valid_until == setpoint.ts + timedelta(seconds=FAST_TIMERS["setpoint_lifetime"])
         decision = (await watch.expect(topics.decision(site_id))).model(SiteDecision)
         assert decision.site == site_id and not decision.stale
 
@@ -621,10 +621,12 @@ async def test_home_assistant_discovery_is_published_and_resent_when_home_assist
         await watch.publish(topic, b"", retain=True)
 
 
-async def test_an_unchanged_setpoint_is_renewed_every_refresh_and_a_changed_one_goes_at_once(
+async def test_an_unchanged_setpoint_is_renewed_three_times_in_its_lifetime_and_a_changed_one_goes_at_once(
     watch: Probe, topics: Topics, site_id: str, make_config: Callable[..., AmpmqConfig]
 ) -> None:
-    timers = {**FAST_TIMERS, "refresh": 4.0}
+    """Renewed every third of ``setpoint_lifetime`` (here 3 s; never more often than ``refresh``), give or take
+    the last quarter of that: long before it expires, and not with every decision."""
+    timers = {**FAST_TIMERS, "refresh": 1.0, "setpoint_lifetime": 9.0}
     config = make_config(sites={site_id: {"fuse_limit": 25.0, "margin": 1.0, "timers": timers}})
     await publish_car(watch, topics, site_id, 10.0)
     async with running(config):
@@ -635,7 +637,8 @@ async def test_an_unchanged_setpoint_is_renewed_every_refresh_and_a_changed_one_
             await asyncio.sleep(0.08)
         assert not watch.on(topics.setpoint(site_id, "car"), after=mark)
         renewed = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark, timeout=5))
-        assert renewed.current == first.current and renewed.valid_until > first.valid_until
+        assert renewed.current == first.current
+        assert 2.0 <= (renewed.valid_until - first.valid_until).total_seconds() < 9.0
         mark = watch.mark()
         await watch.publish(topics.measurement(site_id), measurement(site_id, 15.0), retain=True)
         cut = sp(await watch.expect(topics.setpoint(site_id, "car"), after=mark, timeout=0.5))
