@@ -18,10 +18,13 @@ after :func:`reconnect_delay`: 0.25 s doubling to a 2 s cap, jittered, so a serv
 Every payload is validated by its model before a handler sees it. A payload that fails is not applied:
 the runtime publishes an :class:`ErrorReport` on the site's errors topic, logs it, and goes on.
 
-Messages go from the socket straight into the runtime's :class:`~shared.inbox.Inbox` and are handled one
-at a time, in order. A route declared ``latest=True`` carries a state (a reading, a load's state, a
-setpoint): while the handlers are behind, a newer message on its topic replaces the waiting one, so a
-service that falls behind acts on the latest state instead of working through a backlog. Routes look up
+Messages go from the socket straight into the runtime's :class:`~shared.inbox.Inbox` — everything the socket
+holds at once (:mod:`shared.read_ahead`) — and are handled one at a time, in order; a route declared
+``first=True`` (a setpoint to apply) goes before the rest. Work no message waits on asks for spare time
+(:attr:`Runtime.spare_time`, :mod:`shared.spare_time`) and runs when the inbox is empty. A route declared
+``latest=True`` carries a state (a reading, a load's state, a setpoint): while the handlers are behind, a
+newer message on its topic replaces the waiting one, so a service that falls behind acts on the latest state
+instead of working through a backlog. Routes look up
 in a :class:`~shared.filters.FilterTable`, whatever their number. :meth:`Runtime.publish` writes the message
 to the socket and returns (:mod:`shared.write_through`): no handler ever waits for the broker's acknowledgement.
 """
@@ -330,7 +333,8 @@ class Runtime:
         self._on_connect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._client: aiomqtt.Client | None = None
         self._writer: WriteThrough | None = None
-        self._reader: ReadAhead | None = None
+        #: The reader of the current connection (None while there is none): how it reads, counted.
+        self.reader: ReadAhead | None = None
         self._hurry = False
         #: The sites this instance serves (None: all); see :meth:`serve_only`.
         self._sites: frozenset[str] | None = None
@@ -527,7 +531,7 @@ class Runtime:
                 ) as client:
                     _skip_filtered_callbacks(paho_of(client))
                     self._writer = WriteThrough(paho_of(client), asyncio.get_running_loop())
-                    self._reader = ReadAhead(paho_of(client), asyncio.get_running_loop(), _ending_session(client))
+                    self.reader = ReadAhead(paho_of(client), asyncio.get_running_loop(), _ending_session(client))
                     # aiomqtt warns past 10 publications awaiting their PUBACK; 1 000 in flight are by design
                     client.pending_calls_threshold = _MAX_INFLIGHT
                     self._client = client
@@ -542,7 +546,7 @@ class Runtime:
                 self._connected.clear()
                 self._client = None
                 self._writer = None
-                self._reader = None
+                self.reader = None
             if self.stats.connects > connects_before:
                 attempt = 0  # the last attempt got through: start the backoff anew
             delay = reconnect_delay(attempt, self._backoff_initial, self._backoff_max, self._jitter.random())

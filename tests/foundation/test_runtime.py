@@ -10,11 +10,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
 
+from shared import read_ahead
 from shared.broker import Mosquitto
 from shared.models import ErrorReport, LoadSettingsSet, SiteMeasurement
 from shared.mqtt import (
@@ -24,6 +26,7 @@ from shared.mqtt import (
     BrokerAddress,
     BrokerUrlError,
     Incoming,
+    RawIncoming,
     Runtime,
     reconnect_delay,
     serving,
@@ -242,6 +245,42 @@ async def test_a_publication_is_on_the_wire_before_the_publisher_goes_on(own_mos
     finally:
         watcher.loop_stop()
         watcher.disconnect()
+
+
+async def test_what_waits_in_the_socket_is_read_at_once_and_in_order(mqtt_url: str, site_id: str) -> None:
+    """A burst that came while the service was busy (here: its loop blocked) is read with a few large reads,
+    not a packet per turn of the loop, and handled whole and in order — a message larger than one read
+    included (read in pieces), and the connection still answers afterwards."""
+    topics = Topics()
+    runtime = Runtime("reader", mqtt_url, topics)
+    topic = topics.measurement(site_id)
+    got: list[bytes] = []
+
+    @runtime.raw_route(topic)
+    async def on_message(msg: RawIncoming) -> None:
+        got.append(msg.payload)
+
+    big = b"y" * (read_ahead.CHUNK * 2 + 17)
+    async with serving(runtime), Probe(mqtt_url) as sender:
+        assert runtime.reader is not None
+        sender.send(topic, b"warm-up")
+        while not got:
+            await asyncio.sleep(0.01)
+        reads_before = runtime.reader.reads
+        payloads = [b"%d" % n for n in range(1000)]
+        payloads[500] = big
+        for payload in payloads:
+            sender.send(topic, payload)
+        await asyncio.sleep(0)  # the sender writes as it sends; our loop now stays blocked
+        time.sleep(0.5)  # everything waits in our socket
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(got) < 1001 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        assert got[1:] == payloads
+        assert runtime.reader.reads - reads_before < 50, "read a packet at a time, not what the socket held"
+        sender.send(topic, b"after")
+        while got[-1] != b"after":
+            await asyncio.sleep(0.01)
 
 
 async def test_receiving_leaves_no_cyclic_garbage_per_message(mqtt_url: str, probe: Probe, site_id: str) -> None:
