@@ -57,11 +57,16 @@ class ScaledClock:
 SYSTEM_CLOCK: Clock = SystemClock()
 
 
+def real_seconds(clock: Clock, seconds: float) -> float:
+    """``seconds`` of ``clock`` time in the event loop's (real) seconds: on a clock running 120 times faster,
+    a sixth of a real second for 20 s. (Any other clock counts real seconds.)"""
+    return seconds / clock.speed if isinstance(clock, ScaledClock) else seconds
+
+
 def clock_timeout(clock: Clock, seconds: float) -> asyncio.Timeout:
-    """``asyncio.timeout`` counted in ``clock``'s seconds: on a clock running 120 times faster, a 20 s
-    command timeout is over in a sixth of a real second, as it is for the service that set it. (Any other
-    clock counts real seconds.)"""
-    return asyncio.timeout(seconds / clock.speed if isinstance(clock, ScaledClock) else seconds)
+    """``asyncio.timeout`` counted in ``clock``'s seconds: a 20 s command timeout is over when 20 s of the
+    service's own clock have passed (:func:`real_seconds`)."""
+    return asyncio.timeout(real_seconds(clock, seconds))
 
 
 async def wait_for_event(clock: Clock, event: asyncio.Event, seconds: float) -> None:

@@ -16,14 +16,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from shared.clock import Clock, wait_for_event
+from shared.clock import Clock, real_seconds, wait_for_event
 from shared.models import Timers
 from shared.spare_time import SpareTime
 
 log = logging.getLogger("ampmq.allocator.loop")
 
-#: The longest a routine decision waits for spare time (s): on a machine that never catches up it is late,
-#: never left out.
+#: The longest a routine decision waits for spare time (s of the service's clock): on a machine that never
+#: catches up it is late, never left out.
 SPARE_PATIENCE = 0.5
 
 
@@ -96,7 +96,7 @@ class DecisionLoop:
                     # coalesce: what arrives meanwhile goes into this decision
                     await wait_for_event(self._clock, urgent, gap)
             if self._spare_time is not None and not urgent.is_set():
-                self._tickets[site] = ticket = self._spare_time.ticket(SPARE_PATIENCE)
+                self._tickets[site] = ticket = self._spare_time.ticket(real_seconds(clock, SPARE_PATIENCE))
                 try:
                     await ticket
                 finally:

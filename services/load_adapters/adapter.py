@@ -23,7 +23,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import Field, model_validator
 
-from shared.clock import Clock, wait_for_event
+from shared.clock import Clock, real_seconds, wait_for_event
 from shared.config import SectionModel
 from shared.models import ErrorReport, Leg, LoadState, LoadStatus, Phase, Reason, Setpoint
 from shared.models.load import DEFAULT_LEGS
@@ -422,7 +422,7 @@ class LoadAdapter(ABC, Generic[C]):
             if not self._wake.is_set() and not self._stopping:
                 # a routine turn (nothing woke it) waits for spare time: a thousand loads' turns never hold
                 # a setpoint in the inbox; a wake meanwhile lets it through at once
-                self._ticket = self.runtime.spare_time.ticket(self.config.tick)
+                self._ticket = self.runtime.spare_time.ticket(real_seconds(self.clock, self.config.tick))
                 try:
                     await self._ticket
                 finally:

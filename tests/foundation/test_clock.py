@@ -7,7 +7,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-from shared.clock import SYSTEM_CLOCK, ScaledClock, wait_for_event
+from shared.clock import SYSTEM_CLOCK, ScaledClock, real_seconds, wait_for_event
 
 
 async def test_a_scaled_clock_waits_its_own_seconds() -> None:
@@ -16,6 +16,12 @@ async def test_a_scaled_clock_waits_its_own_seconds() -> None:
     await wait_for_event(clock, asyncio.Event(), 10.0)  # ten clock seconds: a tenth of a real one
     assert 0.09 <= time.monotonic() - started < 1.0
     assert clock.monotonic() >= 10.0
+
+
+def test_a_scaled_clocks_seconds_in_real_ones() -> None:
+    """What spare time's patience and the timeouts count in: the service's seconds, made real."""
+    assert real_seconds(ScaledClock(datetime(2026, 12, 1, tzinfo=UTC), speed=240.0), 1.2) == 0.005
+    assert real_seconds(SYSTEM_CLOCK, 1.2) == 1.2
 
 
 async def test_the_event_ends_the_wait() -> None:
