@@ -14,18 +14,25 @@ its limit decides at once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 
 class SpareTime:
-    """Tickets for spare time, handed out in order, one per turn of the event loop."""
+    """Tickets for spare time, handed out in order, one per turn of the event loop.
+
+    Tickets of the same patience wait in one queue (their deadlines in arrival order), so the earliest
+    deadline is always at the head of one of the few queues: a decision's short patience is kept even behind
+    a calibration's long one."""
 
     def __init__(self, busy: Callable[[], bool]) -> None:
         #: Whether messages wait (then no ticket goes, unless its patience ran out).
         self._busy = busy
-        self._waiting: deque[tuple[asyncio.Future[None], float]] = deque()
+        #: patience -> (arrival, ticket, deadline) in arrival order
+        self._queues: dict[float, deque[tuple[int, asyncio.Future[None], float]]] = {}
+        self._arrivals = itertools.count()
         self._release: asyncio.TimerHandle | None = None
         #: Tickets let through because their patience ran out while messages waited.
         self.overdue = 0
@@ -34,7 +41,10 @@ class SpareTime:
         """A future that completes when the inbox is empty (or after ``patience`` seconds at the latest)."""
         loop = asyncio.get_running_loop()
         ticket: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((ticket, loop.time() + patience))
+        queue = self._queues.get(patience)
+        if queue is None:
+            queue = self._queues[patience] = deque()
+        queue.append((next(self._arrivals), ticket, loop.time() + patience))
         self._schedule(loop, 0.0)
         return ticket
 
@@ -46,7 +56,7 @@ class SpareTime:
 
     def idle(self) -> None:
         """The inbox has emptied: the next ticket may go."""
-        if self._waiting:
+        if any(self._queues.values()):
             self._schedule(asyncio.get_running_loop(), 0.0)
 
     def _schedule(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
@@ -59,24 +69,35 @@ class SpareTime:
         else:
             self._release = loop.call_at(loop.time(), self._let_one_through)
 
+    def _heads(self) -> list[deque[tuple[int, asyncio.Future[None], float]]]:
+        """The queues with a ticket still waiting, each with that ticket at its head."""
+        heads = []
+        for queue in self._queues.values():
+            while queue and queue[0][1].done():  # let through early, or cancelled
+                queue.popleft()
+            if queue:
+                heads.append(queue)
+        return heads
+
     def _let_one_through(self) -> None:
         self._release = None
-        waiting = self._waiting
-        while waiting and waiting[0][0].done():  # let through early, or cancelled
-            waiting.popleft()
-        if not waiting:
+        heads = self._heads()
+        if not heads:
             return
         loop = asyncio.get_running_loop()
-        ticket, deadline = waiting[0]
         if self._busy():
-            late = deadline - loop.time()
-            if late > 0.0:
-                self._schedule(loop, late)  # or sooner, when the inbox empties (idle)
+            now = loop.time()
+            overdue = [q for q in heads if q[0][2] <= now]
+            if not overdue:
+                # the earliest patience runs out then (or the inbox empties sooner: idle)
+                self._schedule(loop, min(q[0][2] for q in heads) - now)
                 return
+            heads = overdue
             self.overdue += 1
-        waiting.popleft()
+        queue = min(heads, key=lambda q: q[0][0])  # the oldest of them
+        _, ticket, _ = queue.popleft()
         ticket.set_result(None)
-        if waiting:
+        if len(heads) > 1 or queue:
             # the next one on a later turn: after the one let through has run, and the socket was read
             self._schedule(loop, 0.0)
 

@@ -42,6 +42,15 @@ async def test_a_ticket_goes_when_its_patience_runs_out_however_busy() -> None:
     assert spare.overdue == 1
 
 
+async def test_a_short_patience_is_kept_behind_a_long_one() -> None:
+    """The allocator's routine decisions (0.5 s) wait behind its calibrations (5 s): each keeps its own."""
+    spare = SpareTime(lambda: True)
+    long, short = spare.ticket(patience=10.0), spare.ticket(patience=0.05)
+    await asyncio.wait_for(short, 1.0)
+    assert not long.done() and spare.overdue == 1
+    long.cancel()
+
+
 async def test_a_ticket_let_through_early_goes_at_once_and_the_next_keeps_its_place() -> None:
     spare = SpareTime(lambda: True)
     first, second = spare.ticket(patience=10.0), spare.ticket(patience=0.05)
