@@ -24,9 +24,9 @@ holds at once (:mod:`shared.read_ahead`) — and are handled one at a time, in o
 (:attr:`Runtime.spare_time`, :mod:`shared.spare_time`) and runs when the inbox is empty. A route declared
 ``latest=True`` carries a state (a reading, a load's state, a setpoint): while the handlers are behind, a
 newer message on its topic replaces the waiting one, so a service that falls behind acts on the latest state
-instead of working through a backlog. Routes look up
-in a :class:`~shared.filters.FilterTable`, whatever their number. :meth:`Runtime.publish` writes the message
-to the socket and returns (:mod:`shared.write_through`): no handler ever waits for the broker's acknowledgement.
+instead of working through a backlog. Routes look up in a :class:`~shared.filters.FilterTable`, whatever their
+number. :meth:`Runtime.publish` writes the message to the socket and returns (:mod:`shared.write_through`):
+no handler ever waits for the broker's acknowledgement.
 """
 
 from __future__ import annotations
@@ -529,9 +529,10 @@ class Runtime:
                     self.identifier, will=will, queue_type=_queue_into(self._receive),
                     max_inflight_messages=_MAX_INFLIGHT, logger=logging.getLogger(f"ampmq.{self.service}.mqtt"),
                 ) as client:
-                    _skip_filtered_callbacks(paho_of(client))
-                    self._writer = WriteThrough(paho_of(client), asyncio.get_running_loop())
-                    self.reader = ReadAhead(paho_of(client), asyncio.get_running_loop(), _ending_session(client))
+                    paho, loop = paho_of(client), asyncio.get_running_loop()
+                    _skip_filtered_callbacks(paho)
+                    self._writer = WriteThrough(paho, loop)
+                    self.reader = ReadAhead(paho, loop, _ending_session(client))
                     # aiomqtt warns past 10 publications awaiting their PUBACK; 1 000 in flight are by design
                     client.pending_calls_threshold = _MAX_INFLIGHT
                     self._client = client

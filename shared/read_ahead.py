@@ -41,17 +41,11 @@ class ReadAhead:
         self._recv = paho._sock_recv  # paho's own: the socket's recv, TLS's want-read/write turned into its terms
         self._buffer = memoryview(b"")
         self._fd = sock.fileno()
-        self._continued = False
-        #: How many turns of the reader there were, and how many ``recv`` calls that returned bytes.
-        self.turns = 0
+        #: How many ``recv`` calls returned bytes.
         self.reads = 0
         paho._sock_recv = self._sock_recv  # type: ignore[method-assign]
         loop.remove_reader(self._fd)
         loop.add_reader(self._fd, self.drain)
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if not self._buffer:
@@ -64,9 +58,8 @@ class ReadAhead:
         return chunk.tobytes()
 
     def drain(self) -> None:
-        """Read packets while bytes wait (in the buffer, or in TLS's own), for at most ``SLICE``."""
-        self._continued = False
-        self.turns += 1
+        """Read packets while bytes wait (in the buffer, or in TLS's own), for at most ``SLICE``; the rest on
+        the loop's next turn (a drain with nothing left to read returns at once)."""
         paho = self.paho
         until = time.perf_counter() + SLICE
         try:
@@ -78,15 +71,10 @@ class ReadAhead:
                 if not self._buffer and not (hasattr(sock, "pending") and sock.pending() > 0):
                     return
                 if time.perf_counter() > until:
-                    self._continued = True
-                    self.loop.call_soon(self._go_on)
+                    self.loop.call_soon(self.drain)
                     return
         except Exception as exc:  # as aiomqtt's own reader: a broken connection ends the session
             self._on_error(exc)
-
-    def _go_on(self) -> None:
-        if self._continued:
-            self.drain()
 
 
 __all__ = ["ReadAhead"]
