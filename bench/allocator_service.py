@@ -42,19 +42,25 @@ from .floors import mqtt_round_trip
 from .processes import stop
 from .stats import ratio, summary_ms
 
-#: Decide on every message (no coalescing), never on the clock during a run, and no ramping.
+#: Decide on every message (no coalescing), never on the clock during a run, and no ramping. The loads
+#: publish no draw (this harness has no cars): an increase counts as followed at once (``follow_time`` 0), or
+#: break before make would hold every raise for 30 s, and their one state stays fresh for the whole run.
 TIMERS = {"min_interval": 0.0, "refresh": 600.0, "stale_after": 600.0, "ramp_step": 100.0, "min_run": 0.0,
-          "min_pause": 0.0, "grace": 0.0}
+          "min_pause": 0.0, "grace": 0.0, "follow_time": 0.0, "load_stale_after": 3600.0}
 LOADS = ("car", "van")
 #: The house's current, alternating from one sample of a site to the next: at 2 A the car gets 16 A and the
-#: van 6 A, at 14 A both get less, so every sample changes both setpoints (an unchanged setpoint is not
-#: republished: services/allocator/change_gate.py) and every round changes every site's decision.
+#: van 6 A, at 14 A the car 10 A and the van pauses (fuse 25 A), so every sample changes both setpoints (an
+#: unchanged setpoint is not republished: services/allocator/change_gate.py) and every round changes every
+#: site's decision.
 HOUSE = (14.0, 2.0)
 
 
-def _measurement(site: str, house: float) -> SiteMeasurement:
+def _measurement(site: str, house: float, loads: dict[Phase, float] | None = None) -> SiteMeasurement:
+    """The grid meter sees the house and what the loads draw (each follows its setpoint at once)."""
     now = datetime.now(UTC)
-    return SiteMeasurement(site=site, ts=now, grid_current={p: CurrentReading(ts=now, value=house) for p in Phase})
+    loads = loads or {}
+    return SiteMeasurement(site=site, ts=now, grid_current={
+        p: CurrentReading(ts=now, value=house + loads.get(p, 0.0)) for p in Phase})
 
 
 def _load(site: str, load: str) -> LoadState:
@@ -69,6 +75,8 @@ class Arrivals:
     def __init__(self, url: str) -> None:
         self._client = BrokerAddress.parse(url).client(f"bench-arrivals-{time.monotonic_ns()}")
         self._counts: dict[str, int] = {}
+        #: The last payload on each topic.
+        self.last: dict[str, bytes] = {}
         self._waiting: dict[str, tuple[int, asyncio.Future[None]]] = {}
         self._reader: asyncio.Task[None] | None = None
 
@@ -89,9 +97,20 @@ class Arrivals:
         async for message in self._client.messages:
             topic = str(message.topic)
             count = self._counts[topic] = self._counts.get(topic, 0) + 1
+            self.last[topic] = message.payload if isinstance(message.payload, bytes) else b""
             waiter = self._waiting.get(topic)
             if waiter is not None and count >= waiter[0] and not waiter[1].done():
                 waiter[1].set_result(None)
+
+    def drawn(self, topics: Topics, site: str) -> dict[Phase, float]:
+        """What the site's loads draw per phase: each its last setpoint."""
+        drawn = dict.fromkeys(Phase, 0.0)
+        for load in LOADS:
+            if payload := self.last.get(topics.setpoint(site, load)):
+                setpoint = json.loads(payload)
+                for phase in setpoint["phases"] if setpoint["on"] else []:
+                    drawn[Phase(phase)] += setpoint["current"]
+        return drawn
 
     def next(self, topic: str) -> asyncio.Future[None]:
         """A future done when the next message on ``topic`` (after this call) has arrived."""
@@ -133,6 +152,10 @@ async def _size(url: str, sites: int, samples: int, rounds: int) -> dict[str, An
     topics = Topics(f"bench-{sites}")
     names = [f"site-{i}" for i in range(sites)]
     house = {site: itertools.cycle(HOUSE) for site in names}  # each site's next reading: the other level
+
+    def reading(site: str) -> SiteMeasurement:
+        return _measurement(site, next(house[site]), arrivals.drawn(topics, site))
+
     async with Probe(url) as probe, Arrivals(url) as arrivals:
         await arrivals.subscribe(topics.load_filter(Leaf.SETPOINT))
         await arrivals.subscribe(topics.decision("+"))
@@ -151,7 +174,7 @@ async def _size(url: str, sites: int, samples: int, rounds: int) -> dict[str, An
                 setpoints = [arrivals.next(topics.setpoint(site, load)) for load in LOADS]
                 whole = arrivals.next(topics.decision(site))
                 started = time.perf_counter()
-                await probe.publish(topics.measurement(site), _measurement(site, next(house[site])), qos=0)
+                await probe.publish(topics.measurement(site), reading(site), qos=0)
                 await asyncio.wait_for(asyncio.gather(*setpoints), 10)
                 latencies.append(time.perf_counter() - started)
                 await asyncio.wait_for(whole, 10)  # the whole decision is out before the next sample
@@ -160,8 +183,12 @@ async def _size(url: str, sites: int, samples: int, rounds: int) -> dict[str, An
             for _ in range(rounds):
                 round_out = [arrivals.next(topics.decision(site)) for site in names]
                 for site in names:
-                    await probe.publish(topics.measurement(site), _measurement(site, next(house[site])), qos=0)
-                await asyncio.wait_for(asyncio.gather(*round_out), 60)
+                    await probe.publish(topics.measurement(site), reading(site), qos=0)
+                try:
+                    await asyncio.wait_for(asyncio.gather(*round_out), 60)
+                except TimeoutError:
+                    silent = [site for site, out in zip(names, round_out, strict=True) if not out.done()]
+                    raise TimeoutError(f"no decision within 60 s from {len(silent)} sites: {silent[:5]}") from None
             elapsed, cpu = time.perf_counter() - started, _cpu_seconds(service.pid) - cpu_before
     decisions = sites * rounds
     return {"latency": summary_ms(latencies), "decisions_per_s": round(decisions / elapsed, 1),

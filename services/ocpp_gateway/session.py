@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import functools
 import itertools
 import json
@@ -53,7 +52,6 @@ from ocpp.messages import (  # type: ignore[import-untyped]
     CallError,
     CallResult,
     MessageType,
-    validate_payload,
 )
 from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
@@ -303,7 +301,7 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         ``TimeoutError``, :class:`CallErrorReceived` or :class:`InvalidResponse`.
         """
         unique_id = str(uuid.uuid4())
-        await validate_payload(Call(unique_id, action, copy.deepcopy(payload)), self._ocpp_version)
+        schemas.check(self._ocpp_version, action, MessageType.Call, payload)
         loop = asyncio.get_running_loop()
         # the queue: one outstanding CALL per charger (OCPP-J), charging profiles ahead of every other waiting
         # command; the wait in it is bounded by the timeouts of the CALLs ahead. The timeout counts from the
@@ -328,7 +326,7 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         if not isinstance(answer.payload, dict):
             raise InvalidResponse("the answer is not a JSON object", answer.payload)
         try:
-            await validate_payload(CallResult(unique_id, copy.deepcopy(answer.payload), action), self._ocpp_version)
+            schemas.check(self._ocpp_version, action, MessageType.CallResult, answer.payload)
         except OCPPError as exc:
             raise InvalidResponse(f"{exc.code}: {exc.details or exc.description}", answer.payload) from exc
         return answer.payload
