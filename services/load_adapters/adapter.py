@@ -33,6 +33,9 @@ from shared.spare_time import SpareTime
 from shared.topics import ID_PATTERN
 
 SERVICE = "load-adapters"
+#: A turn for a deadline comes this long after it (seconds of the service's clock), so that it finds it
+#: passed whichever way its check compares.
+DEADLINE_SLACK = 0.001
 
 #: Setpoint reasons that cut for safety: an adapter never holds a load on against them (minimum on
 #: times are device comfort, the fuse comes first).
@@ -222,7 +225,8 @@ class LoadAdapter(ABC, Generic[C]):
         """Drive the device to ``setpoint``; ``None``: the safe state (no valid setpoint)."""
 
     async def tick(self) -> None:
-        """Periodic device work: polls, confirmations, retries. Called every ``config.tick`` seconds."""
+        """Periodic device work: polls, confirmations, retries. Called on every turn of the loop: every
+        ``config.tick`` seconds, or for an adapter with :meth:`deadlines`, when news comes or one is due."""
 
     def state_inputs(self) -> tuple[object, ...] | None:
         """Everything :meth:`build_state` reads, what it derives from the clock included, or None (the
@@ -230,6 +234,37 @@ class LoadAdapter(ABC, Generic[C]):
         builds nothing until ``state_interval`` is over: most turns of a thousand idle chargers' loops, whose
         building and comparing of an unchanged state was nine tenths of the adapters' work at rest."""
         return None
+
+    def deadlines(self) -> list[float] | None:
+        """When (``clock.monotonic()``) a turn must come though nothing wakes the loop: what changes with
+        time alone — a command's timeout, a retry, a renewal, a state that ages. None (the default): the
+        loop turns every ``tick``, for devices it polls. An adapter whose device reports by itself and whose
+        handlers wake the loop on every news names them (with :meth:`base_deadlines`): a thousand idle
+        chargers' loops then sleep until their next renewal instead of turning every second."""
+        return None
+
+    def base_deadlines(self) -> list[float]:
+        """The base's own: the state's renewal, the setpoint's expiry, the end of the startup grace, silence."""
+        now = self.clock.monotonic()
+        due = [self._last_state_at + self.config.state_interval]
+        if self.setpoint is not None:
+            due.append(now + (self.setpoint.valid_until - self.clock.now()).total_seconds())
+        elif not self._fallback_applied:
+            due.append(self._started + self.config.startup_grace)
+        if self.last_seen is not None:
+            due.append(self.last_seen + self.config.silent_after)
+        return due
+
+    def quiet_for(self) -> float:
+        """How long the loop may sleep unless woken: until the nearest deadline still ahead (a hair past it,
+        so the turn finds it passed), at most ``state_interval``; ``tick`` for an adapter without deadlines."""
+        due = self.deadlines()
+        if due is None:
+            return self.config.tick
+        now = self.clock.monotonic()
+        ahead = [t for t in due if t > now]
+        return min(min(ahead, default=now + self.config.state_interval) - now + DEADLINE_SLACK,
+                   self.config.state_interval)
 
     async def on_connect(self) -> None:
         """Called after each (re)connect to the broker."""
@@ -418,7 +453,7 @@ class LoadAdapter(ABC, Generic[C]):
                 await self.step()
             except Exception:  # one load's bug must not stop the others
                 self.log.exception("adapter step failed")
-            await wait_for_event(self.clock, self._wake, self.config.tick)
+            await wait_for_event(self.clock, self._wake, self.quiet_for())
             if not self._wake.is_set() and not self._stopping:
                 # a routine turn (nothing woke it) waits for spare time: a thousand loads' turns never hold
                 # a setpoint in the inbox; a wake meanwhile lets it through at once

@@ -88,6 +88,9 @@ COMMANDS = ("SetChargingProfile", "ClearChargingProfile", "Reset", "GetConfigura
 SKEW_TOLERANCE = 5.0
 #: How many of the charger's latest timestamps the skew estimate looks at.
 SKEW_SAMPLES = 8
+#: A command with no result this long after its own timeout (s) has failed: the gateway is gone, or the
+#: broker lost it.
+PENDING_SLACK = 5.0
 _request_ids = itertools.count(1)
 
 
@@ -393,7 +396,11 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         elif online:
             self._commands_lost()  # online again (a socket replaced, the gateway back): no backoff carried over
         self.online = online
-        self.heard() if online else self.lost()
+        if online:
+            self.heard()
+            self.wake()  # online again: whatever was lost is installed at once
+        else:
+            self.lost()
 
     async def _on_gateway(self, msg: RawIncoming) -> None:
         online = msg.payload.strip() == ONLINE.encode()
@@ -416,6 +423,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         self.boot_ts = boot.ts
         self.version = boot.ocpp_version
         self.heard()
+        self.wake()  # a (re)booted charger gets its profiles at once
 
     def _clock_sample(self, charger_time: datetime | None, received: datetime) -> None:
         if charger_time is not None:
@@ -450,6 +458,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
             self.legs_in_use = list(self.config.phases)  # the next car may use other legs
         self.watchdog.forget()
         self.heard()
+        self.wake()  # a new status is news for the state, and may end a session
 
     async def _on_meter(self, msg: Incoming[ConnectorMeter]) -> None:
         meter = msg.payload
@@ -574,7 +583,7 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         """Commands the gateway never answered (it is gone, or the broker lost them) count as failed."""
         now = self.clock.monotonic()
         for request_id, pending in list(self.pending.items()):
-            if now - pending.sent_at > self.config.command_timeout + 5.0:
+            if now - pending.sent_at > self.config.command_timeout + PENDING_SLACK:
                 del self.pending[request_id]
                 await self._failed(pending, "no result from the gateway")
 
@@ -819,6 +828,25 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
 
     async def apply(self, setpoint: Setpoint | None) -> None:
         await self._sync()
+
+    def deadlines(self) -> list[float] | None:
+        """The charger reports by itself and every message from it wakes the loop; what changes with time
+        alone: a command's answer overdue, a retry, the live profile's renewal, a car going idle or due to be
+        offered current again (and the base's: state renewal, setpoint expiry). A phase contactor is polled:
+        every tick then."""
+        if self.phase_relay is not None:
+            return None
+        c = self.config
+        due = self.base_deadlines()
+        due.extend(p.sent_at + c.command_timeout + PENDING_SLACK for p in self.pending.values())
+        due.extend(self.retry_at.values())
+        if self.live_at is not None:
+            due.append(self.live_at + self.renew_after)
+        if self.suspended_since is not None:
+            due.append(max(self.suspended_since, self.last_drawing or -1e18) + c.idle_after)
+        if self.full_since is not None:
+            due.append(self.full_since + c.full_recheck_after)
+        return due
 
     async def _take_results(self) -> None:
         """Apply the answers that came in since the last turn."""

@@ -656,3 +656,42 @@ async def test_an_idle_chargers_loop_builds_its_state_only_when_something_change
                            where=lambda m: m.json()["draw"].get("A") == 7.0)
         renewed = await probe.expect(T.load_state(site_id, "carport"), after=probe.mark(), timeout=3)
         assert renewed.json()["draw"]["A"] == 7.0  # renewed within state_interval, unchanged
+
+
+async def test_an_idle_chargers_loop_sleeps_until_its_next_deadline(
+        mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """A charger's loop turns when news comes or something is due, not every tick: a charging car that says
+    nothing new leaves its loop asleep (ticks every 0.1 s here), yet the live profile is renewed on time
+    (``renew_every`` 2 s) and a refused renewal is retried after ``retry_initial`` (0.3 s), well before the
+    next turn the state's renewal (``state_interval`` 2 s) would bring."""
+    load = charger_load(site_id, rate_unit="A", renew_every=2.0, lifetime=6.0)
+    async with (ocpp_gateway(mqtt_url, site_id, ["CP-A"]) as gw, running(mqtt_url, [load]) as svc,
+                charge_point(gw.url, "CP-A") as cp):
+        adapter = svc.adapter(site_id, "carport")
+        turns: list[float] = []
+        step = adapter.step
+
+        async def counted() -> None:
+            turns.append(asyncio.get_running_loop().time())
+            await step()
+
+        adapter.step = counted  # type: ignore[method-assign]
+        await cp.boot()
+        await cp.status("Charging")
+        await probe.publish(T.setpoint(site_id, "carport"), setpoint(site_id, "carport", current=10.0, phases=ALL))
+        await cp.wait_call("SetChargingProfile", where=lambda p: live16(p) and limit16(p) == 10.0)
+        await asyncio.sleep(0.3)  # the answer is in
+        before = len(turns)
+        await asyncio.sleep(1.0)  # ten ticks, nothing new
+        assert len(turns) - before <= 3, f"{len(turns) - before} turns in ten idle ticks"
+
+        mark = cp.mark()
+        renewed = await cp.wait_call("SetChargingProfile", where=live16, after=mark, timeout=4)
+        assert limit16(renewed) == 10.0  # nobody asked: renewed on its deadline
+
+        cp.reject_profiles = 1
+        mark = cp.mark()
+        await cp.wait_call("SetChargingProfile", where=live16, after=mark, timeout=4)  # refused
+        refused_at = asyncio.get_running_loop().time()
+        await cp.wait_call("SetChargingProfile", where=live16, after=mark + 1, timeout=4)  # retried
+        assert asyncio.get_running_loop().time() - refused_at < 1.5
