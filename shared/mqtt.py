@@ -477,6 +477,12 @@ class Runtime:
         trace.note("out", topic)
         return True
 
+    def together(self) -> contextlib.AbstractContextManager[None]:
+        """Publications made inside go to the broker in one push when the block ends
+        (:meth:`WriteThrough.together`); nothing inside may wait (:meth:`publish` never does)."""
+        writer = self._writer
+        return writer.together() if writer is not None else contextlib.nullcontext()
+
     async def report_error(
         self, topic: str, error: str, message: str, payload: bytes | str = b"", *, site: str | None = None,
         transaction: str | None = None,

@@ -13,13 +13,21 @@ while reading, the connect) still go to aiomqtt's writer; one of those still que
 has already written everything would find nothing to write and, as paho no longer counts it registered, stay
 registered on an idle socket (the loop would spin on it), so it is removed on the loop's next turn.
 
+Publications that belong together (a decision's setpoints) can go in one push (:meth:`WriteThrough.together`):
+each still reaches the kernel as it is published, but the socket is corked (``TCP_CORK``) until the last, so
+the broker is woken once for all of them. A wake-up is what a ``send`` to an idle peer costs (some 70 µs on a
+2-core VM, against 1 µs to a busy one), and the peer woken by the first setpoint could otherwise run before
+the second was written.
+
 Called in the event loop's thread only (the runtime publishes from its tasks).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -67,6 +75,25 @@ class WriteThrough:
             self._writer_asked = False
             self.loop.call_soon(self._drop_idle_writer)
         return info
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """The publications made inside reach the broker in one push, when the block ends. Nothing may wait
+        inside (the cork would hold whatever else is published meanwhile). Where the socket cannot be corked
+        (not TCP, not Linux), each goes as it is published."""
+        sock = self.paho.socket()  # TLS too (an SSLSocket is a socket); a websocket transport wraps its own
+        cork: int | None = getattr(socket, "TCP_CORK", None)  # Linux
+        corked: socket.socket | None = None
+        if isinstance(sock, socket.socket) and cork is not None:
+            with contextlib.suppress(OSError):  # a Unix socket
+                sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+                corked = sock
+        try:
+            yield
+        finally:
+            if corked is not None and cork is not None:
+                with contextlib.suppress(OSError):  # the connection went meanwhile
+                    corked.setsockopt(socket.IPPROTO_TCP, cork, 0)
 
     def _drop_idle_writer(self) -> None:
         sock = self.paho.socket()

@@ -598,13 +598,15 @@ class AllocatorService:
         # an unchanged setpoint is renewed three times in its lifetime (every 20 s by default), or every
         # refresh if that is longer: its renewals were the most frequent message at rest (a thousand loads)
         renew = max(refresh, settings.timers.setpoint_lifetime / 3)
-        for d in allocation.decisions:
-            if d.load in planned:
-                d = explained(d, planned[d.load], now)
-            topic = self.topics.setpoint(site_id, d.load)
-            if gate.passes(topic, setpoint_content(d, settings.voltage), mono, renew):
-                # each on the wire as it is published (shared/write_through.py): a cut before the report is built
-                await self.runtime.publish(topic, setpoint(site_id, d, settings, now), retain=True)
+        # the setpoints in one push, before the report is built (shared/write_through.py): the broker is woken
+        # once for all of them, and the cut is on the wire before anything else is done
+        with self.runtime.together():
+            for d in allocation.decisions:
+                if d.load in planned:
+                    d = explained(d, planned[d.load], now)
+                topic = self.topics.setpoint(site_id, d.load)
+                if gate.passes(topic, setpoint_content(d, settings.voltage), mono, renew):
+                    await self.runtime.publish(topic, setpoint(site_id, d, settings, now), retain=True)
         if gate.passes(topic := self.topics.decision(site_id), decision_content(allocation), mono, refresh):
             await self.runtime.publish(topic, site_decision(allocation, now), retain=True)
         limit = allocation.grid_limit

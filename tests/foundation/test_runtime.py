@@ -283,6 +283,29 @@ async def test_what_waits_in_the_socket_is_read_at_once_and_in_order(mqtt_url: s
             await asyncio.sleep(0.01)
 
 
+async def test_publications_together_reach_the_broker_in_one_push(mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """A decision's setpoints go in one push (TCP_CORK): each is written as it is published, but nothing
+    reaches the broker until the block ends — held here across a wait on purpose, which the allocator never
+    does — and then all of them arrive, in order. Publications after the block go at once again."""
+    topics = Topics()
+    runtime = Runtime("together", mqtt_url, topics)
+    topic = topics.setpoint(site_id, "car")
+    await probe.subscribe(topic)
+    async with serving(runtime):
+        await runtime.wait_connected(10)
+        mark = probe.mark()
+        with runtime.together():
+            for n in range(3):
+                assert await runtime.publish(topic, f"{n}", qos=0)
+            await asyncio.sleep(0.1)
+            assert probe.on(topic, after=mark) == [], "sent before the block ended"
+        await probe.expect(topic, after=mark, where=lambda m: m.text == "2")
+        assert [m.text for m in probe.on(topic, after=mark)] == ["0", "1", "2"]
+        mark = probe.mark()
+        assert await runtime.publish(topic, "alone", qos=0)
+        await probe.expect(topic, after=mark, where=lambda m: m.text == "alone")
+
+
 async def test_receiving_leaves_no_cyclic_garbage_per_message(mqtt_url: str, probe: Probe, site_id: str) -> None:
     """Every message a service receives is freed by its reference count: nothing per message waits for the
     cyclic collector (paho's own per-filter matcher left six objects of it for each)."""
