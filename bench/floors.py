@@ -19,6 +19,7 @@ from shared.broker import free_port, wait_for_port
 from shared.probe import Probe
 
 from .processes import stop
+from .stamping import StampingConnection
 from .stats import summary_ms
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,18 +71,19 @@ async def relay_path(url: str, hops: int, gap: float, samples: int = 100) -> dic
     payload = b"x" * 300  # about a setpoint's size
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 30.0)
-        async with Probe(url) as sender, connect(f"ws://127.0.0.1:{port}") as ws:
+        async with Probe(url) as sender, \
+                connect(f"ws://127.0.0.1:{port}", create_connection=StampingConnection) as ws:
             for _ in range(100):  # until every relay has subscribed and a message makes it through
                 await sender.publish(topics[0], payload, qos=0)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ws.recv(), 0.2)
+                    await asyncio.wait_for(ws.recv_stamped(), 0.2)
                     break
             else:
                 raise RuntimeError("the relay chain never passed a message through")
             await asyncio.sleep(0.5)
             while True:  # anything still on its way from the warm-up
                 try:
-                    await asyncio.wait_for(ws.recv(), 0.1)
+                    await asyncio.wait_for(ws.recv_stamped(), 0.1)
                 except TimeoutError:
                     break
             durations = []
@@ -89,8 +91,8 @@ async def relay_path(url: str, hops: int, gap: float, samples: int = 100) -> dic
                 await asyncio.sleep(gap)
                 started = time.perf_counter()
                 await sender.publish(topics[0], payload, qos=0)
-                await asyncio.wait_for(ws.recv(), 5)
-                durations.append(time.perf_counter() - started)
+                _, arrived = await asyncio.wait_for(ws.recv_stamped(), 5)
+                durations.append(arrived - started)  # stamped as the charge points' frames are
         return summary_ms(durations)
     finally:
         for relay in relays:

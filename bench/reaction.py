@@ -35,7 +35,7 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16 import call as call16
 from ocpp.v16.enums import Action
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from shared import trace
@@ -49,6 +49,7 @@ from .floors import measure as measure_floors
 from .floors import relay_path
 from .hops import Trial
 from .processes import stop_all
+from .stamping import StampingConnection
 from .stats import ratio, summary_ms
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,13 +72,13 @@ TRIAL_EVERY_S = 0.2
 class StampedConnection:
     """The charge point's websocket, noting when each frame arrived (before the OCPP library parses it)."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: StampingConnection) -> None:
         self.ws = ws
         self.arrived = 0.0
 
     async def recv(self) -> str | bytes:
         frame = await self.ws.recv()
-        self.arrived = time.perf_counter()
+        self.arrived = self.ws.arrived()
         return frame
 
     async def send(self, frame: str) -> None:
@@ -93,7 +94,7 @@ class BenchCharger(ChargePoint):  # type: ignore[misc]
 
     _connection: StampedConnection
 
-    def __init__(self, cp_id: str, ws: ClientConnection) -> None:
+    def __init__(self, cp_id: str, ws: StampingConnection) -> None:
         ChargePoint.__init__(self, cp_id, StampedConnection(ws), response_timeout=30)
         self.profiles: list[tuple[float, float]] = []
         self.changed = asyncio.Event()
@@ -228,7 +229,7 @@ class Fleet:
     async def start(self, site: str, cp_id: str) -> None:
         """Connect ``cp_id``, boot it and start its car charging."""
         ws = await connect(f"ws://127.0.0.1:{self.port}/{cp_id}", subprotocols=[Subprotocol("ocpp1.6")],
-                           open_timeout=60)
+                           open_timeout=60, create_connection=StampingConnection)
         point = BenchCharger(cp_id, ws)
         self.points[cp_id] = point
         self.tasks.append(asyncio.create_task(point.start()))
