@@ -152,11 +152,11 @@ async def _size(url: str, sites: int, samples: int, rounds: int) -> dict[str, An
     topics = Topics(f"bench-{sites}")
     names = [f"site-{i}" for i in range(sites)]
     house = {site: itertools.cycle(HOUSE) for site in names}  # each site's next reading: the other level
-
-    def reading(site: str) -> SiteMeasurement:
-        return _measurement(site, next(house[site]), arrivals.drawn(topics, site))
-
     async with Probe(url) as probe, Arrivals(url) as arrivals:
+
+        def reading(site: str) -> SiteMeasurement:
+            return _measurement(site, next(house[site]), arrivals.drawn(topics, site))
+
         await arrivals.subscribe(topics.load_filter(Leaf.SETPOINT))
         await arrivals.subscribe(topics.decision("+"))
         warm = [arrivals.next(topics.decision(site)) for site in names]

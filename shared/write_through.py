@@ -32,6 +32,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+#: Linux's option that holds a socket's partial segments until it is cleared (None elsewhere).
+_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
+
 
 class WriteThrough:
     """paho's publish, written to the socket before it returns."""
@@ -82,23 +85,28 @@ class WriteThrough:
         inside (the cork would hold whatever else is published meanwhile). Where the socket cannot be corked
         (not TCP, not Linux), each goes as it is published."""
         sock = self.paho.socket()  # TLS too (an SSLSocket is a socket); a websocket transport wraps its own
-        cork: int | None = getattr(socket, "TCP_CORK", None)  # Linux
-        corked: socket.socket | None = None
-        if isinstance(sock, socket.socket) and cork is not None:
-            with contextlib.suppress(OSError):  # a Unix socket
-                sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
-                corked = sock
+        cork = _TCP_CORK
+        if cork is None or not isinstance(sock, socket.socket) or not _set_option(sock, cork, 1):
+            yield
+            return
         try:
             yield
         finally:
-            if corked is not None and cork is not None:
-                with contextlib.suppress(OSError):  # the connection went meanwhile
-                    corked.setsockopt(socket.IPPROTO_TCP, cork, 0)
+            _set_option(sock, cork, 0)
 
     def _drop_idle_writer(self) -> None:
         sock = self.paho.socket()
         if sock is not None and sock.fileno() >= 0 and not self.paho.want_write():
             self.loop.remove_writer(sock.fileno())
+
+
+def _set_option(sock: socket.socket, option: int, value: int) -> bool:
+    """Set a TCP option; False where the socket has none (a Unix socket) or is gone."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    except OSError:
+        return False
+    return True
 
 
 __all__ = ["WriteThrough"]

@@ -775,10 +775,15 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
                 return LoadStatus.IDLE
         return status
 
+    def _idle_since(self) -> float | None:
+        """Since when a suspended car has drawn nothing (None: not suspended)."""
+        if self.suspended_since is None:
+            return None
+        return max(x for x in (self.suspended_since, self.last_drawing) if x is not None)
+
     def _idle_for(self) -> float:
-        now = self.clock.monotonic()
-        since = max(x for x in (self.suspended_since, self.last_drawing, -1e18) if x is not None)
-        return now - since if self.suspended_since is not None else 0.0
+        since = self._idle_since()
+        return self.clock.monotonic() - since if since is not None else 0.0
 
     def state_inputs(self) -> tuple[object, ...]:
         s = self.sessions.session
@@ -842,8 +847,8 @@ class OcppChargerAdapter(LoadAdapter[OcppChargerConfig]):
         due.extend(self.retry_at.values())
         if self.live_at is not None:
             due.append(self.live_at + self.renew_after)
-        if self.suspended_since is not None:
-            due.append(max(self.suspended_since, self.last_drawing or -1e18) + c.idle_after)
+        if (idle_since := self._idle_since()) is not None:
+            due.append(idle_since + c.idle_after)
         if self.full_since is not None:
             due.append(self.full_since + c.full_recheck_after)
         return due
