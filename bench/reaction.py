@@ -1,7 +1,8 @@
 """Reaction: a meter message showing an overload → the SetChargingProfile that cuts it, arriving at a real
 OCPP charge point. The whole path runs: Shelly Pro 3EM payload → meter bridge → allocator → load adapter →
 OCPP gateway → websocket → charger. p50/p99 with 1, 100 and 1 000 chargers (two per site beyond one),
-beside the MQTT and websocket round-trip floors and the path's own floor measured in the same run; 1 000
+beside the MQTT and websocket round-trip floors and the path's own floor measured in the same run (idle,
+just before the run; and again right after the trials, under the run's background of meter readings); 1 000
 chargers three times over, each run reported and the worst (issue 19: the goal must hold in every run).
 
 The services run one process each (as the compose file runs them), the chargers and the meters in this one.
@@ -338,10 +339,16 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
                 if len(site_names) == 1:
                     await fleet.points[sites[site][0]].wait_limit(lambda lim: lim >= MAX_CURRENT,
                                                                   time.perf_counter() - 0.001, 30.0)
+            # the same floor again right after the trials, while every meter still reports through the services:
+            # what the do-nothing path costs on the machine as the trials found it (busy, and at this minute's
+            # speed); the goal is judged against the floor above, the idle one
+            loaded_floor = await relay_path(broker.url, hops=4, gap=TRIAL_EVERY_S) if latencies else None
             metering.cancel()  # before the probe's connection closes under it
         result: dict[str, Any] = {"chargers": chargers, "sites": len(sites), "connect_and_boot_s": round(connect_s, 2),
                                   "all_at_maximum_s": round(steady_s, 2), "trial_every_s": TRIAL_EVERY_S,
                                   "path_floor": path_floor}
+        if loaded_floor is not None:
+            result["path_floor_under_load"] = loaded_floor
         if latencies:
             result["overload_to_cut"] = summary_ms(latencies)
             result["trials_over_50ms"] = sum(1 for s in latencies if s > 0.05)
@@ -381,6 +388,8 @@ def run(quick: bool = False, runs: int = 3) -> dict[str, Any]:
                     result["p50_vs_mqtt_floor"] = ratio(cut["p50_ms"], floors["mqtt_round_trip"]["p50_ms"])
                     result["p99_vs_mqtt_floor"] = ratio(cut["p99_ms"], floors["mqtt_round_trip"]["p99_ms"])
                     result["p50_vs_path_floor"] = ratio(cut["p50_ms"], result["path_floor"]["p50_ms"])
+                    if loaded := result.get("path_floor_under_load"):
+                        result["p50_vs_path_floor_under_load"] = ratio(cut["p50_ms"], loaded["p50_ms"])
                 if "wrong" in result:
                     out.setdefault("wrong", []).extend(f"{chargers} chargers: {w}" for w in result["wrong"])
                 results.append(result)
@@ -400,6 +409,9 @@ def worst_of(results: list[dict[str, Any]]) -> dict[str, Any]:
         "trials_over_50ms": max(r["trials_over_50ms"] for r in results),
         "slowest_ms": max(r["slowest_ms"][-1] for r in results),
     }
+    loaded = [r["p50_vs_path_floor_under_load"] for r in results if "p50_vs_path_floor_under_load" in r]
+    if loaded:
+        worst["p50_vs_path_floor_under_load"] = max(loaded)
     met = all(c["p99_ms"] <= GOAL_P99_MS for c in cuts) and \
         all(r["p50_vs_path_floor"] <= GOAL_P50_VS_PATH for r in results)
     return {"worst": worst, "goal_met_every_run": met}

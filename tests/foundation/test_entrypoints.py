@@ -52,3 +52,35 @@ async def test_embedded_broker_carries_retained_messages() -> None:
             await late.subscribe("demo/#")
             msg = await late.expect("demo/state")
             assert msg.text == "hello" and msg.retain
+
+
+def _modules_loaded_by(argv: list[str]) -> set[str]:
+    """The modules a fresh process has loaded once ``ampmq <argv>`` has parsed its command line and imported
+    the service's module, as ``run_services`` does (the service is not started: ``_service_main`` reports)."""
+    probe = (
+        "import importlib, sys\n"
+        "from shared import cli\n"
+        "from shared.services import SERVICES\n"
+        "cli._service_main = lambda name, config: (importlib.import_module(SERVICES[name]),\n"
+        "                                          print(' '.join(sorted(sys.modules))))\n"
+        f"cli.main({argv!r})\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "AMPMQ_CONFIG": ""}, check=True).stdout
+    return set(out.split())
+
+
+def test_a_service_process_loads_neither_the_simulator_nor_the_other_commands() -> None:
+    """One service per container: the allocator's process imports no Modbus, HTTP or simulator code just to
+    parse its command line (20 MB and 0.3 s each, before); ``--config`` before the command is skipped over."""
+    loaded = _modules_loaded_by(["--config", "", "allocator"])
+    assert "services.allocator.service" in loaded  # (the probe ran the real command line up to the service)
+    assert not loaded & {"pymodbus", "aiohttp", "services.site_simulator.cli", "services.allocator.cli",
+                         "shared.acl", "shared.health"}
+
+
+def test_the_help_still_lists_every_command() -> None:
+    shown = subprocess.run([sys.executable, "-m", "shared.cli", "--help"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    for command in ("run", *SERVICES, "allocate", "demo", "hash-password", "acl", "health"):
+        assert command in shown
