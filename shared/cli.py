@@ -140,11 +140,11 @@ def chosen_command(argv: list[str]) -> str | None:
     return None
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     """``--config`` is taken before the command and after it (``ampmq --config F run``, ``ampmq run --config F``).
 
     The extra commands' modules are imported to declare their arguments: all of them for help, or for a command
-    not known yet; only ``command``'s own when it is one of them; none for a service or ``run``. A service
+    not known yet; only ``chosen``'s own when it is one of them; none for a service or ``run``. A service
     process (one per container) so loads neither the simulator nor the other services' libraries: 20 MB and
     0.3 s less for each."""
     parser = argparse.ArgumentParser(prog="ampmq", description=__doc__)
@@ -156,10 +156,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--show", action="store_true", help="print every message published under the root")
     for name in SERVICES:
         sub.add_parser(name, help=f"run the {name} service")
-    if command in SERVICES or command == "run":
+    if chosen in SERVICES or chosen == "run":
         extras: list[str] = []
-    elif command in EXTRA_COMMANDS:
-        extras = [EXTRA_COMMANDS[command]]
+    elif chosen in EXTRA_COMMANDS:
+        extras = [EXTRA_COMMANDS[chosen]]
     else:
         extras = list(EXTRA_COMMANDS.values())
     for module in extras:
