@@ -86,6 +86,17 @@ class Inbox(Generic[T]):
         self._ready.set()
         return True
 
+    def first_waiting(self) -> bool:
+        """Whether a message put first waits (the slots a state left behind at the lane's head are dropped)."""
+        first = self._lanes[0]
+        while first:
+            key, slot = first[0]
+            waiting = self._waiting.get(key)
+            if waiting is not None and waiting[1] == slot:
+                return True
+            first.popleft()
+        return False
+
     async def get(self) -> T:
         """The oldest waiting message (with the newest content for its topic)."""
         first, ordinary = self._lanes

@@ -628,7 +628,9 @@ class Runtime:
 
     def hurry(self) -> None:
         """Let the tasks this message woke run before the rest of the inbox: a handler that hands urgent work to
-        another task (a cut to decide, a command to send) calls this; the inbox yields after the message."""
+        another task (a cut to decide, a command to send) calls this; the inbox yields after the message, or
+        after the messages put first that wait behind it (a site's cut is all its setpoints: the second load's
+        is not held back while the first load's command is sent)."""
         self._hurry = True
 
     async def _handle_inbox(self) -> None:
@@ -651,6 +653,8 @@ class Runtime:
                 self.stats.handler_errors += 1
                 self.log.exception("handling %s failed", message.topic)
             trace.note("done", message.topic)
+            if self._hurry and self.inbox.first_waiting() and time.perf_counter() - sliced <= INBOX_SLICE:
+                continue  # the next is urgent too (a decision's other setpoints): every one before what they woke
             if self._hurry or time.perf_counter() - sliced > INBOX_SLICE:
                 self._hurry = False
                 await asyncio.sleep(0)

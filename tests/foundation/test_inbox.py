@@ -37,6 +37,21 @@ async def test_a_newer_state_takes_the_waiting_ones_place_and_events_all_stay() 
     assert await drain(inbox) == [("meter/a", "4")]
 
 
+async def test_first_waiting_tells_whether_a_message_put_first_is_still_to_come() -> None:
+    inbox: Inbox[RawIncoming] = Inbox()
+    inbox.put(msg("meter/a", "1"), state=True)
+    assert not inbox.first_waiting()
+    inbox.put(msg("setpoint/a", "1"), state=True, first=True)
+    inbox.put(msg("command/a", "go"), state=False, first=True)
+    inbox.put(msg("setpoint/a", "2"), state=True, first=True)  # moves behind the command: its old slot is left
+    assert inbox.first_waiting()
+    assert (await inbox.get()).payload == b"go"
+    assert inbox.first_waiting()
+    assert (await inbox.get()).payload == b"2"
+    assert not inbox.first_waiting()  # only the ordinary lane's reading is left
+    assert len(inbox) == 1
+
+
 async def test_a_newer_state_never_overtakes_an_event_that_came_before_it() -> None:
     """A charger's transaction starts (an event), then its register reading (a state) replaces the one that
     was waiting from before: the reading is handled after the start, so the session it belongs to exists."""

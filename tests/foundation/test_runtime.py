@@ -15,6 +15,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
+from pydantic import BaseModel
 
 from shared import read_ahead
 from shared.broker import Mosquitto
@@ -304,6 +305,51 @@ async def test_publications_together_reach_the_broker_in_one_push(mqtt_url: str,
         mark = probe.mark()
         assert await runtime.publish(topic, "alone", qos=0)
         await probe.expect(topic, after=mark, where=lambda m: m.text == "alone")
+
+
+class _Cut(BaseModel):
+    load: str
+
+
+async def test_urgent_messages_waiting_together_are_all_handled_before_what_they_woke(
+        mqtt_url: str, site_id: str) -> None:
+    """A site's cut is two setpoints, read together: each handler hands its command to a task and asks to
+    hurry. Both are handled before either task runs (the second load's cut does not wait while the first
+    load's command is sent), and both tasks run before the ordinary message that came with them."""
+    topics = Topics()
+    runtime = Runtime("hurry", mqtt_url, topics)
+    order: list[str] = []
+
+    async def apply(load: str) -> None:
+        order.append(f"applied {load}")
+
+    for load in ("a", "b"):
+        @runtime.route(topics.setpoint(site_id, load), _Cut, first=True)
+        async def on_cut(msg: Incoming[_Cut]) -> None:
+            assert msg.payload is not None
+            order.append(f"handled {msg.payload.load}")
+            runtime.spawn(apply(msg.payload.load))
+            runtime.hurry()
+
+    @runtime.raw_route(topics.measurement(site_id))
+    async def on_reading(msg: RawIncoming) -> None:
+        order.append(msg.payload.decode())
+
+    async with serving(runtime), Probe(mqtt_url) as sender:
+        await runtime.wait_connected(10)
+        sender.send(topics.measurement(site_id), b"warm-up")
+        while not order:
+            await asyncio.sleep(0.01)
+        order.clear()
+        sender.send(topics.measurement(site_id), b"reading")
+        for load in ("a", "b"):
+            sender.send(topics.setpoint(site_id, load), _Cut(load=load).model_dump_json())
+        await asyncio.sleep(0)  # the sender writes as it sends; our loop now stays blocked
+        time.sleep(0.3)  # all three wait in our socket, and are read at once
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(order) < 5 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+    assert order == ["handled a", "handled b", "applied a", "applied b", "reading"]
 
 
 async def test_receiving_leaves_no_cyclic_garbage_per_message(mqtt_url: str, probe: Probe, site_id: str) -> None:
