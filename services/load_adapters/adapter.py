@@ -27,6 +27,7 @@ from shared.clock import Clock, real_seconds, wait_for_event
 from shared.config import SectionModel
 from shared.models import ErrorReport, Leg, LoadState, LoadStatus, Phase, Reason, Setpoint
 from shared.models.load import DEFAULT_LEGS
+from shared.moderation import Moderator
 from shared.mqtt import OFFLINE, ONLINE, Incoming, RawIncoming, Runtime
 from shared.payload import PayloadError, parse_json
 from shared.spare_time import SpareTime
@@ -45,6 +46,11 @@ SAFETY_REASONS = frozenset(
 
 #: Error codes that say a command did not take effect on the device (counted by :class:`CommandCounts`).
 COMMAND_FAILURES = frozenset({"command_failed", "command_rejected", "command_not_confirmed"})
+#: A load's error reports: at most REPORTS_PER_LOAD per REPORT_WINDOW seconds, the rest counted and summed up
+#: once (a device whose every payload fails, or a charger failing every command on a saturated machine, must
+#: not flood the errors topic and the log, nor take the CPU the others' cuts need).
+REPORTS_PER_LOAD = 20
+REPORT_WINDOW = 10.0
 
 LoadId = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
 PositiveSeconds = Annotated[float, Field(gt=0.0, le=86_400.0)]
@@ -210,6 +216,7 @@ class LoadAdapter(ABC, Generic[C]):
         #: The spare-time ticket a routine turn waits for (shared/spare_time.py), while it waits.
         self._ticket: asyncio.Future[None] | None = None
         self.commands = CommandCounts()
+        self._moderator = Moderator(clock, REPORTS_PER_LOAD, REPORT_WINDOW)
 
     # -- what each adapter type provides -----------------------------------------------------------
     @abstractmethod
@@ -337,10 +344,20 @@ class LoadAdapter(ABC, Generic[C]):
         return self.setpoint is None or self.clock.now() >= self.setpoint.valid_until
 
     async def report(self, error: str, message: str, topic: str | None = None, payload: str = "") -> None:
-        """An :class:`ErrorReport` on the site's errors topic, and the log."""
-        self.log.warning("%s: %s", error, message)
+        """An :class:`ErrorReport` on the site's errors topic, and the log, in moderation (``REPORTS_PER_LOAD``
+        per ``REPORT_WINDOW``; those held back are summed up in one ``reports_suppressed`` with the next report
+        after the window). A command failure is counted whether reported or not."""
         if error in COMMAND_FAILURES:
             self.commands.fail(error)
+        allowed, held_back = self._moderator.allow()
+        if held_back:
+            summary = f"load {self.load}: {held_back} more problems in {REPORT_WINDOW:g}s not reported one by one"
+            self.log.warning("reports_suppressed: %s", summary)
+            await self.runtime.publish(self.topics.errors(self.site), ErrorReport(
+                service=SERVICE, topic=self.state_topic[:512], error="reports_suppressed", message=summary))
+        if not allowed:
+            return
+        self.log.warning("%s: %s", error, message)
         report = ErrorReport(
             service=SERVICE, topic=(topic or self.state_topic)[:512], error=error[:64], message=message[:1000],
             payload=payload[:512],

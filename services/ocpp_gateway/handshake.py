@@ -40,10 +40,10 @@ from websockets.typing import Subprotocol
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.models import OcppVersion
+from shared.moderation import Moderator
 from shared.topics import TopicError, slugify
 
 from .config import CHARGE_POINT_ID_MAX, GatewayConfig
-from .moderation import Moderator
 from .passwords import verify_password
 from .throttle import LoginThrottle
 

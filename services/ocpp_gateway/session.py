@@ -9,7 +9,7 @@ and the library's route map sends each CALL to its handler. Here:
   in 1.6, message id ``-1`` when none can be read); a CALL for an action OCPP does not know gets
   ``NotImplemented``, one we do not handle ``NotSupported``, one breaking the schema the code the library
   maps the violation to, a failing handler ``PropertyConstraintViolation`` or ``InternalError``; each is
-  reported on the errors topic (in moderation, see :class:`.moderation.Moderator`);
+  reported on the errors topic (in moderation, see :class:`shared.moderation.Moderator`);
 * commands from MQTT go out with :meth:`ChargerSession.request`: validated against the version's schema
   first, one outstanding CALL at a time (OCPP-J) with charging profiles served before other waiting
   commands (:class:`.call_queue.CallQueue`), each with its own timeout, failed at once when the charger
@@ -60,6 +60,7 @@ from websockets.exceptions import ConnectionClosed
 from shared import trace
 from shared.clock import Clock, clock_timeout
 from shared.models import ChargerBoot, ChargerEvent, ConnectorMeter, ConnectorStatus, OcppVersion
+from shared.moderation import Moderator
 from shared.payload import PayloadError, parse_json
 from shared.topics import Topics, slugify
 
@@ -69,7 +70,6 @@ from .config import GatewayConfig
 from .handshake import Admission
 from .meter import connector_meter
 from .metrics import FROM_CHARGER, UNKNOWN_ACTION, OcppStats
-from .moderation import Moderator
 from .outbox import Outbox
 
 # The library validates each message against its JSON schema in a worker thread: about 0.1 ms of work

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from services.load_adapters import adapter as adapter_module
 from shared.models import ErrorReport, LoadKind, LoadState, LoadStatus, Phase, Reason
 from shared.probe import Probe
 
@@ -173,6 +176,33 @@ async def test_malformed_device_payload_is_reported(mqtt_url: str, probe: Probe,
         assert report.json()["topic"] == f"{prefix}/status/switch:0"
         await probe.publish(T.setpoint(site_id, "plug"), '{"site": "x"}')
         await probe.expect(T.errors(site_id), where=lambda m: m.json()["error"] == "validation")
+
+
+async def test_a_device_sending_garbage_is_reported_in_moderation(
+        mqtt_url: str, probe: Probe, site_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plug whose every event fails to parse: the first ``REPORTS_PER_LOAD`` are reported one by one, the
+    rest counted and summed up once with the next report after the window; the plug is still served."""
+    monkeypatch.setattr(adapter_module, "REPORT_WINDOW", 2.0)  # (10 s in service)
+    prefix = f"shelly-{site_id}"
+    extra = 7
+    await probe.subscribe(T.errors(site_id))
+    async with ShellyPlug(mqtt_url, prefix) as plug, running(mqtt_url, [shelly(site_id, prefix)]):
+        mark = probe.mark()
+        for n in range(adapter_module.REPORTS_PER_LOAD + extra):
+            await probe.publish(f"{prefix}/events/rpc", f"{{not json {n}")  # an event topic: none replaced
+        await probe.expect(T.errors(site_id), after=mark,
+                           where=lambda m: m.json()["payload"] == f"{{not json {adapter_module.REPORTS_PER_LOAD - 1}")
+        await asyncio.sleep(2.0)  # the window rolls over
+        await probe.publish(f"{prefix}/events/rpc", "{not json, later")
+        summary = await probe.expect(T.errors(site_id), after=mark,
+                                     where=lambda m: m.json()["error"] == "reports_suppressed")
+        assert f"{extra} more problems" in summary.json()["message"]
+        await probe.expect(T.errors(site_id), after=mark, where=lambda m: m.json()["payload"] == "{not json, later")
+        reported = [m.json()["payload"] for m in probe.on(T.errors(site_id), after=mark)
+                    if m.json()["error"] == "device_payload"]
+        assert reported == [f"{{not json {n}" for n in range(adapter_module.REPORTS_PER_LOAD)] + ["{not json, later"]
+        await probe.publish(T.setpoint(site_id, "plug"), setpoint(site_id, "plug", on=True))
+        await plug.wait_for(lambda: plug.output)
 
 
 async def test_serve_runs_the_configured_loads(mqtt_url: str, probe: Probe, site_id: str) -> None:

@@ -1,4 +1,6 @@
-"""Reports in moderation: a flood of the same trouble is counted, not published message by message."""
+"""Reports in moderation: a flood of the same trouble is counted, not published message by message (a charger
+sending garbage in a loop, a device whose payloads all fail to parse): the gateway per charger, the load adapters
+per load."""
 
 from __future__ import annotations
 
