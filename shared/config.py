@@ -79,6 +79,8 @@ class MqttTls(BaseModel):
                 raise ValueError(f"{name} {str(path)!r} is not a readable file")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together: a client certificate needs its key")
+        if not self.configured:
+            return self  # the system's CAs: nothing of ours to check (loading them took ~90 ms per config)
         from .mqtt import BrokerAddress  # the runtime's own loader: one rule for what is usable
 
         BrokerAddress(host="-", port=0, tls=True, ca_file=self.ca_file, cert_file=self.cert_file,
