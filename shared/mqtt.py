@@ -629,8 +629,8 @@ class Runtime:
     def hurry(self) -> None:
         """Let the tasks this message woke run before the rest of the inbox: a handler that hands urgent work to
         another task (a cut to decide, a command to send) calls this; the inbox yields after the message, or
-        after the messages put first that wait behind it (a site's cut is all its setpoints: the second load's
-        is not held back while the first load's command is sent)."""
+        after the messages put first that wait behind it (a site's cut is all its setpoints: all of them are
+        taken in, then the event loop turns once to the commands they asked for)."""
         self._hurry = True
 
     async def _handle_inbox(self) -> None:
