@@ -8,7 +8,9 @@ from shared.clock import Clock
 
 
 class Moderator:
-    """Allows ``limit`` reports per ``window`` seconds; counts the rest until the window rolls over."""
+    """Allows ``limit`` reports per ``window`` seconds; counts the rest until the window rolls over. A window
+    begins with the first report after the last one ended (not at a fixed beat: a burst after a quiet spell is
+    never split between two windows)."""
 
     __slots__ = ("_clock", "_count", "_start", "limit", "suppressed", "window")
 
@@ -16,7 +18,7 @@ class Moderator:
         self._clock = clock
         self.limit = limit
         self.window = window
-        self._start = clock.monotonic()
+        self._start: float | None = None
         self._count = 0
         self.suppressed = 0
 
@@ -25,7 +27,7 @@ class Moderator:
         summed up once, then forgotten)."""
         now = self._clock.monotonic()
         held_back = 0
-        if now - self._start >= self.window:
+        if self._start is None or now - self._start >= self.window:
             held_back, self.suppressed = self.suppressed, 0
             self._start, self._count = now, 0
         if self._count >= self.limit:
