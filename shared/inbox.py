@@ -90,12 +90,15 @@ class Inbox(Generic[T]):
         """Whether a message put first waits (the slots a state left behind at the lane's head are dropped)."""
         first = self._lanes[0]
         while first:
-            key, slot = first[0]
-            waiting = self._waiting.get(key)
-            if waiting is not None and waiting[1] == slot:
+            if self._live(*first[0]) is not None:
                 return True
             first.popleft()
         return False
+
+    def _live(self, key: object, slot: int) -> tuple[T, int, int] | None:
+        """What waits under ``key`` if ``slot`` is its place; None for a slot a state left behind."""
+        waiting = self._waiting.get(key)
+        return waiting if waiting is not None and waiting[1] == slot else None
 
     async def get(self) -> T:
         """The oldest waiting message (with the newest content for its topic)."""
@@ -107,8 +110,8 @@ class Inbox(Generic[T]):
                     self.emptied()
                 await self._ready.wait()
             key, slot = (first or ordinary).popleft()
-            waiting = self._waiting.get(key)
-            if waiting is None or waiting[1] != slot:
+            waiting = self._live(key, slot)
+            if waiting is None:
                 continue  # a slot a state left behind when it moved back
             del self._waiting[key]
             if not isinstance(key, str):

@@ -35,3 +35,7 @@ class Moderator:
             return False, held_back
         self._count += 1
         return True, held_back
+
+    def summary(self, held_back: int, what: str) -> str:
+        """The sentence that sums up ``held_back`` reports of ``what`` held back in a window."""
+        return f"{held_back} more {what} in {self.window:g}s not reported one by one"

@@ -351,12 +351,12 @@ class LoadAdapter(ABC, Generic[C]):
             self.commands.fail(error)
         allowed, held_back = self._moderator.allow()
         if held_back:
-            summary = f"load {self.load}: {held_back} more problems in {REPORT_WINDOW:g}s not reported one by one"
-            self.log.warning("reports_suppressed: %s", summary)
-            await self.runtime.publish(self.topics.errors(self.site), ErrorReport(
-                service=SERVICE, topic=self.state_topic[:512], error="reports_suppressed", message=summary))
-        if not allowed:
-            return
+            await self._publish_report("reports_suppressed",
+                                       f"load {self.load}: {self._moderator.summary(held_back, 'problems')}")
+        if allowed:
+            await self._publish_report(error, message, topic, payload)
+
+    async def _publish_report(self, error: str, message: str, topic: str | None = None, payload: str = "") -> None:
         self.log.warning("%s: %s", error, message)
         report = ErrorReport(
             service=SERVICE, topic=(topic or self.state_topic)[:512], error=error[:64], message=message[:1000],

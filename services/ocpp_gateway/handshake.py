@@ -335,8 +335,7 @@ class Handshake:
         the chargers' state goes through). The refusals beyond are counted and summed up once."""
         allowed, held_back = self._moderator.allow()
         if held_back:
-            self._report_to(None, "refusals_suppressed", f"{held_back} more handshake refusals in "
-                            f"{REFUSAL_WINDOW:g}s were not reported one by one")
+            self._report_to(None, "refusals_suppressed", self._moderator.summary(held_back, "handshake refusals"))
         if allowed:
             self._report_to(site, error, message)
         else:

@@ -358,8 +358,7 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
         topic = self.topics.charger_availability(self.site, self.charger)
         if held_back:
             self.ctx.outbox.report(self.site, "reports_suppressed", f"charger {self.admission.ocpp_id}: "
-                                   f"{held_back} more problems in {REPORT_WINDOW:g}s not reported one by one",
-                                   topic=topic)
+                                   f"{self._moderator.summary(held_back, 'problems')}", topic=topic)
         if allowed:
             self.ctx.outbox.report(self.site, error, f"charger {self.admission.ocpp_id}: {message}", payload,
                                    topic=topic)
