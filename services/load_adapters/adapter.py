@@ -412,6 +412,9 @@ class LoadAdapter(ABC, Generic[C]):
                 await self._fall_back()
             elif not self.setpoint_expired:
                 await self.apply(self.setpoint)
+            # the other loads woken with this one (a site's cut is all its setpoints) send their commands
+            # before this one goes on to its device work and state: the last load's cut does not wait for them
+            await asyncio.sleep(0)
         if self.setpoint is not None and self.setpoint_expired:
             await self.report("setpoint_expired", f"setpoint expired at {self.setpoint.valid_until.isoformat()}; "
                               "falling back to the safe state")
