@@ -139,7 +139,8 @@ def observe(
                 _tally(outcome, load_cals, phases)
             else:
                 ignored += 1
-        history = [o for o in [*history, last] if o.ts >= observation.ts - timedelta(seconds=settings.lag)][-64:]
+        since = observation.ts - timedelta(seconds=settings.lag)
+        history = [o for o in [*history, last] if o.ts >= since][-64:]
 
     load_cals = {load: _load_verdict(cal, settings) for load, cal in sorted(load_cals.items())}
     phases = {p: _phase_verdict(pp, settings) for p, pp in sorted(phases.items())}
