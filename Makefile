@@ -16,6 +16,20 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q -e '.[test,demo]'
 	@touch $(STAMP)
 
+# Home Assistant itself, for checking discovery against its own schemas and template engine
+# (tests/foundation/test_home_assistant_real.py). Its own virtualenv: HA pins its own versions of libraries
+# ampmq uses. 2024.3.3 is the last release for Python 3.11. About two minutes, once.
+HA_VENV ?= .venv-ha
+HA_STAMP := $(HA_VENV)/.installed-stamp
+HA_REQUIREMENTS := tests/foundation/home_assistant/requirements.txt
+
+$(HA_STAMP): $(HA_REQUIREMENTS)
+	@test -x $(HA_VENV)/bin/python || { echo "creating $(HA_VENV) (Home Assistant's own virtualenv)"; $(PYTHON) -m venv $(HA_VENV); }
+	@echo "installing Home Assistant into $(HA_VENV) for the discovery check (about two minutes; once)"
+	@$(HA_VENV)/bin/python -m pip install -q --upgrade pip
+	@$(HA_VENV)/bin/python -m pip install -q -r $(HA_REQUIREMENTS)
+	@touch $(HA_STAMP)
+
 # A Mosquitto binary for the test broker: Debian's package when it is missing and apt is usable.
 mosquitto:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || test -n "$$MQTT_URL" || { \
@@ -46,7 +60,7 @@ $(NODE_RED_DEPS): tests/node_red/package.json tests/node_red/package-lock.json
 
 js-deps: $(JS_DEPS) $(NODE_RED_DEPS)
 
-test: $(STAMP) mosquitto $(JS_DEPS) $(NODE_RED_DEPS)
+test: $(STAMP) $(HA_STAMP) mosquitto $(JS_DEPS) $(NODE_RED_DEPS)
 	$(PY) -m pytest
 
 demo: $(STAMP)
@@ -60,4 +74,4 @@ bench: $(STAMP) mosquitto
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(HA_VENV) .pytest_cache .mypy_cache .ruff_cache
