@@ -20,11 +20,13 @@ $(STAMP): pyproject.toml
 # (tests/foundation/test_home_assistant_real.py). Its own virtualenv: HA pins its own versions of libraries
 # ampmq uses. 2024.3.3 is the last release for Python 3.11. About two minutes, once.
 HA_VENV ?= .venv-ha
+HA_PYTHON ?= $(PYTHON)
 HA_STAMP := $(HA_VENV)/.installed-stamp
 HA_REQUIREMENTS := tests/foundation/home_assistant/requirements.txt
 
 $(HA_STAMP): $(HA_REQUIREMENTS)
-	@test -x $(HA_VENV)/bin/python || { echo "creating $(HA_VENV) (Home Assistant's own virtualenv)"; $(PYTHON) -m venv $(HA_VENV); }
+	@$(HA_PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else "Home Assistant 2024.3.3 needs Python 3.11 or 3.12: make test HA_PYTHON=python3.12")'
+	@test -x $(HA_VENV)/bin/python || { echo "creating $(HA_VENV) (Home Assistant's own virtualenv)"; $(HA_PYTHON) -m venv $(HA_VENV); }
 	@echo "installing Home Assistant into $(HA_VENV) for the discovery check (about two minutes; once)"
 	@$(HA_VENV)/bin/python -m pip install -q --upgrade pip
 	@$(HA_VENV)/bin/python -m pip install -q -r $(HA_REQUIREMENTS)
