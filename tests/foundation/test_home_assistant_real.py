@@ -38,6 +38,7 @@ from shared.models import (
     SiteSettings,
 )
 from shared.models.measurement import CurrentReading, EnergyReading, PercentReading, PowerReading, VoltageReading
+from shared.topics import Topics
 
 from .test_discovery import every_entity, strict
 
@@ -71,7 +72,7 @@ def _by_leaf() -> dict[str, list[str]]:
         "grid-limit": [GridLimitState(site="home", in_force=True, controllable_cap_w=4200.0,
                                       why="set by steuerbox").model_dump_json(),
                        GridLimitState(site="home").model_dump_json()],
-        "errors": [ErrorReport(service="allocator", topic="ampmq/home/measurement", error="stale",
+        "errors": [ErrorReport(service="allocator", topic=Topics().measurement("home"), error="stale",
                                message="the grid meter is 31 s old").model_dump_json()],
         "state": [evse.model_dump_json(),
                   LoadState(site="home", load="x", kind=LoadKind.ONOFF, rated_power=2000.0).model_dump_json()],
