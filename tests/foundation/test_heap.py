@@ -64,3 +64,29 @@ def test_without_the_hold_the_same_survivors_bring_full_collections() -> None:
         assert gc.get_threshold()[:2] == (YOUNG, MIDDLE)
     finally:
         gc.set_threshold(*thresholds)
+
+
+async def test_once_settled_the_young_generations_are_collected_by_the_clock_not_by_allocations() -> None:
+    """Allocation counts no longer start a collection (the count ignored what replaced what, and the young
+    generations grew until a long pause); every ``young_every`` a young collection runs, and reclaims a cycle
+    made meanwhile. Cancelled, the collector is CPython's own again."""
+    task = asyncio.get_running_loop().create_task(keep_frozen(settle=0.01, refreeze=60, young_every=0.05))
+    try:
+        await asyncio.sleep(0.1)
+        assert not gc.isenabled()
+        young_before = gc.get_stats()[0]["collections"]
+        middle_before = gc.get_stats()[1]["collections"]
+        garbage = [[Node() for _ in range(100)] for _ in range(100)]  # 10 000 cycles: would have been 100 collections
+        del garbage
+        assert gc.get_stats()[0]["collections"] == young_before  # none started by the allocations
+        node = Node()
+        gone = weakref.ref(node)
+        del node
+        await asyncio.sleep(0.3)
+        assert gone() is None  # a timed young collection reclaimed it
+        assert 3 <= gc.get_stats()[1]["collections"] - middle_before <= 8  # about one per 50 ms
+    finally:
+        task.cancel()
+        await asyncio.sleep(0)
+        gc.unfreeze()
+    assert gc.isenabled()
