@@ -40,7 +40,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from shared import trace
-from shared.broker import Mosquitto, free_port, wait_for_port
+from shared.broker import BrokerStartError, Mosquitto, free_port, wait_for_port
 from shared.heap import FIRST_FREEZE_S, hold_full_collections
 from shared.probe import Probe
 from shared.services import SERVICES
@@ -304,12 +304,21 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
     env = {**os.environ, "AMPMQ_MQTT_URL": broker.url, "AMPMQ_CONFIG": conf.name, trace.ENV: str(traces)}
     # one process per service, as docker-compose runs them (one container each)
     launched = time.perf_counter()
+    # each service's log in a file of its own (warnings and worse, per the config): what a service that never
+    # came up said is in the error
+    logs = {name: (traces / f"{name}.log").open("wb") for name in SERVICES}
     services = [subprocess.Popen([sys.executable, "-m", "shared.cli", name], cwd=ROOT, env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in SERVICES]
+                                 stdout=subprocess.DEVNULL, stderr=logs[name]) for name in SERVICES]
     fleet = Fleet(sites, port)
     traced: list[Trial] = []
     try:
-        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 60.0)
+        try:
+            await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 60.0)
+        except BrokerStartError as exc:
+            gateway = services[list(SERVICES).index("ocpp-gateway")]
+            said = (traces / "ocpp-gateway.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the gateway never listened on port {port} (exit status {gateway.poll()}); "
+                               f"it said: {said or 'nothing'}") from exc
         async with Probe(broker.url) as meters:
             metering = asyncio.create_task(fleet.meter_loop(meters))
             fleet.tasks.append(metering)
@@ -358,6 +367,8 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
     finally:
         await fleet.close()
         stop_all(services, 20)
+        for log in logs.values():
+            log.close()
         os.unlink(conf.name)
     # the services wrote their notes as they stopped: where each trial's time went
     result["hops"] = hops.analyse(traced, trace.read(traces))
