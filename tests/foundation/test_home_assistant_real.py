@@ -40,7 +40,7 @@ from shared.models import (
 from shared.models.measurement import CurrentReading, EnergyReading, PercentReading, PowerReading, VoltageReading
 from shared.topics import Topics
 
-from .test_discovery import every_entity, strict
+from .test_discovery import every_entity, render, strict
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = Path(__file__).parent / "home_assistant" / "check_discovery.py"
@@ -119,9 +119,8 @@ def _command_cases(topic: str, config: dict[str, Any]) -> list[dict[str, Any]]:
     values: list[Any] = list(config.get("options", []))
     if "min" in config:
         values += [float(config["min"]), float(config["max"])]
-    env = jinja2.Environment()
     return [{"kind": "command", "where": f"{topic} command {value!r}", "template": template, "value": value,
-             "expected": env.from_string(template).render(value=value)} for value in values]
+             "expected": render(template, value=value)} for value in values]
 
 
 def test_home_assistant_takes_every_config_and_renders_every_template_as_jinja_does(tmp_path: Path) -> None:
