@@ -10,9 +10,11 @@ arriving at the charge point; its hops are found by their topics, each the first
              ──wire──▶ adapter in ─queue─▶ handle ─work─▶ command out
              ──wire──▶ gateway in ─queue─▶ handle ─work─▶ frame sent ──wire──▶ charger
 
-``wire`` is the broker and the operating system (and waiting for a CPU); ``queue`` is the message waiting in
-the service's inbox or for its event loop; ``work`` is the service's own. Around each trial, per service: the
-collections (``gc``), the late wake-ups of its event loop (``lag``), and how many other messages it handled.
+``wire`` is the broker and the operating system (and waiting for a CPU; a message or frame corked to the end of
+its sender's turn, ``shared/cork.py``, is noted when written, so its wait for the push is wire too); ``queue``
+is the message waiting in the service's inbox or for its event loop; ``work`` is the service's own. Around each
+trial, per service: the collections (``gc``), the late wake-ups of its event loop (``lag``), and how many other
+messages it handled; and the machine's own stalls (``bench/stall_watch.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any
 from shared.topics import Topics
 
 SERVICES = ("meter-bridge", "allocator", "load-adapters", "ocpp-gateway")
+#: Notes of the machine itself (``bench/stall_watch.py``): its late wake-ups at real-time priority.
+MACHINE = "machine"
 STAGES = ("wire", "queue", "work")
 
 
@@ -100,7 +104,7 @@ def break_down(trial: Trial, indexes: dict[str, Index], topics: Topics) -> Break
         result.segments[f"{service}.work"] = (t_out - t_handle) * 1000
         previous = t_out
     result.segments["charger.wire"] = (trial.arrived - previous) * 1000
-    for service in SERVICES:
+    for service in (*SERVICES, MACHINE):
         index = indexes.get(service)
         if index is None:
             continue
@@ -157,4 +161,29 @@ def analyse(trials: list[Trial], traces: dict[str, list[tuple[float, str, str]]]
     }
 
 
-__all__ = ["SERVICES", "Trial", "analyse", "break_down"]
+#: A late wake-up of the machine at least this long (ms) is a stall: nothing on the machine ran meanwhile.
+STALL_MS = 10.0
+
+
+def machine_stalls(trials: list[Trial], records: list[tuple[float, str, str]], slow_s: float = 0.05,
+                   stall_ms: float = STALL_MS) -> dict[str, Any]:
+    """The machine's stalls over the trials (``bench/stall_watch.py``): how many, the longest, and how many of
+    the trials slower than ``slow_s`` one overlapped (a stall is noted when it ends, ``lag`` ms late)."""
+    priority = next((key for _, event, key in records if event == "priority"), "unknown")
+    if not trials:
+        return {"priority": priority}
+    first, last = min(t.sent for t in trials), max(t.arrived for t in trials)
+    stalls = [(t - float(key) / 1000, t) for t, event, key in records
+              if event == "lag" and float(key) >= stall_ms and first <= t <= last + 1.0]
+    slow = [t for t in trials if t.latency > slow_s]
+    return {
+        "priority": priority,
+        f"stalls_over_{stall_ms:g}ms": len(stalls),
+        "longest_stall_ms": round(max(((end - start) * 1000 for start, end in stalls), default=0.0), 1),
+        "slow_trials": len(slow),
+        "slow_trials_in_a_stall": sum(1 for t in slow if any(start < t.arrived and end > t.sent
+                                                             for start, end in stalls)),
+    }
+
+
+__all__ = ["MACHINE", "SERVICES", "Trial", "analyse", "break_down", "machine_stalls"]

@@ -309,6 +309,8 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
     logs = {name: (traces / f"{name}.log").open("wb") for name in SERVICES}
     services = [subprocess.Popen([sys.executable, "-m", "shared.cli", name], cwd=ROOT, env=env,
                                  stdout=subprocess.DEVNULL, stderr=logs[name]) for name in SERVICES]
+    # and the machine itself, at real-time priority: a slow trial it saw stalled was not ampmq's
+    watcher = subprocess.Popen([sys.executable, "-m", "bench.stall_watch"], cwd=ROOT, env=env)
     fleet = Fleet(sites, port)
     traced: list[Trial] = []
     try:
@@ -366,12 +368,14 @@ async def run_size(broker: Mosquitto, chargers: int, trials: int) -> dict[str, A
             result["wrong"] = [f"{len(wrong)} profiles never arrived", *wrong[:3]]
     finally:
         await fleet.close()
-        stop_all(services, 20)
+        stop_all([*services, watcher], 20)
         for log in logs.values():
             log.close()
         os.unlink(conf.name)
     # the services wrote their notes as they stopped: where each trial's time went
-    result["hops"] = hops.analyse(traced, trace.read(traces))
+    notes = trace.read(traces)
+    result["hops"] = hops.analyse(traced, notes)
+    result["machine"] = hops.machine_stalls(traced, notes.get(hops.MACHINE, []))
     shutil.rmtree(traces, ignore_errors=True)
     return result
 

@@ -656,6 +656,8 @@ class Runtime:
             if self._hurry and self.inbox.first_waiting() and time.perf_counter() - sliced <= INBOX_SLICE:
                 continue  # the next is urgent too (a decision's other setpoints): every one before what they woke
             if self._hurry or time.perf_counter() - sliced > INBOX_SLICE:
+                if self._hurry and self._writer is not None:
+                    self._writer.together_this_turn()  # what the woken tasks publish goes in one push
                 self._hurry = False
                 await asyncio.sleep(0)
                 sliced = time.perf_counter()

@@ -78,7 +78,10 @@ class Gateway:
         self.handshake = Handshake(config, self.outbox.report, self.registry.owner, clock)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        runtime.route(self.topics.charger_filter(f"{Leaf.CMD}/+"), OcppCommand)(self._on_command)
+        # commands go before the chargers' reports waiting in the inbox; a site's cut (a profile for each of its
+        # chargers, read together) is taken in whole, and the frames its tasks send leave in one push at the
+        # end of that turn (ChargerSession.request)
+        runtime.route(self.topics.charger_filter(f"{Leaf.CMD}/+"), OcppCommand, first=True)(self._on_command)
         self.recall = Recall(config, runtime, self.registry, self.outbox)
         runtime.metrics.register(GatewayCollector(self))
         runtime.on_connect(self._republish_state)

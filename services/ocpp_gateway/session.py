@@ -59,6 +59,7 @@ from websockets.exceptions import ConnectionClosed
 
 from shared import trace
 from shared.clock import Clock, clock_timeout
+from shared.cork import TurnCork
 from shared.models import ChargerBoot, ChargerEvent, ConnectorMeter, ConnectorStatus, OcppVersion
 from shared.moderation import Moderator
 from shared.payload import PayloadError, parse_json
@@ -141,6 +142,8 @@ class GatewayContext:
     clock: Clock
     #: OCPP calls and errors by action, for the metrics.
     stats: OcppStats = field(default_factory=OcppStats)
+    #: Charger sockets whose frames wait for the end of the event loop's turn (:mod:`shared.cork`).
+    corks: TurnCork = field(default_factory=TurnCork)
     #: 1.6 transaction ids (integers the central system hands out), rising across restarts.
     transaction_ids: Iterator[int] = field(default_factory=lambda: itertools.count(int(time.time()) % 1_000_000_000))
 
@@ -314,6 +317,8 @@ class ChargerSession(ChargePoint):  # type: ignore[misc]
             self._pending[unique_id] = future
             try:
                 async with clock_timeout(self.ctx.clock, timeout):
+                    # the frames of one cut (a site's chargers, woken by one turn of the inbox) leave together
+                    self.ctx.corks.hold(self.connection.transport.get_extra_info("socket"))
                     await self._send(Call(unique_id, action, payload).to_json())
                     trace.note("frame", self.charger)
                     answer = await future

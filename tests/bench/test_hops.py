@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.hops import Index, Trial, analyse, break_down
+from bench.hops import Index, Trial, analyse, break_down, machine_stalls
 from shared.topics import Topics
 
 T = Topics()
@@ -72,3 +72,20 @@ def test_the_slowest_trials_excess_names_the_segment_that_made_them_slow() -> No
     assert result["traced_trials"] == 60
     assert next(iter(result["slowest_excess_ms"])) == "load-adapters.wire"
     assert result["slowest"][0]["latency_ms"] == pytest.approx(47.0)
+
+
+def test_the_machines_stalls_are_counted_and_matched_to_the_slow_trials() -> None:
+    """bench/stall_watch.py notes each late wake-up when it ends; a stall of 10 ms or more that overlaps a slow
+    trial marks it as one the machine stalled. Short lags, and stalls outside the trials, are not counted."""
+    slow = Trial("s1", "cp-1-0", "m", sent=10.0, arrived=10.080)  # 80 ms
+    slow_elsewhere = Trial("s2", "cp-2-0", "m", sent=20.0, arrived=20.060)
+    fast = Trial("s3", "cp-3-0", "m", sent=30.0, arrived=30.005)
+    notes = [(1.0, "priority", "realtime"),
+             (5.0, "lag", "40.0"),  # before the trials: not counted
+             (10.050, "lag", "30.0"),  # 10.020-10.050: inside the slow trial
+             (20.070, "lag", "5.0"),  # too short to be a stall
+             (30.500, "lag", "12.0")]  # after the fast trial, within the trials' span
+    result = machine_stalls([slow, slow_elsewhere, fast], notes)
+    assert result == {"priority": "realtime", "stalls_over_10ms": 2, "longest_stall_ms": 30.0, "slow_trials": 2,
+                      "slow_trials_in_a_stall": 1}
+    assert machine_stalls([], notes) == {"priority": "realtime"}

@@ -352,6 +352,62 @@ async def test_urgent_messages_waiting_together_are_all_handled_before_what_they
     assert order == ["handled a", "handled b", "applied a", "applied b", "reading"]
 
 
+async def test_what_an_urgent_message_woke_publishes_in_its_turn_goes_in_one_push(
+        own_mosquitto: type[Mosquitto]) -> None:
+    """A site's cut: each setpoint's handler hands the command to a task and asks to hurry. What those tasks
+    publish in the turn they run reaches the kernel but not the broker until the turn ends (here the first task
+    then blocks the loop for 0.1 s, and a watcher on its own thread hears nothing meanwhile), so one push wakes
+    the broker for both commands; both arrive, in order. Afterwards a publication goes at once again."""
+    broker = own_mosquitto().start()
+    topics = Topics()
+    runtime = Runtime("turn", broker.url, topics)
+    command = topics.charger_command("site", "+", "SetChargingProfile")
+    heard: list[str] = []
+    subscribed = threading.Event()
+    watcher = paho.Client(paho.CallbackAPIVersion.VERSION2)  # its own thread: it hears while our loop is blocked
+    watcher.on_subscribe = lambda *_: subscribed.set()
+    watcher.on_message = lambda _c, _u, message: heard.append(message.payload.decode())
+    watcher.connect(broker.host, broker.port)
+    watcher.subscribe(command, 0)
+    watcher.loop_start()
+    heard_while_blocked: list[str] = []
+
+    async def send(load: str) -> None:
+        await runtime.publish(topics.charger_command("site", load, "SetChargingProfile"), f"cut {load}", qos=0)
+        if load == "a":
+            # the other load's task has not run yet: the first command must not have gone alone (the kernel
+            # holds corked bytes for 200 ms at most)
+            time.sleep(0.1)
+            heard_while_blocked.extend(heard)
+
+    for load in ("a", "b"):
+        @runtime.route(topics.setpoint("site", load), _Cut, first=True)
+        async def on_cut(msg: Incoming[_Cut]) -> None:
+            assert msg.payload is not None
+            runtime.spawn(send(msg.payload.load))
+            runtime.hurry()
+
+    try:
+        assert subscribed.wait(10)
+        async with serving(runtime), Probe(broker.url) as sender:
+            await runtime.wait_connected(10)
+            for load in ("a", "b"):
+                sender.send(topics.setpoint("site", load), _Cut(load=load).model_dump_json())
+            await asyncio.sleep(0)
+            time.sleep(0.3)  # both setpoints wait in our socket, and are read at once
+            deadline = asyncio.get_running_loop().time() + 10
+            while len(heard) < 2 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+            assert heard_while_blocked == [], "the first command went before the turn ended"
+            assert heard == ["cut a", "cut b"]
+            await runtime.publish(topics.charger_command("site", "c", "SetChargingProfile"), "alone", qos=0)
+            time.sleep(0.3)  # blocked: only a publication that went at once can be heard meanwhile
+            assert heard[-1] == "alone"
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+
+
 async def test_receiving_leaves_no_cyclic_garbage_per_message(mqtt_url: str, probe: Probe, site_id: str) -> None:
     """Every message a service receives is freed by its reference count: nothing per message waits for the
     cyclic collector (paho's own per-filter matcher left six objects of it for each)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -206,3 +207,30 @@ async def test_a_charging_profile_overtakes_commands_waiting_behind_a_hung_one(
             assert cp.arrived[:2] == [("DataTransfer", "dt-1"), ("SetChargingProfile", "")]
             first = await _result(probe, topics, site_id, "cp1", "DataTransfer", mark)
             assert (first.request_id, first.error) == ("dt-1", "timeout")
+
+
+async def test_a_sites_cut_leaves_every_chargers_socket_pushed(
+    run_gateway: GatewayFactory, probe: Probe, site_id: str, topics: Topics
+) -> None:
+    """The frames the gateway sends in one turn of its loop (a site's cut: a profile for each charger) are
+    held in their sockets (TCP_CORK) to the turn's end and then pushed: both chargers get their profile, and
+    neither socket is left corked afterwards (the kernel would hold the next frame up to 200 ms)."""
+    await probe.subscribe(topics.site_all(site_id))
+    chargers = {"CP1": {"site": site_id}, "CP2": {"site": site_id}}
+    async with run_gateway(chargers=chargers) as gateway, charger(gateway, "CP1") as one, \
+            charger(gateway, "CP2") as two:
+        for cp in ("cp1", "cp2"):
+            await probe.expect(topics.charger_availability(site_id, cp), where=lambda m: m.text == "online")
+        mark = probe.mark()
+        for cp in ("cp1", "cp2"):
+            await probe.publish(topics.charger_command(site_id, cp, "SetChargingProfile"),
+                                OcppCommand(request_id=f"cut-{cp}", payload=PROFILE_16))
+        for cp in ("cp1", "cp2"):
+            result = await _result(probe, topics, site_id, cp, "SetChargingProfile", mark)
+            assert (result.ok, result.request_id) == (True, f"cut-{cp}")
+        assert [[action for action, _ in cp.received] for cp in (one, two)] == [["SetChargingProfile"]] * 2
+        for cp in ("cp1", "cp2"):
+            session = gateway.registry.get(cp)
+            assert session is not None
+            sock = session.connection.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0, f"{cp}'s socket left corked"
