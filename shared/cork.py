@@ -35,10 +35,17 @@ def set_option(sock: SocketLike, option: int, value: int) -> bool:
 
 
 class TurnCork:
-    """Sockets held until the event loop's current turn ends (each at most once a turn)."""
+    """Sockets held until the event loop's current turn ends (each at most once a turn).
+
+    A socket held from a callback is pushed by a release queued behind the callbacks already due, which in
+    asyncio include every I/O callback of the turn. Where the holders are known to be due next (the tasks a
+    hurried message just woke), :meth:`release_soon`, called before they run, queues the release right behind
+    them instead.
+    """
 
     def __init__(self) -> None:
         self._held: list[SocketLike] = []
+        self._due = False
 
     def hold(self, sock: SocketLike | None) -> None:
         """Hold ``sock``'s writes to the end of this turn of the running loop; nothing where it cannot be
@@ -48,7 +55,12 @@ class TurnCork:
         if not set_option(sock, TCP_CORK, 1):
             return
         self._held.append(sock)
-        if len(self._held) == 1:
+        self.release_soon()
+
+    def release_soon(self) -> None:
+        """Queue the release now (unless one is queued): it pushes what the callbacks queued before it hold."""
+        if not self._due:
+            self._due = True
             asyncio.get_running_loop().call_soon(self._release)
 
     @property
@@ -56,8 +68,10 @@ class TurnCork:
         return len(self._held)
 
     def _release(self) -> None:
+        self._due = False
         held, self._held = self._held, []
-        assert TCP_CORK is not None  # (nothing is held otherwise)
+        if TCP_CORK is None:
+            return
         for sock in held:
             set_option(sock, TCP_CORK, 0)  # (a socket closed meanwhile: nothing left to push)
 

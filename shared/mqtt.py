@@ -54,6 +54,7 @@ from . import trace
 from .availability import OFFLINE as OFFLINE
 from .availability import ONLINE as ONLINE
 from .availability import InstanceAvailability, instance_id
+from .cork import TurnCork
 from .filters import FilterTable
 from .inbox import Inbox
 from .metrics import service_registry
@@ -211,6 +212,8 @@ _MAX_INFLIGHT = 1000
 
 #: The longest the inbox handles messages before it lets other ready tasks run (see Runtime._handle_inbox).
 INBOX_SLICE = 0.002
+#: The longest the inbox reads, before the tasks a hurried message woke run, for what came in meanwhile (s).
+HURRY_READ = 0.0003
 
 #: Reconnect pacing: the first retry after this long, doubling up to ``RECONNECT_CAP`` (see reconnect_delay).
 RECONNECT_INITIAL = 0.25
@@ -336,6 +339,9 @@ class Runtime:
         #: The reader of the current connection (None while there is none): how it reads, counted.
         self.reader: ReadAhead | None = None
         self._hurry = False
+        #: Other sockets (a charger's) whose writes the tasks a hurried message woke hold to the end of their
+        #: turn (:mod:`shared.cork`); the inbox releases them right behind those tasks.
+        self.corks = TurnCork()
         #: The sites this instance serves (None: all); see :meth:`serve_only`.
         self._sites: frozenset[str] | None = None
         self._site_prefix = f"{self.topics.root}/"
@@ -655,9 +661,18 @@ class Runtime:
             trace.note("done", message.topic)
             if self._hurry and self.inbox.first_waiting() and time.perf_counter() - sliced <= INBOX_SLICE:
                 continue  # the next is urgent too (a decision's other setpoints): every one before what they woke
+            if self._hurry and self.reader is not None and time.perf_counter() - sliced <= INBOX_SLICE:
+                # the broker passes a decision's setpoints on one by one: the next may have come in while this one
+                # was handled; one more look at the socket takes it into the same turn
+                self.reader.drain(HURRY_READ)
+                if self.inbox.first_waiting():
+                    continue
             if self._hurry or time.perf_counter() - sliced > INBOX_SLICE:
-                if self._hurry and self._writer is not None:
-                    self._writer.together_this_turn()  # what the woken tasks publish goes in one push
+                if self._hurry:
+                    # what the woken tasks publish, or send elsewhere through ``corks``, goes in one push
+                    if self._writer is not None:
+                        self._writer.together_this_turn()
+                    self.corks.release_soon()
                 self._hurry = False
                 await asyncio.sleep(0)
                 sliced = time.perf_counter()

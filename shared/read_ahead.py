@@ -57,11 +57,11 @@ class ReadAhead:
         chunk, self._buffer = self._buffer[:bufsize], self._buffer[bufsize:]
         return chunk.tobytes()
 
-    def drain(self) -> None:
-        """Read packets while bytes wait (in the buffer, or in TLS's own), for at most ``SLICE``; the rest on
-        the loop's next turn (a drain with nothing left to read returns at once)."""
+    def drain(self, for_at_most: float = SLICE) -> None:
+        """Read packets while bytes wait (in the buffer, or in TLS's own), for at most ``for_at_most`` seconds;
+        the rest on the loop's next turn (a drain with nothing left to read returns at once)."""
         paho = self.paho
-        until = time.perf_counter() + SLICE
+        until = time.perf_counter() + for_at_most
         try:
             while True:
                 paho.loop_read()

@@ -74,7 +74,7 @@ class Gateway:
         self.topics = runtime.topics
         self.outbox = Outbox(runtime, config.outbox_size)
         self.registry = Registry()
-        self.context = GatewayContext(config, self.topics, self.outbox, clock)
+        self.context = GatewayContext(config, self.topics, self.outbox, clock, corks=runtime.corks)
         self.handshake = Handshake(config, self.outbox.report, self.registry.owner, clock)
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()

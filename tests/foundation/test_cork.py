@@ -87,3 +87,27 @@ async def test_a_socket_that_cannot_be_corked_is_left_alone() -> None:
         writer.sendall(b"now")
         assert readable(reader, 5.0)
         assert reader.recv(10) == b"now"
+
+
+async def test_a_release_queued_before_the_holders_pushes_right_behind_them(
+        tcp_pair: tuple[socket.socket, socket.socket]) -> None:
+    """The inbox queues the release before the tasks it woke run (release_soon): their frames go right behind
+    them, not after every other callback of the turn (in asyncio: all of the turn's I/O callbacks)."""
+    writer, reader = tcp_pair
+    corks = TurnCork()
+    loop = asyncio.get_running_loop()
+    held_when_the_turn_went_on: list[bool] = []
+
+    def woken_task() -> None:
+        corks.hold(writer)
+        writer.sendall(b"cut")
+
+    loop.call_soon(woken_task)
+    corks.release_soon()
+    loop.call_soon(lambda: held_when_the_turn_went_on.append(corked(writer)))  # the turn's other work
+    await asyncio.sleep(0)
+    assert held_when_the_turn_went_on == [False], "the frame waited for the rest of the turn"
+    assert readable(reader, 5.0) and reader.recv(10) == b"cut"
+    corks.release_soon()  # nothing held: a release with nothing to push
+    await asyncio.sleep(0)
+    assert corks.holding == 0

@@ -17,6 +17,7 @@ import paho.mqtt.client as paho
 import pytest
 from pydantic import BaseModel
 
+from shared import mqtt as mqtt_module
 from shared import read_ahead
 from shared.broker import Mosquitto
 from shared.models import ErrorReport, LoadSettingsSet, SiteMeasurement
@@ -350,6 +351,49 @@ async def test_urgent_messages_waiting_together_are_all_handled_before_what_they
         while len(order) < 5 and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
     assert order == ["handled a", "handled b", "applied a", "applied b", "reading"]
+
+
+async def test_a_cuts_next_setpoint_that_comes_in_while_one_is_handled_joins_the_same_turn(
+        own_mosquitto: type[Mosquitto], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker passes a decision's setpoints on one at a time: the second may reach the socket only while the
+    first is being handled. Before the inbox lets the woken task run, it looks at the socket once more: the
+    second is handled too, and both loads' tasks then run in one turn (their commands leave in one push).
+    (The first handler here takes 0.1 s so that the second surely arrives meanwhile: far longer than the slice
+    after which the inbox lets other tasks run, which is widened for the test.)"""
+    monkeypatch.setattr(mqtt_module, "INBOX_SLICE", 1.0)
+    broker = own_mosquitto().start()
+    topics = Topics()
+    runtime = Runtime("reread", broker.url, topics)
+    order: list[str] = []
+    sender = paho.Client(paho.CallbackAPIVersion.VERSION2)  # its own thread: it sends while our loop is busy
+    sender.connect(broker.host, broker.port)
+    sender.loop_start()
+
+    async def apply(load: str) -> None:
+        order.append(f"applied {load}")
+
+    for load in ("a", "b"):
+        @runtime.route(topics.setpoint("site", load), _Cut, first=True)
+        async def on_cut(msg: Incoming[_Cut]) -> None:
+            assert msg.payload is not None
+            order.append(f"handled {msg.payload.load}")
+            if msg.payload.load == "a":
+                sender.publish(topics.setpoint("site", "b"), _Cut(load="b").model_dump_json()).wait_for_publish(5)
+                time.sleep(0.1)  # the second setpoint reaches our socket while the first is handled
+            runtime.spawn(apply(msg.payload.load))
+            runtime.hurry()
+
+    try:
+        async with serving(runtime):
+            await runtime.wait_connected(10)
+            sender.publish(topics.setpoint("site", "a"), _Cut(load="a").model_dump_json())
+            deadline = asyncio.get_running_loop().time() + 10
+            while len(order) < 4 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+        assert order == ["handled a", "handled b", "applied a", "applied b"]
+    finally:
+        sender.loop_stop()
+        sender.disconnect()
 
 
 async def test_what_an_urgent_message_woke_publishes_in_its_turn_goes_in_one_push(
