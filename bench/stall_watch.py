@@ -46,11 +46,10 @@ def raise_priority() -> str:
     return f"nice {os.nice(0)}"
 
 
-def watch(stop_after: float | None = None) -> None:
-    """Note late wake-ups until interrupted (or for ``stop_after`` seconds)."""
-    end = None if stop_after is None else time.perf_counter() + stop_after
+def watch() -> None:
+    """Note late wake-ups until interrupted."""
     noted = NOTED_MS / 1000
-    while end is None or time.perf_counter() < end:
+    while True:
         due = time.perf_counter() + EVERY_S
         time.sleep(EVERY_S)
         late = time.perf_counter() - due

@@ -219,6 +219,14 @@ async def test_a_sites_cut_leaves_every_chargers_socket_pushed(
     chargers = {"CP1": {"site": site_id}, "CP2": {"site": site_id}}
     async with run_gateway(chargers=chargers) as gateway, charger(gateway, "CP1") as one, \
             charger(gateway, "CP2") as two:
+        corks, held = gateway.context.corks, []
+        hold = corks.hold
+
+        def holding(sock: Any) -> None:
+            held.append(sock)
+            hold(sock)
+
+        corks.hold = holding  # type: ignore[method-assign]
         for cp in ("cp1", "cp2"):
             await probe.expect(topics.charger_availability(site_id, cp), where=lambda m: m.text == "online")
         mark = probe.mark()
@@ -229,6 +237,7 @@ async def test_a_sites_cut_leaves_every_chargers_socket_pushed(
             result = await _result(probe, topics, site_id, cp, "SetChargingProfile", mark)
             assert (result.ok, result.request_id) == (True, f"cut-{cp}")
         assert [[action for action, _ in cp.received] for cp in (one, two)] == [["SetChargingProfile"]] * 2
+        assert len(held) == 2 and held[0] is not held[1], "each frame went through the turn's cork"
         for cp in ("cp1", "cp2"):
             session = gateway.registry.get(cp)
             assert session is not None
