@@ -339,8 +339,8 @@ class Runtime:
         #: The reader of the current connection (None while there is none): how it reads, counted.
         self.reader: ReadAhead | None = None
         self._hurry = False
-        #: Other sockets (a charger's) whose writes the tasks a hurried message woke hold to the end of their
-        #: turn (:mod:`shared.cork`); the inbox releases them right behind those tasks.
+        #: The sockets (its own, a charger's) whose writes the tasks a hurried message woke hold to the end of
+        #: their turn (:mod:`shared.cork`); the inbox releases them right behind those tasks.
         self.corks = TurnCork()
         #: The sites this instance serves (None: all); see :meth:`serve_only`.
         self._sites: frozenset[str] | None = None
@@ -659,19 +659,21 @@ class Runtime:
                 self.stats.handler_errors += 1
                 self.log.exception("handling %s failed", message.topic)
             trace.note("done", message.topic)
-            if self._hurry and self.inbox.first_waiting() and time.perf_counter() - sliced <= INBOX_SLICE:
-                continue  # the next is urgent too (a decision's other setpoints): every one before what they woke
-            if self._hurry and self.reader is not None and time.perf_counter() - sliced <= INBOX_SLICE:
-                # the broker passes a decision's setpoints on one by one: the next may have come in while this one
-                # was handled; one more look at the socket takes it into the same turn
-                self.reader.drain(HURRY_READ)
+            if self._hurry and time.perf_counter() - sliced <= INBOX_SLICE:
+                if not self.inbox.first_waiting() and self.reader is not None:
+                    # the broker passes a decision's setpoints on one by one: the next may have come in while this
+                    # one was handled; one more look at the socket takes it into the same turn
+                    self.reader.drain(HURRY_READ)
                 if self.inbox.first_waiting():
-                    continue
+                    continue  # the next is urgent too (a decision's other setpoints): every one before what they woke
             if self._hurry or time.perf_counter() - sliced > INBOX_SLICE:
                 if self._hurry:
-                    # what the woken tasks publish, or send elsewhere through ``corks``, goes in one push
-                    if self._writer is not None:
-                        self._writer.together_this_turn()
+                    # what the woken tasks publish, or send to a charger, goes in one push at the end of their turn
+                    # (traced at 1 000 chargers, an adapter's command took 0.08 ms to write at the median and
+                    # 0.67 ms at p90 uncorked: taken off the CPU by the broker it woke; corked, 0.05 and 0.07 ms)
+                    own = self._writer.paho.socket() if self._writer is not None else None
+                    if isinstance(own, socket.socket):  # (a websocket transport wraps its own)
+                        self.corks.hold(own)
                     self.corks.release_soon()
                 self._hurry = False
                 await asyncio.sleep(0)

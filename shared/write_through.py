@@ -18,8 +18,8 @@ each still reaches the kernel as it is published, but the socket is corked (``TC
 the broker is woken once for all of them. A wake-up is what a ``send`` to an idle peer costs (some 70 µs on a
 2-core VM, against 1 µs to a busy one), and the peer woken by the first setpoint could otherwise run before
 the second was written. What the tasks woken by an urgent message publish in the event loop's turn goes in
-one push too (:meth:`WriteThrough.together_this_turn`: the runtime's inbox asks for it when a handler hurries):
-a site's commands, one from each load's task.
+one push too: the runtime's inbox corks the socket for that turn when a handler hurries (a site's commands,
+one from each load's task; :mod:`shared.cork`).
 
 Called in the event loop's thread only (the runtime publishes from its tasks).
 """
@@ -50,9 +50,6 @@ class WriteThrough:
         self._deferred: Callable[[mqtt.Client, Any, Any], None] = deferred
         self._publishing = False
         self._writer_asked = False
-        #: Blocks holding the socket's writes (:meth:`together`), and whether one lasts to the loop's turn end.
-        self._corks = 0
-        self._turn_corked = False
         paho.on_socket_register_write = self._register
 
     def _register(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -88,45 +85,14 @@ class WriteThrough:
         """The publications made inside reach the broker in one push, when the block ends. Nothing may wait
         inside (the cork would hold whatever else is published meanwhile). Where the socket cannot be corked
         (not TCP, not Linux), each goes as it is published."""
-        corked = self._cork()
+        sock = self.paho.socket()  # TLS too (an SSLSocket is a socket); a websocket transport wraps its own
+        if TCP_CORK is None or not isinstance(sock, socket.socket) or not set_option(sock, TCP_CORK, 1):
+            yield
+            return
         try:
             yield
         finally:
-            if corked is not None:
-                self._uncork(corked)
-
-    def together_this_turn(self) -> None:
-        """What is published until the event loop's current turn ends goes in one push: the callbacks already
-        due (the tasks a message just woke, each sending its command) run first, then the cork comes out
-        (:mod:`shared.cork`: why). Traced at 1 000 chargers, the adapter's publication of a charger's cut took
-        0.08 ms at the median and 0.67 ms at p90 (taken off the CPU by the broker it woke, while the site's
-        other charger waited); corked for the turn, 0.05 and 0.07 ms."""
-        if self._turn_corked:
-            return
-        corked = self._cork()
-        if corked is not None:
-            self._turn_corked = True
-            self.loop.call_soon(self._end_turn, corked)
-
-    def _end_turn(self, sock: socket.socket) -> None:
-        self._turn_corked = False
-        self._uncork(sock)
-
-    def _cork(self) -> socket.socket | None:
-        """Hold the socket's writes (counted: blocks inside blocks); the socket corked, or None where it cannot
-        be (not TCP, not Linux, no connection)."""
-        sock = self.paho.socket()  # TLS too (an SSLSocket is a socket); a websocket transport wraps its own
-        if TCP_CORK is None or not isinstance(sock, socket.socket):
-            return None
-        if self._corks == 0 and not set_option(sock, TCP_CORK, 1):
-            return None
-        self._corks += 1
-        return sock
-
-    def _uncork(self, sock: socket.socket) -> None:
-        self._corks -= 1
-        if self._corks == 0 and TCP_CORK is not None:
-            set_option(sock, TCP_CORK, 0)  # (a socket closed meanwhile: nothing left to push)
+            set_option(sock, TCP_CORK, 0)
 
     def _drop_idle_writer(self) -> None:
         sock = self.paho.socket()
