@@ -252,6 +252,8 @@ class RuntimeCollector(Collector):
         yield counter("ampmq_mqtt_messages_rejected", "Messages refused: a payload that failed its model, or a "
                       "value a handler rejected.", stats.rejected)
         yield counter("ampmq_mqtt_messages_published", "Messages handed to the broker connection.", stats.published)
+        yield counter("ampmq_mqtt_own_echoes", "This service's own publications read back and dropped unparsed "
+                      "(no news).", rt.own_output.echoes)
         yield counter("ampmq_mqtt_publish_dropped", "Publications dropped because the broker was not connected.",
                       stats.dropped)
         yield counter("ampmq_handler_errors", "Handlers and background tasks that failed with a bug.",

@@ -59,6 +59,7 @@ from .filters import FilterTable
 from .inbox import Inbox
 from .metrics import service_registry
 from .models import ErrorReport
+from .own_output import OwnOutput
 from .payload import PayloadError, check_bounds, transaction_of
 from .read_ahead import ReadAhead
 from .secrets import redact
@@ -333,6 +334,8 @@ class Runtime:
         self.spare_time = SpareTime(lambda: bool(self.inbox))
         self.inbox.emptied = self.spare_time.idle
         self._topic_kinds: dict[str, tuple[bool, bool]] = {}
+        #: What this service publishes and reads back (a route with ``own``): its echoes are dropped unparsed.
+        self.own_output = OwnOutput()
         self._on_connect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._client: aiomqtt.Client | None = None
         self._writer: WriteThrough | None = None
@@ -386,16 +389,21 @@ class Runtime:
         return await self.publish(topic, payload)
 
     def route(
-        self, topic_filter: str, model: type[M], *, qos: int = 1, latest: bool = False, first: bool = False
+        self, topic_filter: str, model: type[M], *, qos: int = 1, latest: bool = False, first: bool = False,
+        own: bool = False,
     ) -> Callable[[Callable[[Incoming[M]], Awaitable[None]]], Any]:
         """Declare a handler for messages on ``topic_filter`` validated by ``model`` (subscribed at ``qos``:
         0 saves an acknowledgement per message where a loss on a broken connection does not matter).
         ``latest``: the topic carries a state, so while the handlers are behind, a newer message replaces
         one still waiting for the same topic (see :mod:`shared.inbox`); commands and events keep the default.
-        ``first``: handled before whatever else waits (a setpoint to apply: the reaction waits on it)."""
+        ``first``: handled before whatever else waits (a setpoint to apply: the reaction waits on it).
+        ``own``: the topics carry this service's own output, read back; the echo of what it last published
+        on one is dropped before it is parsed, for every route (:mod:`shared.own_output`)."""
 
         def register(handler: Callable[[Incoming[M]], Awaitable[None]]) -> Callable[[Incoming[M]], Awaitable[None]]:
             self._add(_Route(topic_filter, model, handler, qos, latest, first))
+            if own:
+                self.own_output.add(topic_filter)
             if self._client is not None and self._connected.is_set():
                 self.spawn(self._client.subscribe(topic_filter, qos=qos))
             return handler
@@ -480,6 +488,7 @@ class Runtime:
             self.log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
             return False
         self.stats.published += 1
+        self.own_output.published(topic, data)
         trace.note("out", topic)
         return True
 
@@ -611,6 +620,8 @@ class Runtime:
         raw = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
         topic = message.topic.value
         trace.note("in", topic)
+        if self.own_output.echo(topic, raw):
+            return  # what this service itself last published there: no news
         if self._sites is not None and topic.startswith(self._site_prefix):
             site = topic[len(self._site_prefix):].split("/", 1)[0]
             if site not in self._sites and site != SERVICES_SEGMENT:

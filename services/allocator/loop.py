@@ -6,7 +6,8 @@ Every site has its own small task; a change only sets the site's flag. The loops
 
 A routine decision waits for spare time (:mod:`shared.spare_time`): the messages already waiting are handled
 first, so a reading that shows an overload is never queued behind the routine decisions the readings before
-it woke. An urgent decision (:meth:`DecisionLoop.urgent`) does not wait, and lets a waiting one through.
+it woke. An urgent decision (:meth:`DecisionLoop.urgent`) does not wait, and lets a waiting one through; a
+cut (:meth:`DecisionLoop.cut`) is decided in the task that found the overload, at once.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class DecisionLoop:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._open = asyncio.Event()
         self._urgent: dict[str, asyncio.Event] = {}
+        #: when each site's last decision began (s of the service's clock), whichever task made it
+        self._last: dict[str, float] = {}
+        self._deciding: set[str] = set()
         self.decisions = 0
 
     @property
@@ -63,13 +67,30 @@ class DecisionLoop:
             SpareTime.now(ticket)
         self.changed(site)
 
+    async def cut(self, site: str) -> None:
+        """The site is over a limit: decide in the calling task, now — a reading's handler, so the cut is on
+        its way before the next message is read and without a turn of the event loop for the site's task to
+        come round. While the loops are shut, or while the site's decision is under way, it is
+        :meth:`urgent` instead. Anything that changed before it is in this decision; the site's loop goes on
+        from it (its refresh, and ``min_interval`` before the next routine decision)."""
+        if not self.is_open or site in self._deciding:
+            self.urgent(site)
+            return
+        self._changed_event(site).clear()
+        if (urgent := self._urgent.get(site)) is not None:
+            urgent.clear()
+        await self._decision(site)
+
     def changed(self, site: str) -> None:
         """Something the site's decision depends on changed: decide soon."""
+        self._changed_event(site).set()
+
+    def _changed_event(self, site: str) -> asyncio.Event:
         event = self._changed.get(site)
         if event is None:
             event = self._changed[site] = asyncio.Event()
             self._tasks[site] = asyncio.get_running_loop().create_task(self._run(site, event), name=f"decide-{site}")
-        event.set()
+        return event
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())
@@ -85,9 +106,9 @@ class DecisionLoop:
         await self._open.wait()
         clock = self._clock
         urgent = self._urgent.setdefault(site, asyncio.Event())
-        last: float | None = None
         while True:
             timers = self._timers(site)
+            last = self._last.get(site)
             if last is not None:
                 if not changed.is_set():
                     await wait_for_event(self._clock, changed, timers.refresh - (clock.monotonic() - last))
@@ -101,13 +122,21 @@ class DecisionLoop:
                     await ticket
                 finally:
                     del self._tickets[site]
+            if self._last.get(site) != last and not changed.is_set() and not urgent.is_set():
+                continue  # a cut was decided meanwhile (cut()) and nothing changed since: from it, anew
             changed.clear()
             urgent.clear()
-            last = clock.monotonic()
-            try:
-                await self._decide(site)
-                self.decisions += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug in one decision must not stop the site's loop
-                log.exception("decision for site %s failed", site)
+            await self._decision(site)
+
+    async def _decision(self, site: str) -> None:
+        self._deciding.add(site)
+        self._last[site] = self._clock.monotonic()
+        try:
+            await self._decide(site)
+            self.decisions += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in one decision must not stop the site's loop
+            log.exception("decision for site %s failed", site)
+        finally:
+            self._deciding.discard(site)

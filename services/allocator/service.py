@@ -160,8 +160,7 @@ class AllocatorService:
                 await self._report_future(site.site, msg.topic, "the measurement", judged.future)
             site.measurement = judged.measurement
             if overloaded(judged.measurement, site.settings):
-                self.loop.urgent(site.site)
-                await asyncio.sleep(0)  # the cut is decided now: before the rest of the inbox
+                await self.loop.cut(site.site)  # decided here and now: before the rest of the inbox is read
             else:
                 self.loop.changed(site.site)
             if self.section.calibration and self.loop.is_open:
@@ -308,7 +307,9 @@ class AllocatorService:
 
         # Our own output, read back: at QoS 0, as nothing is lost while the connection holds, and after a
         # reconnect the retained copies come again. Saves an acknowledgement per message (three a decision).
-        @rt.route(topics.load_filter(Leaf.SETPOINT), Setpoint, qos=0, latest=True)
+        # The echo of a setpoint or decision of ours is no news (its memory is what remember() holds, with the
+        # same ts): dropped unparsed (own); another instance's, or one from before a restart, is taken.
+        @rt.route(topics.load_filter(Leaf.SETPOINT), Setpoint, qos=0, latest=True, own=True)
         async def on_own_setpoint(msg: Incoming[Setpoint]) -> None:
             site = self.registry.served(_site_of(msg.ref, msg.payload.site))
             if site is None:
@@ -316,7 +317,7 @@ class AllocatorService:
             self.registry.load(site.site, _load_of(msg.ref, msg.payload.load))
             site.take_setpoint(msg.payload)
 
-        @rt.route(topics.decision("+"), SiteDecision, qos=0, latest=True)
+        @rt.route(topics.decision("+"), SiteDecision, qos=0, latest=True, own=True)
         async def on_own_decision(msg: Incoming[SiteDecision]) -> None:
             site = self.registry.served(_site_of(msg.ref, msg.payload.site))
             if site is not None:
@@ -334,7 +335,7 @@ class AllocatorService:
                 raise ValueError("topic names no site")
             site = await self._served(msg.ref.site, msg.topic)
             if site is not None and site.take_grid_signal(from_command(msg.payload, self._now())):
-                self.loop.urgent(site.site)  # a limit is a cut: decided at once
+                await self.loop.cut(site.site)  # a limit is a cut: decided at once
 
         @rt.route(topics.grid_limit("+"), GridLimitState, qos=0, latest=True)
         async def on_own_grid_limit(msg: Incoming[GridLimitState]) -> None:
@@ -409,7 +410,7 @@ class AllocatorService:
                                                 f"grid-limit relay {msg.topic}: {exc}")
                 return
             if site.take_grid_signal(signal):
-                self.loop.urgent(site_id)
+                await self.loop.cut(site_id)
 
     # -- settings --------------------------------------------------------------------------------
     async def republish_settings(self) -> None:

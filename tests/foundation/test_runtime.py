@@ -34,7 +34,7 @@ from shared.mqtt import (
     serving,
 )
 from shared.probe import Probe
-from shared.topics import Topics
+from shared.topics import Leaf, Topics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -306,6 +306,68 @@ async def test_publications_together_reach_the_broker_in_one_push(mqtt_url: str,
         mark = probe.mark()
         assert await runtime.publish(topic, "alone", qos=0)
         await probe.expect(topic, after=mark, where=lambda m: m.text == "alone")
+
+
+class _Numbered(BaseModel):
+    n: int
+
+
+async def test_a_services_own_output_read_back_is_dropped_unparsed_and_anyone_elses_is_handled(
+        mqtt_url: str, probe: Probe, site_id: str) -> None:
+    """A route with ``own`` (the allocator reading its setpoints back): the broker's echo of what this runtime
+    last published on a topic is dropped before it is parsed; what another client publishes there, and what
+    the runtime published before a restart, reaches the handler."""
+    topics = Topics()
+    topic = topics.setpoint(site_id, "car")
+
+    def runtime_taking(got: list[int]) -> Runtime:
+        runtime = Runtime("own-output", mqtt_url, topics)
+
+        @runtime.route(topics.load_filter(Leaf.SETPOINT), _Numbered, qos=0, latest=True, own=True)
+        async def on_own(msg: Incoming[_Numbered]) -> None:
+            got.append(msg.payload.n)
+
+        return runtime
+
+    await probe.subscribe(topic)
+    got: list[int] = []
+    runtime = runtime_taking(got)
+    async with serving(runtime):
+        await runtime.wait_connected(10)
+        mark = probe.mark()
+        assert await runtime.publish(topic, '{"n": 1}', qos=0, retain=True)
+        await probe.expect(topic, after=mark, where=lambda m: m.text == '{"n": 1}')
+        for _ in range(50):  # the echo reaches the runtime no later than the probe (same broker): give it time
+            if runtime.own_output.echoes:
+                break
+            await asyncio.sleep(0.01)
+        assert runtime.own_output.echoes == 1 and got == []
+        await probe.publish(topic, '{"n": 2}', retain=True)  # another client: handled
+        for _ in range(200):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        assert got == [2]
+        assert await runtime.publish(topic, '{"n": 1}', qos=0, retain=True)  # ours again: dropped again
+        mark = probe.mark()
+        await probe.publish(topic, '{"n": 3}')  # (not retained) behind it, in order: then the echo was dropped
+        for _ in range(200):
+            if len(got) > 1:
+                break
+            await asyncio.sleep(0.01)
+        assert got == [2, 3] and runtime.own_output.echoes == 2
+        await probe.publish(topic, '{"n": 1}', retain=True)  # the same bytes, retained by the broker again
+    # after a restart the retained copy is not this runtime's echo: taken, as from another instance
+    again: list[int] = []
+    try:
+        async with serving(runtime_taking(again)):
+            for _ in range(200):
+                if again:
+                    break
+                await asyncio.sleep(0.01)
+            assert again == [1]
+    finally:
+        await probe.publish(topic, None, retain=True)  # no retained stranger left for other tests' services
 
 
 class _Cut(BaseModel):
