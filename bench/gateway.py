@@ -16,8 +16,8 @@ Figures:
   against the floors measured in the same run on the same broker (a raw websocket send→receive round trip
   and a raw MQTT publish→receive round trip), with the ratio to their sum.
 * ``memory_without_compression`` and ``meter_values_without_compression``: the same with the gateway's
-  ``websocket_compression`` off (by default chargers that offer permessage-deflate get it, as the bench
-  clients do).
+  ``websocket_compression`` off, its default (the other figures are with it on: the bench clients offer
+  permessage-deflate, and a gateway that offers it too pays for it in memory and CPU).
 * ``reconnect``: 1 000 connected chargers lose their TCP connections at once (no close frame) and all
   reconnect (100 handshakes in flight): time until every one is through the handshake and booted again,
   and until MQTT shows every one ``online``.

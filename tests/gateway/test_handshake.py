@@ -117,3 +117,16 @@ async def test_setup_mode_holds_unknown_chargers_pending(
         async with charger(gateway, "CP_1") as known:
             answer = await known.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
             assert answer.status == "Accepted"
+
+
+async def test_permessage_deflate_only_when_configured(run_gateway: GatewayFactory, site_id: str) -> None:
+    # the client offers permessage-deflate (as the websockets library does by default); by default the gateway
+    # declines it (chargers on the site's own network: compression costs memory and CPU for nothing)
+    for setting, negotiated in ((None, None), (True, "permessage-deflate"), (False, None)):
+        settings = {} if setting is None else {"websocket_compression": setting}
+        async with (run_gateway(chargers={"CP": {"site": site_id, "auth": "none"}}, **settings) as gateway,
+                    connect(f"{gateway.url}/CP", subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                            compression="deflate") as ws):
+            assert ws.response is not None
+            extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
+            assert (extensions.split(";")[0] if extensions else None) == negotiated, setting
