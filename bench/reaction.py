@@ -395,6 +395,7 @@ def run(quick: bool = False, runs: int = 3) -> dict[str, Any]:
     with Mosquitto() as broker:
         floors = asyncio.run(measure_floors(broker.url))
         out["floors"] = floors
+        out["broker_niceness"] = broker.niceness  # shared/broker.py: BROKER_NICENESS where the machine allows it
         for chargers, trials, repeats in sizes:
             results = []
             for _ in range(repeats):
