@@ -25,6 +25,7 @@ import time
 from types import FrameType
 
 from shared import trace
+from shared.broker import raise_priority as lower_niceness
 
 SERVICE = "machine"
 EVERY_S = 0.002
@@ -39,11 +40,8 @@ def raise_priority() -> str:
         return "realtime"
     except (OSError, AttributeError):
         pass
-    try:
-        os.nice(-20)
-    except OSError:
-        return "normal"
-    return f"nice {os.nice(0)}"
+    niceness = lower_niceness(os.getpid(), -20)
+    return "normal" if niceness is None or niceness >= 0 else f"nice {niceness}"
 
 
 def watch() -> None:

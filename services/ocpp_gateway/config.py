@@ -113,7 +113,7 @@ class GatewayConfig(SectionModel):
     ping_interval: Annotated[float, Field(gt=0)] | None = 20.0
     ping_timeout: Annotated[float, Field(gt=0)] | None = 20.0
     #: Offer permessage-deflate (RFC 7692) to chargers that ask for it. Off by default: chargers are on the
-    #: site's own network, where bandwidth costs nothing, and compression costs about three times the memory
+    #: site's own network, where bandwidth costs nothing, and compression costs two to three times the memory
     #: per charger and CPU for every frame, a cut's included (see docs/ocpp-gateway.md for the figures).
     websocket_compression: bool = False
     #: Largest OCPP frame accepted; a bigger one closes the connection (1009, message too big).
