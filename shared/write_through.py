@@ -50,6 +50,9 @@ class WriteThrough:
         self._deferred: Callable[[mqtt.Client, Any, Any], None] = deferred
         self._publishing = False
         self._writer_asked = False
+        #: Inside :meth:`together`; and the socket it corked at the block's first publication, if any.
+        self._together = False
+        self._corked: socket.socket | None = None
         paho.on_socket_register_write = self._register
 
     def _register(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -60,6 +63,8 @@ class WriteThrough:
 
     def publish(self, topic: str, payload: str | bytes, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:
         paho = self.paho
+        if self._together and self._corked is None:
+            self._cork()
         self._publishing = True
         try:
             info = paho.publish(topic, payload, qos=qos, retain=retain)
@@ -83,16 +88,26 @@ class WriteThrough:
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
         """The publications made inside reach the broker in one push, when the block ends. Nothing may wait
-        inside (the cork would hold whatever else is published meanwhile). Where the socket cannot be corked
-        (not TCP, not Linux), each goes as it is published."""
-        sock = self.paho.socket()  # TLS too (an SSLSocket is a socket); a websocket transport wraps its own
-        if TCP_CORK is None or not isinstance(sock, socket.socket) or not set_option(sock, TCP_CORK, 1):
+        inside (the cork would hold whatever else is published meanwhile). The socket is corked at the first
+        publication inside: a block that publishes nothing (a decision at rest, whose setpoints are all
+        unchanged) costs no system call. Where the socket cannot be corked (not TCP, not Linux), each goes
+        as it is published. A block inside another is part of it: the outer one pushes."""
+        if self._together:
             yield
             return
+        self._together = True
         try:
             yield
         finally:
-            set_option(sock, TCP_CORK, 0)
+            self._together = False
+            corked, self._corked = self._corked, None
+            if corked is not None and TCP_CORK is not None:
+                set_option(corked, TCP_CORK, 0)
+
+    def _cork(self) -> None:
+        sock = self.paho.socket()  # TLS too (an SSLSocket is a socket); a websocket transport wraps its own
+        if TCP_CORK is not None and isinstance(sock, socket.socket) and set_option(sock, TCP_CORK, 1):
+            self._corked = sock
 
     def _drop_idle_writer(self) -> None:
         sock = self.paho.socket()

@@ -102,10 +102,12 @@ def observe(
     held = calibration or Calibration(site=site, ts=now)
     states = {s.load: s for s in loads if s.site == site}
     load_cals = {load: cal for load, cal in held.loads.items()}
+    reconfigured = False
     for load, state in states.items():
         cal = load_cals.get(load, LoadCalibration())
         if cal.configured != state.legs:
             load_cals[load] = cal.model_copy(update={"configured": dict(state.legs)})
+            reconfigured = True
     phases = dict(held.phases)
     events, ignored = held.events, held.ignored
 
@@ -118,6 +120,12 @@ def observe(
         observation = last  # the same measurement again (or an older one): nothing new
     else:
         steppers = _steppers(last, observation, states, settings)
+        if not steppers and pending is None and not reconfigured:
+            # a quiet reading (what nearly every reading is): no step to judge, none waiting for the grid, so
+            # no vote and no new verdict (verdicts follow from the votes alone); only the memory of readings
+            # moves on, and the findings are kept as they are, the same objects (see :func:`same_findings`)
+            return held.model_copy(update={"ts": now, "last": observation,
+                                           "history": _window(history, last, observation, settings)})
         outcomes: list[_Votes | str] = []
         if pending is not None and steppers:
             outcomes.append("the load stepped again before the grid settled")
@@ -139,8 +147,7 @@ def observe(
                 _tally(outcome, load_cals, phases)
             else:
                 ignored += 1
-        since = observation.ts - timedelta(seconds=settings.lag)
-        history = [o for o in [*history, last] if o.ts >= since][-64:]
+        history = _window(history, last, observation, settings)
 
     load_cals = {load: _load_verdict(cal, settings) for load, cal in sorted(load_cals.items())}
     phases = {p: _phase_verdict(pp, settings) for p, pp in sorted(phases.items())}
@@ -149,7 +156,35 @@ def observe(
                        history=history if observation is not None else [], pending=pending)
 
 
+def same_findings(before: Calibration | None, after: Calibration) -> bool:
+    """Whether two calibrations find the same: all but their stamp and the readings they remember. Cheap
+    after a quiet reading, whose findings are the very objects it was given."""
+    return before is not None and all(
+        getattr(before, name) is getattr(after, name) or getattr(before, name) == getattr(after, name)
+        for name in _FINDINGS)
+
+
+def detected_legs_changed(before: Calibration | None, after: Calibration) -> bool:
+    """Whether a load's detected legs differ between two calibrations (a load with ``auto_phase_map`` is
+    then decided anew)."""
+    if before is not None and before.loads is after.loads:
+        return False
+    held = {} if before is None else {load: cal.legs for load, cal in before.loads.items()}
+    return held != {load: cal.legs for load, cal in after.loads.items()}
+
+
+#: What a calibration finds: everything but its stamp and the readings it remembers.
+_FINDINGS = tuple(name for name in Calibration.model_fields if name not in {"ts", "last", "history"})
+
+
 # -- one observation ---------------------------------------------------------------------------------
+def _window(history: list[Observation], last: Observation, observation: Observation,
+            settings: DetectorSettings) -> list[Observation]:
+    """The observations to keep beside ``observation``: those within ``lag`` before it (at most 64)."""
+    since = observation.ts - timedelta(seconds=settings.lag)
+    return [o for o in [*history, last] if o.ts >= since][-64:]
+
+
 def _observation(measurement: SiteMeasurement, states: Iterable[LoadState], now: datetime,
                  settings: DetectorSettings) -> Observation | None:
     """The pair as the detector keeps it; None when the measurement is not fresh (then nothing is compared
@@ -358,4 +393,5 @@ def new_findings(before: Calibration | None, after: Calibration,
     return found
 
 
-__all__ = ["DEFAULT_SETTINGS", "DetectorSettings", "Finding", "new_findings", "observe", "remapped"]
+__all__ = ["DEFAULT_SETTINGS", "DetectorSettings", "Finding", "detected_legs_changed", "new_findings", "observe",
+           "remapped", "same_findings"]

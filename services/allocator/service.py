@@ -61,7 +61,7 @@ from shared.spare_time import SpareWork
 from shared.topics import Leaf, TopicRef, Topics
 
 from .announce import Announcements, is_defaults
-from .calibration import DetectorSettings, new_findings, observe
+from .calibration import DetectorSettings, detected_legs_changed, new_findings, observe, same_findings
 from .change_gate import ChangeGate, decision_content, setpoint_content
 from .config import AllocatorConfig
 from .core import allocate
@@ -100,15 +100,6 @@ def _site_of(ref: TopicRef | None, payload_site: str) -> str:
     if payload_site != ref.site:
         raise ValueError(f"payload names site {payload_site!r} but the topic is site {ref.site!r}")
     return ref.site
-
-
-def _detected_legs(calibration: Calibration | None) -> dict[str, object]:
-    return {} if calibration is None else {load: cal.legs for load, cal in calibration.loads.items()}
-
-
-def _findings_of(calibration: Calibration) -> dict[str, object]:
-    """A calibration's content without its stamp and the observations it keeps (which change every time)."""
-    return calibration.model_dump(exclude={"ts", "last", "history"})
 
 
 def _load_of(ref: TopicRef | None, payload_load: str) -> str:
@@ -634,10 +625,10 @@ class AllocatorService:
             self.runtime.log.warning("site %s: %s", site.site, finding.message)
             await self.runtime.publish(self.topics.errors(site.site), ErrorReport(
                 ts=now, service=SERVICE, topic=topic, error=finding.error, message=finding.message))
-        if _detected_legs(before) != _detected_legs(after):
+        if detected_legs_changed(before, after):
             self.loop.changed(site.site)  # a load with auto_phase_map decides on the new mapping
         published, at = site.calibration_published, site.calibration_published_at
-        if published is not None and _findings_of(published) == _findings_of(after):
+        if same_findings(published, after):
             return
         if not findings and at is not None and (now - at).total_seconds() < self.section.calibration_interval:
             return

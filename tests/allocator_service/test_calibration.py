@@ -10,7 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.allocator.calibration import DEFAULT_SETTINGS, DetectorSettings, new_findings, observe, remapped
+from services.allocator.calibration import (
+    DEFAULT_SETTINGS,
+    DetectorSettings,
+    detected_legs_changed,
+    new_findings,
+    observe,
+    remapped,
+    same_findings,
+)
 from services.allocator.service import running
 from services.allocator.state import SiteState
 from shared.config import AmpmqConfig
@@ -237,6 +245,41 @@ def test_serialised_and_restored_the_detector_continues_its_votes() -> None:
     site.calibration = Calibration.model_validate_json(cal.model_dump_json())
     cal = site.step([one_phase(16.0)])
     assert cal.loads["car"].legs == {Leg.L1: Phase.C} and cal.loads["car"].votes == {Leg.L1: {Phase.C: 3}}
+
+
+def test_a_quiet_reading_keeps_the_findings_and_only_moves_the_memory_on() -> None:
+    site = Site({"car": L1_ON_C}, inverted={Phase.C})
+    before = site.cycles(2, one_phase)
+    assert before.loads["car"].legs == {Leg.L1: Phase.C}
+    after = site.step([one_phase(0.0)], noise={Phase.A: 0.4})  # the house wanders; no load steps
+    assert same_findings(before, after) and not detected_legs_changed(before, after)
+    assert after.model_dump(exclude={"ts", "last"}) == before.model_dump(exclude={"ts", "last"})
+    assert after.ts == site.t and after.last is not None and after.last.ts == site.t
+    assert after.last.grid[Phase.A] == pytest.approx(HOUSE[Phase.A] + 0.4)
+    # a step after the quiet reading is measured from it, and votes again
+    voted = site.step([one_phase(16.0)])
+    assert not same_findings(after, voted) and voted.loads["car"].votes == {Leg.L1: {Phase.C: 5}}
+
+
+def test_a_restored_copy_and_a_quiet_reading_find_the_same_as_the_copy() -> None:
+    site = Site({"car": L1_ON_C})
+    cal = site.cycles(2, one_phase)
+    site.calibration = restored = Calibration.model_validate_json(cal.model_dump_json())
+    after = site.step([one_phase(0.0)])
+    assert same_findings(restored, after) and same_findings(cal, after)
+    assert not detected_legs_changed(cal, after) and detected_legs_changed(None, after)
+
+
+def test_new_legs_on_a_quiet_reading_are_taken_and_judged_against_the_votes() -> None:
+    site = Site({"car": L1_ON_C})
+    before = site.cycles(2, one_phase)
+    assert before.loads["car"].differs
+    # the user set the legs the detector found: the next reading, a quiet one, takes them
+    fixed = car(0.0, legs=L1_ON_C)
+    site.physical["car"] = L1_ON_C
+    after = site.step([fixed])
+    assert after.loads["car"].configured == L1_ON_C and not after.loads["car"].differs
+    assert not same_findings(before, after)
 
 
 def test_a_fixed_setting_wins_again_as_new_votes_come_in() -> None:

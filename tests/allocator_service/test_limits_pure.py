@@ -46,6 +46,11 @@ def test_a_reading_counts_from_its_arrival_and_one_from_beyond_the_tolerance_is_
     assert len(judged.future) == 2 and "300 s ahead" in judged.future[0]
     old = measurement("home", 5.0, at=T - timedelta(seconds=30))
     assert judge_measurement(old, T, tolerance=5.0).measurement == old  # an older stamp is kept as it is
+    # a measurement stamped in time may still carry one reading from the future: that one is left out
+    mixed = old.model_copy(update={"solar_power": PowerReading(ts=T + timedelta(hours=1), value=3000.0)})
+    judged = judge_measurement(mixed, T, tolerance=5.0)
+    assert judged.measurement.solar_power is None and judged.measurement.grid_current == old.grid_current
+    assert len(judged.future) == 1 and "solar_power" in judged.future[0]
 
 
 def test_a_state_from_the_future_is_not_trusted() -> None:

@@ -18,8 +18,9 @@ import pytest
 from pydantic import BaseModel
 
 from shared import mqtt as mqtt_module
-from shared import read_ahead
+from shared import read_ahead, write_through
 from shared.broker import Mosquitto
+from shared.cork import SocketLike
 from shared.models import ErrorReport, LoadSettingsSet, SiteMeasurement
 from shared.mqtt import (
     OFFLINE,
@@ -306,6 +307,40 @@ async def test_publications_together_reach_the_broker_in_one_push(mqtt_url: str,
         mark = probe.mark()
         assert await runtime.publish(topic, "alone", qos=0)
         await probe.expect(topic, after=mark, where=lambda m: m.text == "alone")
+
+
+async def test_a_block_corks_at_its_first_publication_and_a_block_inside_it_is_part_of_it(
+        mqtt_url: str, probe: Probe, site_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block that publishes nothing (a decision at rest) sets no socket option; one inside another does not
+    push when it ends: everything waits for the outer block's end, then arrives in order."""
+    options: list[int] = []
+    real = write_through.set_option
+
+    def counted(sock: SocketLike, option: int, value: int) -> bool:
+        options.append(value)
+        return real(sock, option, value)
+
+    monkeypatch.setattr(write_through, "set_option", counted)
+    topics = Topics()
+    runtime = Runtime("together-lazy", mqtt_url, topics)
+    topic = topics.setpoint(site_id, "car")
+    await probe.subscribe(topic)
+    async with serving(runtime):
+        await runtime.wait_connected(10)
+        with runtime.together():
+            pass
+        assert options == [], "corked for nothing"
+        mark = probe.mark()
+        with runtime.together():
+            assert await runtime.publish(topic, "0", qos=0)
+            with runtime.together():
+                assert await runtime.publish(topic, "1", qos=0)
+            assert await runtime.publish(topic, "2", qos=0)
+            await asyncio.sleep(0.1)
+            assert probe.on(topic, after=mark) == [], "pushed when the inner block ended"
+        await probe.expect(topic, after=mark, where=lambda m: m.text == "2")
+        assert [m.text for m in probe.on(topic, after=mark)] == ["0", "1", "2"]
+        assert options == [1, 0], "one cork for the block, taken out at its end"
 
 
 class _Numbered(BaseModel):
