@@ -286,33 +286,13 @@ async def test_what_waits_in_the_socket_is_read_at_once_and_in_order(mqtt_url: s
             await asyncio.sleep(0.01)
 
 
-async def test_publications_together_reach_the_broker_in_one_push(mqtt_url: str, probe: Probe, site_id: str) -> None:
+async def test_publications_together_reach_the_broker_in_one_push(
+        mqtt_url: str, probe: Probe, site_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A decision's setpoints go in one push (TCP_CORK): each is written as it is published, but nothing
     reaches the broker until the block ends — held here across a wait on purpose, which the allocator never
-    does — and then all of them arrive, in order. Publications after the block go at once again."""
-    topics = Topics()
-    runtime = Runtime("together", mqtt_url, topics)
-    topic = topics.setpoint(site_id, "car")
-    await probe.subscribe(topic)
-    async with serving(runtime):
-        await runtime.wait_connected(10)
-        mark = probe.mark()
-        with runtime.together():
-            for n in range(3):
-                assert await runtime.publish(topic, f"{n}", qos=0)
-            await asyncio.sleep(0.1)
-            assert probe.on(topic, after=mark) == [], "sent before the block ended"
-        await probe.expect(topic, after=mark, where=lambda m: m.text == "2")
-        assert [m.text for m in probe.on(topic, after=mark)] == ["0", "1", "2"]
-        mark = probe.mark()
-        assert await runtime.publish(topic, "alone", qos=0)
-        await probe.expect(topic, after=mark, where=lambda m: m.text == "alone")
-
-
-async def test_a_block_corks_at_its_first_publication_and_a_block_inside_it_is_part_of_it(
-        mqtt_url: str, probe: Probe, site_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A block that publishes nothing (a decision at rest) sets no socket option; one inside another does not
-    push when it ends: everything waits for the outer block's end, then arrives in order."""
+    does — and then all of them arrive, in order. Publications after the block go at once again. The socket
+    is corked at the block's first publication: one that publishes nothing (a decision at rest) sets no
+    socket option, and a block inside another does not push when it ends."""
     options: list[int] = []
     real = write_through.set_option
 
@@ -322,7 +302,7 @@ async def test_a_block_corks_at_its_first_publication_and_a_block_inside_it_is_p
 
     monkeypatch.setattr(write_through, "set_option", counted)
     topics = Topics()
-    runtime = Runtime("together-lazy", mqtt_url, topics)
+    runtime = Runtime("together", mqtt_url, topics)
     topic = topics.setpoint(site_id, "car")
     await probe.subscribe(topic)
     async with serving(runtime):
@@ -337,10 +317,13 @@ async def test_a_block_corks_at_its_first_publication_and_a_block_inside_it_is_p
                 assert await runtime.publish(topic, "1", qos=0)
             assert await runtime.publish(topic, "2", qos=0)
             await asyncio.sleep(0.1)
-            assert probe.on(topic, after=mark) == [], "pushed when the inner block ended"
+            assert probe.on(topic, after=mark) == [], "sent before the block ended"
         await probe.expect(topic, after=mark, where=lambda m: m.text == "2")
         assert [m.text for m in probe.on(topic, after=mark)] == ["0", "1", "2"]
         assert options == [1, 0], "one cork for the block, taken out at its end"
+        mark = probe.mark()
+        assert await runtime.publish(topic, "alone", qos=0)
+        await probe.expect(topic, after=mark, where=lambda m: m.text == "alone")
 
 
 class _Numbered(BaseModel):
