@@ -43,7 +43,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -185,6 +185,16 @@ class _Route:
     qos: int = 1
     latest: bool = False
     first: bool = False
+    own: bool = False
+
+
+class _TopicKind(NamedTuple):
+    """How the routes take a topic's messages: a state (every route takes only the latest), first (a route
+    asks for it), this service's own output read back (:mod:`shared.own_output`)."""
+
+    state: bool
+    first: bool
+    own: bool
 
 
 @dataclass(slots=True)
@@ -333,9 +343,11 @@ class Runtime:
         #: Work that waits until the inbox is empty (shared/spare_time.py).
         self.spare_time = SpareTime(lambda: bool(self.inbox))
         self.inbox.emptied = self.spare_time.idle
-        self._topic_kinds: dict[str, tuple[bool, bool]] = {}
-        #: What this service publishes and reads back (a route with ``own``): its echoes are dropped unparsed.
+        self._topic_kinds: dict[str, _TopicKind] = {}
+        #: What this service last published on the topics it reads back (a route with ``own``): their echoes
+        #: are dropped unparsed.
         self.own_output = OwnOutput()
+        self._reads_own_output = False
         self._on_connect: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._client: aiomqtt.Client | None = None
         self._writer: WriteThrough | None = None
@@ -401,9 +413,8 @@ class Runtime:
         on one is dropped before it is parsed, for every route (:mod:`shared.own_output`)."""
 
         def register(handler: Callable[[Incoming[M]], Awaitable[None]]) -> Callable[[Incoming[M]], Awaitable[None]]:
-            self._add(_Route(topic_filter, model, handler, qos, latest, first))
-            if own:
-                self.own_output.add(topic_filter)
+            self._add(_Route(topic_filter, model, handler, qos, latest, first, own))
+            self._reads_own_output |= own
             if self._client is not None and self._connected.is_set():
                 self.spawn(self._client.subscribe(topic_filter, qos=qos))
             return handler
@@ -488,7 +499,8 @@ class Runtime:
             self.log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
             return False
         self.stats.published += 1
-        self.own_output.published(topic, data)
+        if self._reads_own_output and self._kind_of(topic).own:
+            self.own_output.published(topic, data)
         trace.note("out", topic)
         return True
 
@@ -627,20 +639,19 @@ class Runtime:
             if site not in self._sites and site != SERVICES_SEGMENT:
                 self.foreign += 1
                 return
-        state, first = self._kind_of(topic)
-        if not self.inbox.put(RawIncoming(topic, raw, bool(message.retain)), state=state, first=first):
+        kind = self._kind_of(topic)
+        if not self.inbox.put(RawIncoming(topic, raw, bool(message.retain)), state=kind.state, first=kind.first):
             self.log.warning("inbox full (%d commands and events waiting): refused %s", self.inbox.limit, topic)
 
-    def _kind_of(self, topic: str) -> tuple[bool, bool]:
-        """Whether a message on ``topic`` is a state (every route takes only the latest) and goes first (a
-        route asks for it)."""
+    def _kind_of(self, topic: str) -> _TopicKind:
+        """How the routes take messages on ``topic`` (remembered per topic)."""
         kind = self._topic_kinds.get(topic)
         if kind is None:
             if len(self._topic_kinds) >= 65_536:
                 self._topic_kinds.clear()
             routes = self._routes.match(topic)
-            kind = self._topic_kinds[topic] = (bool(routes) and all(r.latest for r in routes),
-                                               any(r.first for r in routes))
+            kind = self._topic_kinds[topic] = _TopicKind(bool(routes) and all(r.latest for r in routes),
+                                                         any(r.first for r in routes), any(r.own for r in routes))
         return kind
 
     def hurry(self) -> None:

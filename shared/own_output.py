@@ -12,38 +12,19 @@ handled as before.
 
 from __future__ import annotations
 
-from .filters import FilterTable
-
-#: Topics whose kind (own output or not) is remembered; past this the memory starts again.
-_KNOWN_TOPICS = 65_536
-
 
 class OwnOutput:
-    """The topic filters that carry this service's own output, and what it last published on each topic."""
+    """What this service last published on each topic it reads back (the runtime knows which: a route declared
+    with ``own``), and the echoes of it dropped."""
 
     def __init__(self) -> None:
-        self._filters: FilterTable[bool] = FilterTable()
-        self._is_own: dict[str, bool] = {}
         self._last: dict[str, bytes] = {}
         #: Echoes recognised and dropped.
         self.echoes = 0
 
-    def add(self, topic_filter: str) -> None:
-        """Messages on ``topic_filter`` are (also) this service's own output."""
-        self._filters.add(topic_filter, True)
-        self._is_own.clear()
-
     def published(self, topic: str, data: str | bytes) -> None:
-        """This service published ``data`` on ``topic``."""
-        if not self._filters:
-            return
-        own = self._is_own.get(topic)
-        if own is None:
-            if len(self._is_own) >= _KNOWN_TOPICS:
-                self._is_own.clear()
-            own = self._is_own[topic] = bool(self._filters.match(topic))
-        if own:
-            self._last[topic] = data.encode() if isinstance(data, str) else data
+        """This service published ``data`` on ``topic``, one of those it reads back."""
+        self._last[topic] = data.encode() if isinstance(data, str) else data
 
     def echo(self, topic: str, payload: bytes) -> bool:
         """Whether ``payload`` on ``topic`` is what this service last published there (counted)."""
